@@ -1,0 +1,75 @@
+"""The ``mixrepro`` command line: datasets, methods, train, eval.
+
+Each subcommand's work lives in the package module it belongs to; this file
+only parses arguments and dispatches.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .errors import MixreproError
+
+
+def _datasets(args) -> int:
+    from .data import print_datasets
+
+    print_datasets(root=args.root)
+    return 0
+
+
+def _methods(args) -> int:
+    from .methods import print_methods
+
+    print_methods()
+    return 0
+
+
+def _train(args) -> int:
+    from .train import cli_train
+
+    return cli_train(args)
+
+
+def _eval(args) -> int:
+    from .evaluate import cli_eval
+
+    return cli_eval(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mixrepro", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("datasets", help="list datasets, their size and whether they are available here")
+    p.add_argument("--root", default=None, help="data root (default: $MIXREPRO_DATA, else ./data)")
+    p.set_defaults(func=_datasets)
+
+    p = sub.add_parser("methods", help="list every method with its default hyperparameters")
+    p.set_defaults(func=_methods)
+
+    p = sub.add_parser("train", help="train one run (see --help)")
+    from .train import add_train_arguments
+
+    add_train_arguments(p)
+    p.set_defaults(func=_train)
+
+    p = sub.add_parser("eval", help="evaluate a finished run directory")
+    from .evaluate import add_eval_arguments
+
+    add_eval_arguments(p)
+    p.set_defaults(func=_eval)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except MixreproError as err:
+        print(f"mixrepro: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,108 @@
+"""Run configuration and budget profiles.
+
+A :class:`RunConfig` fully describes a training run; its hash keys the results
+store. A budget profile (``smoke``, ``cpu``, ``gpu``, ``paper``) changes only
+dataset size, model width, epochs and seeds; every other value keeps the paper's
+setting (REFERENCE.md section 1). What a budget changes is reported by
+:func:`budget_deviations` so notebooks can print it.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field
+
+from .errors import InvalidParameterError
+from .registry import Registry
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything that determines a run's numbers (runtime options like compile are not here)."""
+
+    method: str = "mixup"
+    dataset: str = "cifar10-jpeg"
+    model: str = "resnet18"
+    width: float = 1.0  # channel multiplier; 1.0 is the standard 64-128-256-512 ResNet
+    epochs: int = 800
+    batch_size: int = 100
+    lr: float = 0.1
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    min_lr: float | None = None  # cosine floor; None takes the method's reference value
+    train_subset: int | None = None  # first n of a seeded class-balanced subset; None = all
+    test_subset: int | None = None
+    seed: int = 0
+    method_params: dict = field(default_factory=dict)  # overrides of the method's defaults (alpha...)
+
+    def __post_init__(self):
+        positive = {"epochs": self.epochs, "batch_size": self.batch_size, "lr": self.lr, "width": self.width}
+        for name, value in positive.items():
+            if not (isinstance(value, (int, float)) and value > 0):
+                raise InvalidParameterError(name, value, "a positive number")
+        for name in ("train_subset", "test_subset"):
+            value = getattr(self, name)
+            if value is not None and not (isinstance(value, int) and value > 0):
+                raise InvalidParameterError(name, value, "None or a positive integer")
+        if not (isinstance(self.seed, int) and self.seed >= 0):
+            raise InvalidParameterError("seed", self.seed, "a non-negative integer")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "RunConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise InvalidParameterError("config key", sorted(unknown)[0], f"one of {sorted(known)}")
+        return cls(**d)
+
+    def key(self) -> str:
+        """Stable 12-hex-digit hash of the full config (the results-store key)."""
+        blob = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+    def replace(self, **changes) -> "RunConfig":
+        return dataclasses.replace(self, **changes)
+
+
+@dataclass(frozen=True)
+class Budget:
+    name: str
+    description: str
+    overrides: dict  # RunConfig fields this budget sets
+    seeds: tuple[int, ...]
+
+
+BUDGETS: Registry[Budget] = Registry("budget")
+for _b in (
+    Budget(
+        "smoke",
+        "CPU, under a minute: 1,000 training images, width-16 ResNet, 2 epochs; checks that code runs",
+        {"width": 0.25, "epochs": 2, "train_subset": 1000, "test_subset": 500},
+        (0,),
+    ),
+    Budget(
+        "cpu",
+        "two CPU cores, about an hour per learned-method run: 10,000 training images, width-16 ResNet, 30 epochs",
+        {"width": 0.25, "epochs": 30, "train_subset": 10000, "test_subset": None},
+        (0, 1, 2),
+    ),
+    Budget("gpu", "one GPU: full data, paper model, 200 epochs", {"width": 1.0, "epochs": 200}, (0, 1, 2)),
+    Budget("paper", "the paper's exact settings (800 epochs on CIFAR)", {"width": 1.0, "epochs": 800}, (0, 1, 2)),
+):
+    BUDGETS.add(_b.name, _b)
+
+
+def config_for_budget(budget: str, **fields) -> RunConfig:
+    """A RunConfig at ``budget``; explicit ``fields`` win over the budget's overrides."""
+    return RunConfig(**{**BUDGETS.get(budget).overrides, **fields})
+
+
+def budget_deviations(config: RunConfig, paper: RunConfig | None = None) -> dict[str, tuple]:
+    """Fields where ``config`` differs from the paper's protocol: {field: (ours, paper's)}."""
+    paper = paper or RunConfig(method=config.method, dataset=config.dataset, model=config.model, seed=config.seed)
+    ours, ref = config.to_dict(), paper.to_dict()
+    return {k: (ours[k], ref[k]) for k in ours if ours[k] != ref[k] and k != "seed"}

@@ -1,0 +1,51 @@
+"""Exceptions with messages a user can act on.
+
+Every error says what was wrong, what is allowed, and (for data) where we
+looked and how to obtain what is missing.
+"""
+
+
+class MixreproError(Exception):
+    """Base class of every error raised on purpose by mixrepro."""
+
+
+class UnknownNameError(MixreproError, KeyError):
+    """A name (method, dataset, model, budget...) that no registry knows."""
+
+    def __init__(self, kind: str, name: str, known):
+        self.kind, self.name, self.known = kind, name, sorted(known)
+        super().__init__(f"unknown {kind} {name!r}; known {kind}s: {', '.join(self.known)}")
+
+    def __str__(self):  # KeyError would otherwise wrap the message in quotes
+        return self.args[0]
+
+
+class InvalidParameterError(MixreproError, ValueError):
+    """A parameter value outside what the method or protocol allows."""
+
+    def __init__(self, name: str, value, allowed: str):
+        self.name, self.value, self.allowed = name, value, allowed
+        super().__init__(f"invalid value for {name}: {value!r}; allowed: {allowed}")
+
+
+class DatasetMissingError(MixreproError, FileNotFoundError):
+    """A dataset that is not where we looked."""
+
+    def __init__(self, dataset: str, looked_in, how_to_get: str):
+        self.dataset, self.looked_in, self.how_to_get = dataset, looked_in, how_to_get
+        where = ", ".join(str(p) for p in (looked_in if isinstance(looked_in, (list, tuple)) else [looked_in]))
+        super().__init__(f"dataset {dataset!r} not found; looked in: {where}. How to get it: {how_to_get}")
+
+    def __str__(self):
+        return self.args[0]
+
+
+class ChecksumError(MixreproError):
+    """An archive or file whose checksum or content counts are wrong (corrupt or a different copy)."""
+
+    def __init__(self, path, expected: str, actual: str, what: str = "sha256"):
+        self.path, self.expected, self.actual = path, expected, actual
+        super().__init__(
+            f"{path}: {what} mismatch (expected {expected}, got {actual}); "
+            "the file is corrupt or is not the expected copy; delete it and obtain it again"
+        )

@@ -1,0 +1,115 @@
+"""The contract between a method and the one training loop.
+
+A method owns its whole training step: which mixer, which loss, which extra
+networks (Mix Block, generator, EMA encoder). The trainer never branches on a
+method's name; it calls, per iteration::
+
+    out = method.training_step(x, y, ctx)   # StepOutput(loss, logs)
+    out.loss.backward(); optimizer.step()
+    method.after_step(ctx)                   # EMA update etc.
+
+Every method keeps an EMA copy of its classifier (``method.ema``) so every run
+reports both the online and the EMA network (REFERENCE.md section 1): learned
+methods use theirs as the momentum encoder; for static methods it is evaluated
+only.
+"""
+from __future__ import annotations
+
+import copy
+import math
+from abc import ABCMeta, abstractmethod
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from ..models.base import StagedClassifier
+
+
+@dataclass
+class StepContext:
+    """Where the training loop is, and the generator every random draw must use."""
+
+    step: int  # global iteration, 0-based
+    total_steps: int
+    epoch: int
+    generator: torch.Generator
+
+    @property
+    def progress(self) -> float:
+        """Fraction of training done before this step, in [0, 1)."""
+        return self.step / max(1, self.total_steps)
+
+
+@dataclass
+class StepOutput:
+    loss: torch.Tensor
+    logs: dict[str, float] = field(default_factory=dict)
+
+
+def automix_momentum(progress: float, start: float = 0.999, end: float = 0.999999, warm: float = 0.1) -> float:
+    """EMA momentum of the AutoMix family (REFERENCE.md section 3).
+
+    Constant ``start`` for the first ``warm`` fraction of iterations, then a cosine
+    rise to ``end`` at the last iteration.
+    """
+    if progress <= warm:
+        return start
+    t = min(1.0, (progress - warm) / (1 - warm))
+    return end - (end - start) * (math.cos(math.pi * t) + 1) / 2
+
+
+class Method(nn.Module, metaclass=ABCMeta):
+    """Base class: a classifier, its EMA copy, and a training step.
+
+    Subclasses set the class attributes below and implement ``training_step``.
+    ``params`` holds the method's hyperparameters after validation; its defaults
+    are the papers' CIFAR values.
+    """
+
+    name: str = ""
+    default_params: dict = {}
+    default_min_lr: float = 0.0  # cosine floor of the reference configs
+    # Static methods never run the EMA copy in train mode, so its BN statistics
+    # are copied from the online network; learned methods run their momentum
+    # encoder in train mode and keep its own statistics (set False).
+    ema_copies_buffers: bool = True
+
+    def __init__(self, model: StagedClassifier, num_classes: int, **params):
+        super().__init__()
+        self.model = model
+        self.num_classes = num_classes
+        self.params = self.validate_params({**self.default_params, **params})
+        self.ema = copy.deepcopy(model).requires_grad_(False)
+
+    @classmethod
+    def validate_params(cls, params: dict) -> dict:
+        """Reject unknown keys; subclasses extend to check values."""
+        from ..errors import InvalidParameterError
+
+        unknown = set(params) - set(cls.default_params)
+        if unknown:
+            raise InvalidParameterError(
+                f"{cls.name} parameter", sorted(unknown)[0], f"one of {sorted(cls.default_params)}"
+            )
+        return params
+
+    @abstractmethod
+    def training_step(self, x: torch.Tensor, y: torch.Tensor, ctx: StepContext) -> StepOutput:
+        """One iteration's loss (the trainer calls backward and the optimiser)."""
+
+    def ema_momentum(self, ctx: StepContext) -> float:
+        return automix_momentum(ctx.progress)
+
+    @torch.no_grad()
+    def after_step(self, ctx: StepContext) -> None:
+        """Update the EMA copy's parameters (BN buffers come from its own passes or are copied)."""
+        m = self.ema_momentum(ctx)
+        for p_ema, p in zip(self.ema.parameters(), self.model.parameters()):
+            p_ema.mul_(m).add_(p.detach(), alpha=1 - m)
+        if self.ema_copies_buffers:
+            for b_ema, b in zip(self.ema.buffers(), self.model.buffers()):
+                b_ema.copy_(b)
+
+    def eval_networks(self) -> dict[str, nn.Module]:
+        return {"online": self.model, "ema": self.ema}
