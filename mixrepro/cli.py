@@ -32,7 +32,7 @@ def _train(args) -> int:
 
 
 def _eval(args) -> int:
-    from .evaluate import cli_eval
+    from .evalrun import cli_eval
 
     return cli_eval(args)
 
@@ -55,7 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_train)
 
     p = sub.add_parser("eval", help="evaluate a finished run directory")
-    from .evaluate import add_eval_arguments
+    from .evalrun import add_eval_arguments
 
     add_eval_arguments(p)
     p.set_defaults(func=_eval)
