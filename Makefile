@@ -17,7 +17,6 @@ $(STAMP): requirements.lock pyproject.toml
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements.lock
 	$(PY) -m pip install --quiet --no-deps -e .
-	$(PY) -m ipykernel install --user --name mixrepro --display-name "mixrepro" >/dev/null
 	touch $(STAMP)
 
 test: $(STAMP)
