@@ -40,3 +40,34 @@ class ArrayDataset:
         """(C, H, W)"""
         n, h, w, c = self.train_x.shape
         return c, h, w
+
+
+@dataclass
+class FileListDataset:
+    """A large-image dataset as lists of image files, read through a DataLoader.
+
+    train_files, test_files: image paths; train_y, test_y: int64 [N].
+    ``mixrepro.data.loaders`` turns a split into a DataLoader with the standard
+    transforms (RandomResizedCrop 224 + flip for training, Resize 256 +
+    CenterCrop 224 for testing).
+    """
+
+    name: str
+    label: str
+    classes: list[str]
+    train_files: list[str]
+    train_y: torch.Tensor
+    test_files: list[str]
+    test_y: torch.Tensor
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+
+# Normalisation of the large-image (ImageNet-style) datasets, used inside the model.
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)

@@ -1,0 +1,110 @@
+"""The evaluations of the study, as functions usable from notebooks and the trainer.
+
+One file per evaluation: ``accuracy`` (top-k, the scored number of a run),
+``calibration`` (ECE, reliability diagrams), ``fgsm``, ``corruption``,
+``occlusion``, ``mixed_accuracy``, ``timing``.
+
+``EVALUATIONS`` maps a name to a function
+``f(model, test_x, test_y, *, device, generator, batch_size, **options) -> dict``
+(JSON-able) taking the test set as the dataset stores it (uint8 [N, H, W, C],
+int64 [N]); :func:`run_evaluations` runs several. Each evaluation starts from a
+copy of ``generator``'s state, so its random draws (corruption noise, occlusion
+patches) do not depend on which other evaluations run, and two networks evaluated
+with equal generators (online and EMA) see identical corrupted/occluded images.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+from torch import nn
+
+from ..errors import InvalidParameterError
+from ..registry import Registry
+from .accuracy import array_batches, evaluate_topk, predict_logits, score_last_epochs, topk_accuracy
+from .calibration import calibration_report, ece, ece_reference_sorted, reliability_diagram_data
+from .corruption import corruption_accuracy
+from .fgsm import PAPER_EPS, fgsm_accuracy, fgsm_examples
+from .mixed_accuracy import mixed_sample_accuracy
+from .occlusion import PAPER_RATIOS, occlusion_accuracy
+from .timing import time_method, time_training_steps
+
+EVALUATIONS: Registry = Registry("evaluation")
+
+
+def _seed(generator: torch.Generator) -> int:
+    return int(torch.randint(0, 2**31 - 1, (1,), generator=generator))
+
+
+@EVALUATIONS.register("accuracy")
+def _accuracy(model, test_x, test_y, *, device, generator, batch_size):
+    logits, labels = predict_logits(model, array_batches(test_x, test_y, batch_size, device))
+    return topk_accuracy(logits, labels, ks=(1, 5) if logits.shape[1] >= 5 else (1,))
+
+
+@EVALUATIONS.register("ece")
+def _ece(model, test_x, test_y, *, device, generator, batch_size, bins=(10, 15)):
+    logits, labels = predict_logits(model, array_batches(test_x, test_y, batch_size, device))
+    return {"top1": topk_accuracy(logits, labels, ks=(1,))["top1"],
+            **calibration_report(logits, labels, bins, from_logits=True)}
+
+
+@EVALUATIONS.register("fgsm")
+def _fgsm(model, test_x, test_y, *, device, generator, batch_size, eps=PAPER_EPS):
+    return fgsm_accuracy(model, array_batches(test_x, test_y, batch_size, device), eps)
+
+
+@EVALUATIONS.register("corruption")
+def _corruption(model, test_x, test_y, *, device, generator, batch_size, **options):
+    return corruption_accuracy(model, test_x, test_y, seed=_seed(generator), batch_size=batch_size,
+                               device=device, **options)
+
+
+@EVALUATIONS.register("occlusion")
+def _occlusion(model, test_x, test_y, *, device, generator, batch_size, ratios=PAPER_RATIOS, **options):
+    seed = _seed(generator)
+    top1 = occlusion_accuracy(model, test_x, test_y, ratios, seed=seed, batch_size=batch_size,
+                              device=device, **options)
+    return {"top1": {f"{r:g}": v for r, v in top1.items()}, "seed": seed, **options}
+
+
+@EVALUATIONS.register("mixed_accuracy")
+def _mixed_accuracy(model, test_x, test_y, *, device, generator, batch_size, mixer=None, same_label="exclude"):
+    if mixer is None:
+        raise InvalidParameterError("mixed_accuracy mixer", None, "a mixer callable (x, y, generator) -> (x_mix, MixTarget)")
+    batches = array_batches(test_x, test_y, batch_size, device)
+    return mixed_sample_accuracy(model, batches, mixer, generator, same_label)
+
+
+def run_evaluations(
+    model: nn.Module, test_x: torch.Tensor, test_y: torch.Tensor, names: Sequence[str], device=None,
+    generator: torch.Generator | None = None, *, batch_size: int = 500, options: dict | None = None,
+) -> dict:
+    """{name: result} for each evaluation in ``names``; ``options[name]`` are extra keyword arguments.
+
+    Unknown names fail before anything runs. ``generator`` defaults to seed 0; it
+    is not advanced (each evaluation draws from its own copy of its state).
+    """
+    options = options or {}
+    functions = {name: EVALUATIONS.get(name) for name in names}
+    for name in options:
+        EVALUATIONS.get(name)
+    if device is None:
+        from .accuracy import model_device
+
+        device = model_device(model)
+    generator = generator if generator is not None else torch.Generator().manual_seed(0)
+    results = {}
+    for name, fn in functions.items():
+        own = torch.Generator().set_state(generator.get_state())
+        results[name] = fn(model, test_x, test_y, device=device, generator=own, batch_size=batch_size,
+                           **options.get(name, {}))
+    return results
+
+
+__all__ = [
+    "EVALUATIONS", "run_evaluations", "predict_logits", "evaluate_topk", "topk_accuracy", "score_last_epochs",
+    "array_batches", "ece", "ece_reference_sorted", "reliability_diagram_data", "calibration_report",
+    "fgsm_examples", "fgsm_accuracy", "corruption_accuracy", "occlusion_accuracy", "mixed_sample_accuracy",
+    "time_training_steps", "time_method",
+]

@@ -1,0 +1,295 @@
+"""AdAutoMix (Qin, Jin et al., ICLR 2024; paper 003): an adversarial N-image mixing generator.
+
+Paper step (Eq. 2-16, Alg. 1), ``schedule="paper"`` (default)::
+
+    lam_1..N   = Beta(a, a) draws / their sum          (reference; "dirichlet" as an option)
+    sources    = x, x[perm_2], ..., x[perm_N]
+    z_n        = k.features(x_n, stage 3)              # EMA encoder, no gradient
+    masks      = G(z_1..z_N)                           # [B, N, H, W], softmax over N per pixel
+    x_mix      = sum_n masks_n * x_n                    # Eq. 7
+    target W minimises  L_amce(W; x_mix) + a L_mce(W; sum_n lam_n x_n) + (1 - a) L_ace(W)   (Eq. 14)
+    generator maximises L_amce(W; x_mix) - b L_amce(k; x_mix) + (1 - b) L_cos(k)            (Eq. 15-16)
+
+with a = ``mce_weight`` (0.5), b = ``teacher_weight`` (0.3), L_cos = sum_n lam_n cos(k(x_mix), k(x_n)).
+The trainer does one backward and one SGD step, so x_mix enters the target network through a
+gradient-reversal function: forward identity, backward multiplies by -1. The single scalar
+
+    L_amce(W; GRL(x_mix)) + a L_mce + (1 - a) L_ace + b L_amce(k; x_mix) - (1 - b) L_cos
+
+therefore gives W the gradient of Eq. 14 and the generator the gradient of minus Eq. 15, i.e.
+SGD descends for W and ascends Eq. 15 for the generator (with the backbone's learning rate
+standing in for the paper's gamma). The EMA teacher's parameters need no grad, so the teacher
+terms reach only the generator (paper: "independent of W"). L_ace (Eq. 2) is the lambda-weighted
+CE of the clean sources; the sources are permutations of one batch and the lambdas are shared by
+the batch, so it equals the CE of the clean batch, computed once.
+
+Reference options:
+
+- ``cosine_sign="reference"``: the official code adds +(1 - b) L_cos to the generator's
+  minimised loss, pushing the similarity down; the paper keeps the mix similar (default "paper").
+- ``schedule="reference"``: the official code builds two mixes per step with independent
+  permutations: the target trains on one with a detached mask (no gradient to the generator);
+  the generator learns from the other only through the teacher, alternating every iteration
+  between an adversarial step (even steps: minimise -b L_amce(k) +/- (1 - b) L_cos) and a
+  cooperative AutoMix step (odd steps: minimise L_amce(k)).
+- ``cosine_on``: the paper's psi outputs class probabilities ("probs", default); the reference
+  takes the cosine of the teacher's logits ("logits").
+- ``lam_embed``: the paper concatenates lambda_n as a feature channel (default); the reference
+  CIFAR configs do not (False).
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from scipy.special import gammaincinv
+from torch import nn
+
+from ..errors import InvalidParameterError
+from ..losses import soft_ce
+from ..mixers.base import MixTarget, check_alpha, sample_beta, sample_perm
+from .automix import (
+    MixDisplay,
+    check_choice,
+    check_range,
+    eval_mode,
+    lambda_planes,
+    normal_init_,
+    to_logs,
+)
+from .base import Method, StepContext, StepOutput
+from .registry import METHODS
+
+LAMBDA_SAMPLERS = ("normalized_beta", "dirichlet")
+SCHEDULES = ("paper", "reference")
+COSINE_SIGNS = ("paper", "reference")
+COSINE_ON = ("probs", "logits")
+UPSAMPLE_MODES = ("bilinear", "nearest")
+
+
+class _GradientReversal(torch.autograd.Function):
+    """Identity forward; backward multiplies the gradient by -scale (Ganin & Lempitsky 2015)."""
+
+    @staticmethod
+    def forward(ctx, x, scale):
+        ctx.scale = scale
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return -ctx.scale * grad, None
+
+
+def reverse_gradient(x: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
+    """x in the forward pass; -scale * dL/dx flows back to whatever produced x."""
+    return _GradientReversal.apply(x, scale)
+
+
+def sample_mix_weights(n: int, alpha: float, method: str, generator: torch.Generator) -> list[float]:
+    """N mixing ratios summing to 1: Beta(a, a) draws normalised by their sum (reference) or Dirichlet(a).
+
+    Dirichlet draws are Gamma(a) draws normalised, each by inverse CDF of a generator uniform.
+    """
+    if method == "dirichlet":
+        u = torch.rand(n, generator=generator, dtype=torch.float64).clamp_min(1e-12).numpy()
+        draws = [float(v) for v in gammaincinv(alpha, u)]
+    else:
+        draws = sample_beta(alpha, generator, size=n).double().tolist()
+    total = sum(draws)
+    if total <= 0:  # every draw underflowed (tiny alpha): fall back to equal weights
+        return [1.0 / n] * n
+    return [d / total for d in draws]
+
+
+class AdAutoMixGenerator(nn.Module):
+    """Attention-based N-image mask generator (paper 003 Eq. 5-7, Fig. 3).
+
+    Per image: q_n, k_n = ReLU(1x1 conv C(+1) -> C/2), v_n = 1x1 conv C(+1) -> 1;
+    P_n = softmax(sum_{m != n} q_n k_m^T / sqrt(C/2)) v_n; masks = softmax over n of the
+    upsampled P_n. Returns [B, N, H, W] masks that sum to 1 per pixel.
+    """
+
+    def __init__(self, in_channels: int, lam_embed: bool, upsample: str, generator: torch.Generator):
+        super().__init__()
+        cin, hidden = in_channels + int(lam_embed), max(1, in_channels // 2)
+        self.lam_embed, self.upsample = lam_embed, upsample
+        self.query = nn.Conv2d(cin, hidden, 1)
+        self.key = nn.Conv2d(cin, hidden, 1)
+        self.value = nn.Conv2d(cin, 1, 1)
+        normal_init_(self, generator)
+
+    def forward(self, feats: list[torch.Tensor], lams: list[float], size) -> torch.Tensor:
+        if self.lam_embed:
+            feats = [torch.cat([z, lambda_planes(z, lam)], 1) for z, lam in zip(feats, lams)]
+        b, _, h, w = feats[0].shape
+        z = torch.stack(feats, 1).flatten(0, 1)  # [B*N, C, h, w]: one conv call for all sources
+        n = len(feats)
+        q = F.relu(self.query(z)).flatten(2).float().view(b, n, -1, h * w)  # [B, N, d, hw]
+        k = F.relu(self.key(z)).flatten(2).float().view(b, n, -1, h * w)
+        v = self.value(z).flatten(2).float().view(b, n, h * w, 1)
+        k_others = k.sum(1, keepdim=True) - k  # sum over m != n of k_m
+        logits = q.transpose(2, 3) @ k_others / math.sqrt(q.shape[2])  # [B, N, hw, hw]
+        p = torch.softmax(logits, dim=-1) @ v  # [B, N, hw, 1]
+        p = p.view(b, n, h, w)
+        mode = {"mode": self.upsample} if self.upsample == "nearest" else {"mode": "bilinear", "align_corners": False}
+        return torch.softmax(F.interpolate(p, size=size, **mode), dim=1).to(feats[0].dtype)
+
+
+def mix_sources(sources: list[torch.Tensor], weights) -> torch.Tensor:
+    """sum_n weights_n * sources_n; weights are [B, N, H, W] masks or N floats."""
+    if torch.is_tensor(weights):
+        return sum(weights[:, i : i + 1] * s for i, s in enumerate(sources))
+    return sum(w * s for w, s in zip(weights, sources))
+
+
+def weighted_cosine(mix_out: torch.Tensor, source_outs: list[torch.Tensor], lams: list[float]) -> torch.Tensor:
+    """L_cos = mean over the batch of sum_n lam_n cos(out(x_mix), out(x_n))."""
+    return sum(lam * F.cosine_similarity(mix_out, o, dim=-1) for lam, o in zip(lams, source_outs)).mean()
+
+
+@METHODS.register("adautomix")
+class AdAutoMix(Method):
+    """AdAutoMix: target network vs. an adversarial N-image mask generator; see the module docstring."""
+
+    name = "adautomix"
+    default_params = {
+        "alpha": 1.0,  # Beta(alpha, alpha) concentration ("lambda = 1.0" in appendix A.2)
+        "num_sources": 3,  # N
+        "mce_weight": 0.5,  # paper's alpha (Eq. 10)
+        "teacher_weight": 0.3,  # paper's beta (Eq. 11)
+        "cosine_weight": None,  # None: 1 - teacher_weight, as in the paper
+        "lambda_sampler": "normalized_beta",  # reference; "dirichlet" option
+        "schedule": "paper",  # "reference": two mixes, alternating adversarial / cooperative
+        "cosine_sign": "paper",  # "reference": the official code's sign (similarity pushed down)
+        "cosine_on": "probs",  # "logits": the official code
+        "lam_embed": True,  # paper; reference CIFAR: False
+        "upsample": "bilinear",
+        "ascent_scale": 1.0,  # gradient-reversal factor: generator lr / backbone lr
+        "feature_stage": 3,
+        "init_seed": 0,
+    }
+    default_min_lr = 0.05
+    ema_copies_buffers = False  # the teacher runs in train mode and keeps its own BN statistics
+
+    def __init__(self, model, num_classes: int, **params):
+        super().__init__(model, num_classes, **params)
+        in_channels = model.stage_channels[self.params["feature_stage"]]
+        init_gen = torch.Generator().manual_seed(int(self.params["init_seed"]))
+        self.generator_net = AdAutoMixGenerator(in_channels, self.params["lam_embed"], self.params["upsample"], init_gen)
+
+    @classmethod
+    def validate_params(cls, params: dict) -> dict:
+        params = super().validate_params(params)
+        check_alpha(params["alpha"])
+        n = params["num_sources"]
+        if isinstance(n, bool) or not isinstance(n, int) or not 2 <= n <= 5:
+            raise InvalidParameterError("num_sources", n, "an integer in 2..5")
+        check_range("mce_weight", params["mce_weight"], 0.0, 1.0)
+        check_range("teacher_weight", params["teacher_weight"], 0.0, 1.0)
+        if params["cosine_weight"] is not None:
+            check_range("cosine_weight", params["cosine_weight"], 0.0, math.inf)
+        check_range("ascent_scale", params["ascent_scale"], 0.0, math.inf)
+        check_choice("lambda_sampler", params["lambda_sampler"], LAMBDA_SAMPLERS)
+        check_choice("schedule", params["schedule"], SCHEDULES)
+        check_choice("cosine_sign", params["cosine_sign"], COSINE_SIGNS)
+        check_choice("cosine_on", params["cosine_on"], COSINE_ON)
+        check_choice("upsample", params["upsample"], UPSAMPLE_MODES)
+        if isinstance(params["feature_stage"], bool) or params["feature_stage"] not in (1, 2, 3, 4):
+            raise InvalidParameterError("feature_stage", params["feature_stage"], "a stage index in 1..4")
+        return params
+
+    # -- pieces --------------------------------------------------------------------------------
+
+    @property
+    def cosine_weight(self) -> float:
+        w = self.params["cosine_weight"]
+        return 1.0 - self.params["teacher_weight"] if w is None else w
+
+    def draw_perms(self, batch_size: int, generator, device) -> list[torch.Tensor]:
+        """Source 1 is the batch as given; sources 2..N are independent permutations of it."""
+        ident = torch.arange(batch_size, device=device)
+        return [ident] + [sample_perm(batch_size, generator, device) for _ in range(self.params["num_sources"] - 1)]
+
+    def teacher_pass(self, x: torch.Tensor):
+        """Stage-l features and logits of the clean batch from the EMA teacher, without gradient."""
+        with torch.no_grad():
+            z = self.ema.forward_features(x, self.params["feature_stage"])
+            return z, self.ema.forward_from(z, self.params["feature_stage"])
+
+    def generate(self, x, z, perms, lams):
+        """(masks [B, N, H, W], x_mix) for the sources x[perm_n]."""
+        masks = self.generator_net([z[p] for p in perms], lams, x.shape[-2:])
+        return masks, mix_sources([x[p] for p in perms], masks)
+
+    def target_for(self, y, perms, lams) -> MixTarget:
+        labels = torch.stack([y[p] for p in perms], 1)
+        weights = torch.tensor(lams, dtype=torch.float32, device=y.device).expand(len(y), -1)
+        return MixTarget(labels, weights)
+
+    def teacher_terms(self, x_mix, target, clean_logits_k, perms, lams):
+        """(L_amce of the teacher on x_mix, L_cos); both carry gradient to the generator only."""
+        logits_mix_k = self.ema(x_mix)
+        loss_k = soft_ce(logits_mix_k, target)
+        prep = (lambda t: torch.softmax(t.float(), -1)) if self.params["cosine_on"] == "probs" else (lambda t: t.float())
+        cos = weighted_cosine(prep(logits_mix_k), [prep(clean_logits_k[p]) for p in perms], lams)
+        return loss_k, cos
+
+    # -- the step ------------------------------------------------------------------------------
+
+    def training_step(self, x: torch.Tensor, y: torch.Tensor, ctx: StepContext) -> StepOutput:
+        g, p = ctx.generator, self.params
+        lams = sample_mix_weights(p["num_sources"], p["alpha"], p["lambda_sampler"], g)
+        perms = self.draw_perms(len(x), g, x.device)
+        z, clean_logits_k = self.teacher_pass(x)
+        target = self.target_for(y, perms, lams)
+        cos_sign = -1.0 if p["cosine_sign"] == "paper" else 1.0  # sign in the generator's minimised loss
+
+        masks, x_mix = self.generate(x, z, perms, lams)
+        if p["schedule"] == "paper":  # one mix; the target sees it through the gradient reversal
+            perms_cls, masks_cls, target_cls, adversarial = perms, masks, target, True
+            x_cls = reverse_gradient(x_mix, p["ascent_scale"])
+        else:  # reference: a second, detached mix for the target; adversarial on even steps
+            perms_cls = self.draw_perms(len(x), g, x.device)
+            with torch.no_grad():
+                masks_cls, x_cls = self.generate(x, z, perms_cls, lams)
+            target_cls, adversarial = self.target_for(y, perms_cls, lams), ctx.step % 2 == 0
+
+        # Target network (Eq. 14): generated mix + linear N-mix + clean CE.
+        loss_amce = soft_ce(self.model(x_cls), target_cls)
+        loss_mce = soft_ce(self.model(mix_sources([x[q] for q in perms_cls], lams)), target_cls)
+        loss_ace = F.cross_entropy(self.model(x), y)
+        loss_target = loss_amce + p["mce_weight"] * loss_mce + (1 - p["mce_weight"]) * loss_ace
+
+        # Generator regularisers through the frozen teacher (Eq. 15).
+        loss_k, cos = self.teacher_terms(x_mix, target, clean_logits_k, perms, lams)
+        if p["schedule"] == "paper":
+            loss_gen = p["teacher_weight"] * loss_k + cos_sign * self.cosine_weight * cos
+        elif adversarial:
+            loss_gen = -p["teacher_weight"] * loss_k + cos_sign * self.cosine_weight * cos
+        else:
+            loss_gen = loss_k
+
+        masks_d = masks.detach()
+        logs = {
+            "loss_amce": loss_amce, "loss_mce": loss_mce, "loss_ace": loss_ace, "loss_teacher": loss_k,
+            "cosine": cos, "loss_generator": loss_gen, "adversarial": float(adversarial),
+            "mask_std": masks_d.flatten(2).std(dim=2).mean(),
+            "mask_mean_gap": (masks_d.mean(dim=(0, 2, 3)) - torch.tensor(lams, device=x.device)).abs().mean(),
+            "mask_max": masks_d.max(dim=1).values.mean(),
+            "mask_mean_gap_cls": (masks_cls.detach().mean(dim=(0, 2, 3)) - torch.tensor(lams, device=x.device)).abs().mean(),
+            **{f"lam_{i + 1}": lam for i, lam in enumerate(lams)},
+        }
+        return StepOutput(loss_target + loss_gen, to_logs(logs))
+
+    @torch.no_grad()
+    def mix_for_display(self, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator) -> MixDisplay:
+        """The generator's N masks for one draw of lambdas and permutations, in eval mode."""
+        p = self.params
+        lams = sample_mix_weights(p["num_sources"], p["alpha"], p["lambda_sampler"], generator)
+        perms = self.draw_perms(len(x), generator, x.device)
+        with eval_mode(self):
+            z, _ = self.teacher_pass(x)
+            masks, x_mix = self.generate(x, z, perms, lams)
+        weights = torch.tensor(lams, device=x.device).expand(len(x), -1)
+        return MixDisplay([x[q] for q in perms], masks, x_mix, weights)

@@ -1,0 +1,172 @@
+"""Static mixing methods (a fixed mixer followed by a loss) and the vanilla baseline.
+
+A static method's whole training step (``StaticMixMethod.training_step``)::
+
+    logits, target = self.mixed_forward(x, y, ctx.generator)   # mix the batch, run the classifier
+    loss = self.loss_fn(logits, target)                         # mce (default), bce, dm_ce or dm_bce
+    return StepOutput(loss, {"lam": weight of y in sample 0})
+
+Parameters of each method: its mixer's (``alpha`` and the mixer's options, see
+``mixrepro.mixers``), ``loss`` (a name of ``mixrepro.losses.build_loss``) and
+``loss_params`` (passed to ``build_loss`` over the preset the DM paper gives for
+the mixer: eta 0.1 for static mixers; (t, xi) = (1, 0.8) for cutting-based mixers,
+(0.5, 1) for Mixup and ManifoldMix). Cosine floor 0 (REFERENCE.md section 1).
+The EMA copy kept by ``Method`` is evaluated only.
+
+Default alphas are the CIFAR values; ``PAPER_ALPHA[(method, setting)]`` holds the
+per-dataset values of the AutoMix paper's appendix (paper 001, "Reproduction settings").
+"""
+from __future__ import annotations
+
+import torch
+
+from ..errors import InvalidParameterError, UnknownNameError
+from ..losses import build_loss, dm_bce_preset_for, dm_ce_preset_for
+from ..mixers import MixTarget, build_mixer, mixer_defaults
+from .base import Method, StepContext, StepOutput
+from .registry import METHODS
+
+PAPER_ALPHA_SOURCE = "AutoMix (ECCV 2022) appendix, 'Reproduction settings' (paper 001)"
+ALPHA_SETTINGS = {
+    "cifar": "CIFAR-10 and CIFAR-100",
+    "imagenet_r18": "Tiny-ImageNet and ImageNet-1k, PyTorch-style training, ResNet-18",
+    "imagenet_r50": "Tiny-ImageNet and ImageNet-1k, PyTorch-style training, ResNet-50 and larger",
+    "inat_r18": "iNat2017 and iNat2018, ResNet-18",
+    "inat_r50": "iNat2017 and iNat2018, ResNet-50 and ResNeXt-101",
+    "imagenet_deit_rsb": "ImageNet-1k with the DeiT or RSB A2/A3 training settings",
+    "places205": "Places205, PyTorch-style training",
+    "fine_grained": "CUB-200 and FGVC-Aircraft",
+}
+_ALPHA_ROWS = {  # columns in the order of ALPHA_SETTINGS
+    "mixup": (1.0, 0.2, 1.0, 0.2, 0.2, 0.2, 0.2, 1.0),
+    "cutmix": (0.2, 0.2, 1.0, 0.2, 1.0, 0.2, 0.2, 1.0),
+    "manifoldmix": (2.0, 0.2, 0.2, 0.2, 0.2, 0.2, 0.2, 0.5),
+    "saliencymix": (0.2, 0.2, 1.0, 0.2, 1.0, 0.2, 0.2, 0.2),
+    "fmix": (0.2, 0.2, 1.0, 0.2, 1.0, 0.2, 0.2, 0.2),
+    "resizemix": (1.0, 0.2, 1.0, 0.2, 1.0, 0.2, 0.2, 1.0),
+}
+PAPER_ALPHA: dict[tuple[str, str], float] = {
+    (method, setting): alpha for method, row in _ALPHA_ROWS.items() for setting, alpha in zip(ALPHA_SETTINGS, row)
+}
+LOSS_DEFAULTS = {"loss": "mce", "loss_params": {}}
+
+
+def paper_alpha(method: str, setting: str = "cifar") -> float:
+    """The alpha the AutoMix appendix uses for static ``method`` in ``setting`` (a key of ALPHA_SETTINGS)."""
+    if method not in _ALPHA_ROWS:
+        raise UnknownNameError("static method", method, _ALPHA_ROWS)
+    if setting not in ALPHA_SETTINGS:
+        raise UnknownNameError("alpha setting", setting, ALPHA_SETTINGS)
+    return PAPER_ALPHA[(method, setting)]
+
+
+def method_loss(loss: str, mixer: str | None, loss_params: dict):
+    """``build_loss`` with the DM paper's preset for ``mixer`` (none for vanilla); ``loss_params`` win."""
+    preset_for = {"dm_ce": dm_ce_preset_for, "dm_bce": dm_bce_preset_for}.get(loss)
+    preset = preset_for(mixer) if preset_for is not None and mixer is not None else None
+    return build_loss(loss, preset, **loss_params)
+
+
+def static_defaults(mixer: str) -> dict:
+    """Default parameters of the static method for ``mixer``: its options, the CIFAR alpha, the loss."""
+    return {**mixer_defaults(mixer), "alpha": paper_alpha(mixer, "cifar"), **LOSS_DEFAULTS}
+
+
+class StaticMixMethod(Method):
+    """A static mixer followed by a classification loss; subclasses name the mixer."""
+
+    mixer_name: str | None = None
+    summary: str = ""
+    default_min_lr = 0.0
+
+    def __init__(self, model, num_classes: int, **params):
+        super().__init__(model, num_classes, **params)
+        mixer_params = {k: v for k, v in self.params.items() if k not in LOSS_DEFAULTS}
+        self.mixer = build_mixer(self.mixer_name, **mixer_params) if self.mixer_name else None
+        self.loss_fn = method_loss(self.params["loss"], self.mixer_name, self.params["loss_params"])
+
+    @classmethod
+    def validate_params(cls, params: dict) -> dict:
+        params = super().validate_params(params)
+        if not isinstance(params["loss_params"], dict):
+            raise InvalidParameterError("loss_params", params["loss_params"], "a dict of loss parameters")
+        return params
+
+    def mixed_forward(self, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator):
+        """(logits of the mixed batch, its MixTarget)."""
+        x_mix, target = self.mixer(x, y, generator)
+        return self.model(x_mix), target
+
+    def training_step(self, x: torch.Tensor, y: torch.Tensor, ctx: StepContext) -> StepOutput:
+        logits, target = self.mixed_forward(x, y, ctx.generator)
+        loss = self.loss_fn(logits, target)
+        return StepOutput(loss, {"lam": float(target.weights[0, 0])})
+
+    @classmethod
+    def describe(cls) -> dict:
+        """What ``mixrepro methods`` shows: summary, mixer, defaults, cosine floor, where alpha comes from."""
+        return {"method": cls.name, "summary": cls.summary, "mixer": cls.mixer_name, "min_lr": cls.default_min_lr,
+                "defaults": dict(cls.default_params),
+                "alpha_source": PAPER_ALPHA_SOURCE if cls.mixer_name else None}
+
+
+@METHODS.register("vanilla")
+class Vanilla(StaticMixMethod):
+    name = "vanilla"
+    summary = "no mixing: the loss (plain cross-entropy by default) on the clean batch"
+    default_params = dict(LOSS_DEFAULTS)
+
+    def mixed_forward(self, x, y, generator):
+        return self.model(x), MixTarget.clean(y)
+
+
+@METHODS.register("mixup")
+class MixupMethod(StaticMixMethod):
+    name = mixer_name = "mixup"
+    summary = "Mixup: lam * x + (1 - lam) * x[perm], lam ~ Beta(alpha, alpha)"
+    default_params = static_defaults("mixup")
+
+
+@METHODS.register("cutmix")
+class CutMixMethod(StaticMixMethod):
+    name = mixer_name = "cutmix"
+    summary = "CutMix: a random box of x[perm] of area (1 - lam), label from the clipped box"
+    default_params = static_defaults("cutmix")
+
+
+@METHODS.register("manifoldmix")
+class ManifoldMixMethod(StaticMixMethod):
+    """Mixup of hidden features at a random stage; the mixer runs the model (``mixers.manifoldmix``)."""
+
+    name = mixer_name = "manifoldmix"
+    summary = "ManifoldMix: Mixup of the features after a random stage in `stages` (0 = input)"
+    default_params = static_defaults("manifoldmix")
+
+    def __init__(self, model, num_classes: int, **params):
+        super().__init__(model, num_classes, **params)
+        for stage in self.mixer.stages:
+            model.check_stage(stage)
+
+    def mixed_forward(self, x, y, generator):
+        return self.mixer(self.model, x, y, generator)
+
+
+@METHODS.register("saliencymix")
+class SaliencyMixMethod(StaticMixMethod):
+    name = mixer_name = "saliencymix"
+    summary = "SaliencyMix: CutMix box centred on the saliency peak of x[perm[0]]"
+    default_params = static_defaults("saliencymix")
+
+
+@METHODS.register("fmix")
+class FMixMethod(StaticMixMethod):
+    name = mixer_name = "fmix"
+    summary = "FMix: binary low-frequency Fourier mask holding round(lam * H * W) pixels of x"
+    default_params = static_defaults("fmix")
+
+
+@METHODS.register("resizemix")
+class ResizeMixMethod(StaticMixMethod):
+    name = mixer_name = "resizemix"
+    summary = "ResizeMix: x[perm] resized into a random box of scale tau ~ U(scope), lam = 1 - box area"
+    default_params = static_defaults("resizemix")

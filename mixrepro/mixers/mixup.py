@@ -1,0 +1,35 @@
+"""Mixup (Zhang et al., ICLR 2018): a convex combination of two images and of their labels.
+
+    x_mix = lam * x + (1 - lam) * x[perm],   target = (y: lam, y[perm]: 1 - lam),   lam ~ Beta(alpha, alpha)
+
+One lam and one permutation per batch (REFERENCE.md section 2).
+"""
+from __future__ import annotations
+
+import torch
+
+from .base import MixTarget, check_alpha, sample_beta, sample_perm
+
+
+def mixup(x: torch.Tensor, y: torch.Tensor, lam: float, perm: torch.Tensor) -> tuple[torch.Tensor, MixTarget]:
+    """Mix ``x`` with its partner ``x[perm]``; works on images and on feature maps alike."""
+    x_mix = x * lam + x[perm] * (1 - lam)
+    return x_mix, MixTarget.pair(y, perm, lam)
+
+
+class Mixup:
+    """Mixup with lam ~ Beta(alpha, alpha); the paper's CIFAR alpha is 1.
+
+    ``__call__(x, y, generator)`` draws lam, then the permutation, from ``generator``.
+    """
+
+    def __init__(self, alpha: float = 1.0):
+        self.alpha = check_alpha(alpha)
+
+    def __call__(self, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator):
+        lam = sample_beta(self.alpha, generator)
+        perm = sample_perm(len(x), generator, x.device)
+        return mixup(x, y, lam, perm)
+
+    def __repr__(self) -> str:
+        return f"Mixup(alpha={self.alpha})"

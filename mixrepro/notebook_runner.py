@@ -1,0 +1,98 @@
+"""Run every study notebook with papermill: ``python -m mixrepro.notebook_runner --budget smoke``.
+
+Each ``notebooks/<name>.ipynb`` is executed **in place** with the ``budget``
+parameter (papermill inserts an ``injected-parameters`` cell after the
+``parameters`` cell), in the notebooks folder, so the committed notebooks are
+the executed ones: nbval re-executes exactly them (``tests/test_notebooks.py``)
+and the book renders them without executing anything. Runs are shared through
+the results store (``notebooks/results``), so a run two notebooks need trains
+once. Volatile papermill metadata (timestamps, durations) is dropped so that a
+rerun that changes no number changes no byte of the notebook outside figures.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+from .config import BUDGETS
+from .environment import REPO_ROOT
+from .errors import InvalidParameterError
+from .io import atomic_write_text
+
+NOTEBOOKS_DIR = REPO_ROOT / "notebooks"
+SHARED_DATA = REPO_ROOT.parent / "shared" / "data"  # where the study's machines keep the data
+KERNEL_NAME = "python3"
+
+
+def notebook_paths(folder=NOTEBOOKS_DIR, only: list[str] | None = None) -> list[Path]:
+    """The study notebooks in ``folder`` (sorted), optionally only those named in ``only``."""
+    paths = sorted(p for p in Path(folder).glob("*.ipynb") if not p.name.startswith("."))
+    if only:
+        by_name = {p.stem: p for p in paths}
+        for name in only:
+            if name not in by_name:
+                raise InvalidParameterError("notebook", name, f"one of {sorted(by_name)}")
+        paths = [by_name[name] for name in only]
+    return paths
+
+
+def kernel_environment() -> None:
+    """Make the ``python3`` kernel this interpreter, and point it at the data where the study keeps it."""
+    bin_dir = str(Path(sys.executable).parent)
+    os.environ["PATH"] = bin_dir + os.pathsep + os.environ.get("PATH", "")
+    if not os.environ.get("MIXREPRO_DATA") and SHARED_DATA.is_dir():
+        os.environ["MIXREPRO_DATA"] = str(SHARED_DATA)
+    os.environ.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")  # silences a debugger warning on stderr
+
+
+def strip_volatile_metadata(path: Path) -> None:
+    """Drop papermill's timestamps and durations, which change on every run and mean nothing."""
+    nb = json.loads(path.read_text())
+    papermill = nb.get("metadata", {}).get("papermill", {})
+    for key in ("start_time", "end_time", "duration", "input_path", "output_path"):
+        papermill.pop(key, None)
+    for cell in nb.get("cells", []):
+        cell.get("metadata", {}).pop("papermill", None)
+        cell.get("metadata", {}).pop("execution", None)
+    atomic_write_text(path, json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
+
+
+def run_notebook(path: Path, parameters: dict, timeout_s: int | None = None) -> float:
+    """Execute one notebook in place; returns its wall time in seconds."""
+    import papermill
+
+    start = time.perf_counter()
+    papermill.execute_notebook(str(path), str(path), parameters=parameters, kernel_name=KERNEL_NAME,
+                               cwd=str(path.parent), progress_bar=False, execution_timeout=timeout_s)
+    strip_volatile_metadata(path)
+    return time.perf_counter() - start
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m mixrepro.notebook_runner", description=__doc__.splitlines()[0])
+    parser.add_argument("--budget", default="smoke", help=f"one of {BUDGETS.names()} (default smoke)")
+    parser.add_argument("--only", nargs="*", help="notebook names (without .ipynb) to run; default all")
+    parser.add_argument("--no-train", action="store_true", help="load stored runs only; a missing run is an error")
+    parser.add_argument("--folder", default=str(NOTEBOOKS_DIR), help="notebooks folder (default notebooks/)")
+    parser.add_argument("--timeout", type=int, default=None, help="per-cell timeout in seconds")
+    args = parser.parse_args(argv)
+    BUDGETS.get(args.budget)
+    parameters = {"budget": args.budget}
+    if args.no_train:
+        parameters["train"] = False
+    kernel_environment()
+    total = 0.0
+    for path in notebook_paths(args.folder, args.only):
+        seconds = run_notebook(path, parameters, args.timeout)
+        total += seconds
+        print(f"{path.name:<45} {seconds:7.1f} s", flush=True)
+    print(f"{'all notebooks':<45} {total:7.1f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

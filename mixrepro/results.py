@@ -1,0 +1,273 @@
+"""The results store: one directory per run, keyed by the hash of its full config.
+
+Layout::
+
+    <root>/<dataset>/<method>/<config key>/
+        config.json        the RunConfig (RunConfig.from_dict reads it back)
+        epochs.csv         one row per epoch: lr, train loss, method logs, top-1/top-5
+                           of the online and EMA networks, times
+        summary.json       final / median-of-last-epochs / best per network, wall time, img/s
+        environment.json   versions, device, git commit (mixrepro.environment)
+        evaluations.json   optional: {'online': {name: result}, 'ema': {...}}
+
+A run directory is written in full under a hidden temporary name and then
+renamed into place, so a reader never sees a half-written run. Only small text
+files live here (they are committed); checkpoints live in the cache
+(``mixrepro.training.checkpoint``).
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .config import BUDGETS, RunConfig, config_for_budget
+from .environment import REPO_ROOT
+from .errors import MixreproError
+from .io import atomic_write_json, atomic_write_text
+
+NETWORKS = ("online", "ema")
+RUN_FILES = ("config.json", "epochs.csv", "summary.json", "environment.json")
+
+
+class MissingRunError(MixreproError, LookupError):
+    """A run that the store does not hold, and training was not allowed."""
+
+    def __init__(self, config: RunConfig, looked_in: Path, command: str):
+        self.config, self.looked_in, self.command = config, looked_in, command
+        super().__init__(
+            f"no results for {config.method} on {config.dataset} (seed {config.seed}, key {config.key()}); "
+            f"looked in {looked_in}. Train it with: {command}"
+        )
+
+    def __str__(self):
+        return self.args[0]
+
+
+class MissingWeightsError(MixreproError, FileNotFoundError):
+    """An evaluation needs a run's final weights, and the checkpoint cache no longer has them."""
+
+    def __init__(self, config: RunConfig, looked_in: Path, command: str):
+        self.config, self.looked_in, self.command = config, looked_in, command
+        super().__init__(
+            f"the final weights of run {config.key()} ({config.method} on {config.dataset}, seed {config.seed}) "
+            f"are not in {looked_in}; evaluations need them. Retrain with: {command} --restart "
+            "(on CPU the retrained weights are bit-identical)"
+        )
+
+    def __str__(self):
+        return self.args[0]
+
+
+def default_results_root() -> Path:
+    """$MIXREPRO_RESULTS, else the committed store ``<repo>/notebooks/results``."""
+    return Path(os.environ.get("MIXREPRO_RESULTS") or REPO_ROOT / "notebooks" / "results")
+
+
+@dataclass
+class RunRecord:
+    """Everything the store keeps about one run."""
+
+    config: RunConfig
+    epochs: list[dict]
+    summary: dict
+    environment: dict
+    evaluations: dict = field(default_factory=dict)
+    run_dir: Path | None = None
+
+    def curve(self, column: str) -> list[float]:
+        """One epochs.csv column as a list, e.g. ``record.curve('ema_top1')``."""
+        return [row[column] for row in self.epochs]
+
+
+def build_summary(epochs: list[dict], *, train_time_s: float, wall_time_s: float, dataset_label: str) -> dict:
+    """summary.json: per network the scores of mixrepro.evaluate.score_last_epochs, plus costs."""
+    from .evaluate.accuracy import score_last_epochs
+
+    summary = {"epochs": len(epochs), "dataset_label": dataset_label}
+    for net in NETWORKS:
+        top1 = [row[f"{net}_top1"] for row in epochs]
+        scores = score_last_epochs(top1)
+        scores["best_epoch"] = 1 + top1.index(max(top1))
+        scores["final_top5"] = epochs[-1].get(f"{net}_top5")  # None below 5 classes
+        summary[net] = scores
+    images = sum(row["train_images"] for row in epochs)
+    summary.update(
+        wall_time_s=wall_time_s,
+        train_time_s=train_time_s,
+        train_images_per_s=images / train_time_s if train_time_s > 0 else None,
+    )
+    return summary
+
+
+def epochs_to_csv(epochs: list[dict]) -> str:
+    columns = list(dict.fromkeys(k for row in epochs for k in row))
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(epochs)  # str(float) is repr: values read back bit-identical
+    return buffer.getvalue()
+
+
+def _parse_cell(text: str):
+    if text == "":
+        return None
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def epochs_from_csv(text: str) -> list[dict]:
+    return [{k: _parse_cell(v) for k, v in row.items()} for row in csv.DictReader(io.StringIO(text))]
+
+
+def _read_json(path: Path, default=None):
+    return json.loads(path.read_text()) if path.exists() else default
+
+
+def _write_run_files(folder: Path, record: RunRecord) -> None:
+    atomic_write_json(folder / "config.json", record.config.to_dict())
+    atomic_write_text(folder / "epochs.csv", epochs_to_csv(record.epochs))
+    atomic_write_json(folder / "summary.json", record.summary)
+    atomic_write_json(folder / "environment.json", record.environment)
+    if record.evaluations:
+        atomic_write_json(folder / "evaluations.json", record.evaluations)
+
+
+class ResultsStore:
+    """Runs under ``root``, one directory each (see the module docstring)."""
+
+    def __init__(self, root=None):
+        self.root = Path(root) if root is not None else default_results_root()
+
+    def run_dir(self, config: RunConfig) -> Path:
+        return self.root / config.dataset / config.method / config.key()
+
+    def publish(self, record: RunRecord) -> Path:
+        """Write the whole run under a temporary name, then rename it into place."""
+        final = self.run_dir(record.config)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.writing."))
+        try:
+            _write_run_files(staging, record)
+            _replace_dir(staging, final)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        record.run_dir = final
+        return final
+
+    def load(self, config: RunConfig) -> RunRecord | None:
+        """The stored run with exactly this config, or None."""
+        folder = self.run_dir(config)
+        if not (folder / "config.json").exists():
+            return None
+        record = self.load_dir(folder)
+        if record.config != config:  # a 12-hex-digit key collision, or a hand-edited folder
+            raise MixreproError(f"{folder} holds a different config than key {config.key()} implies")
+        return record
+
+    @staticmethod
+    def load_dir(folder) -> RunRecord:
+        """Read one run directory (e.g. the RUN_DIR of ``mixrepro eval``)."""
+        folder = Path(folder)
+        missing = [name for name in RUN_FILES if not (folder / name).exists()]
+        if missing:
+            raise MixreproError(f"{folder} is not a complete run directory (missing {', '.join(missing)})")
+        return RunRecord(
+            config=RunConfig.from_dict(_read_json(folder / "config.json")),
+            epochs=epochs_from_csv((folder / "epochs.csv").read_text()),
+            summary=_read_json(folder / "summary.json"),
+            environment=_read_json(folder / "environment.json"),
+            evaluations=_read_json(folder / "evaluations.json", {}),
+            run_dir=folder,
+        )
+
+    def runs(self, **filters) -> list[RunRecord]:
+        """Every stored run whose config fields equal ``filters`` (e.g. method='mixup', seed=0)."""
+        known = set(RunConfig().to_dict())
+        unknown = set(filters) - known
+        if unknown:
+            from .errors import InvalidParameterError
+
+            raise InvalidParameterError("filter", sorted(unknown)[0], f"one of {sorted(known)}")
+        records = []
+        for config_file in sorted(self.root.glob("*/*/*/config.json")):
+            if config_file.parent.name.startswith("."):
+                continue
+            config = _read_json(config_file)
+            if all(config.get(k) == v for k, v in filters.items()):
+                records.append(self.load_dir(config_file.parent))
+        return records
+
+    def save_evaluations(self, record: RunRecord, evaluations: dict) -> None:
+        folder = record.run_dir or self.run_dir(record.config)
+        atomic_write_json(folder / "evaluations.json", evaluations)
+        record.evaluations = evaluations
+
+
+def _replace_dir(new: Path, final: Path) -> None:
+    """Rename ``new`` to ``final``; an older ``final`` is moved aside first and then removed."""
+    if final.exists():
+        old = final.with_name(f".{final.name}.old.{os.getpid()}")
+        os.rename(final, old)
+        os.rename(new, final)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.rename(new, final)
+
+
+def train_command(config: RunConfig, results_root=None) -> str:
+    """The ``mixrepro train`` command line that produces exactly ``config``."""
+    from .training.command import set_arguments
+
+    best = min(BUDGETS.names(), key=lambda b: len(set_arguments(config, _budget_base(config, b))))
+    parts = ["mixrepro train", f"--method {config.method}", f"--dataset {config.dataset}",
+             f"--budget {best}", f"--seed {config.seed}"]
+    parts += [f"--set {item}" for item in set_arguments(config, _budget_base(config, best))]
+    if results_root is not None and Path(results_root) != default_results_root():
+        parts.append(f"--out {results_root}")
+    return " ".join(parts)
+
+
+def _budget_base(config: RunConfig, budget: str) -> RunConfig:
+    return config_for_budget(budget, method=config.method, dataset=config.dataset, seed=config.seed)
+
+
+def train_or_load(config: RunConfig, *, results_root=None, train: bool = True, evaluations=(), **fit_kwargs) -> RunRecord:
+    """The stored run for ``config``; trained first if missing and ``train``; with ``evaluations`` added.
+
+    Evaluations already in evaluations.json are not recomputed; missing ones run on the
+    final weights from the checkpoint cache, for both the online and the EMA network.
+    """
+    store = ResultsStore(results_root)
+    record = store.load(config)
+    if record is None:
+        if not train:
+            raise MissingRunError(config, store.run_dir(config), train_command(config, results_root))
+        from .training import fit
+
+        record = fit(config, results_root=store.root, **fit_kwargs)
+    missing = [name for name in evaluations if any(name not in record.evaluations.get(n, {}) for n in NETWORKS)]
+    if missing:
+        device = fit_kwargs.get("device")
+        data_root = fit_kwargs.get("data_root")
+        _add_evaluations(store, record, missing, device=device, data_root=data_root)
+    return record
+
+
+def _add_evaluations(store: ResultsStore, record: RunRecord, names: list[str], *, device, data_root) -> None:
+    from .training.final import evaluate_final_weights
+
+    results = evaluate_final_weights(record.config, names, device=device, data_root=data_root,
+                                     command=train_command(record.config, store.root))
+    merged = {net: {**record.evaluations.get(net, {}), **results[net]} for net in NETWORKS}
+    store.save_evaluations(record, merged)

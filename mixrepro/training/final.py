@@ -1,0 +1,42 @@
+"""Evaluations of a finished run from its final weights in the checkpoint cache."""
+from __future__ import annotations
+
+import torch
+
+from ..config import RunConfig
+from . import checkpoint as ckpt
+from . import components
+from .runtime import make_runtime, reproducible_kernels
+
+
+def load_final_method(config: RunConfig, runtime, *, data_root=None, command: str = ""):
+    """(dataset, method) of a finished run, its method holding the final weights."""
+    from ..results import MissingWeightsError
+
+    path = ckpt.checkpoint_path(config)
+    saved = ckpt.load_checkpoint(path, config)
+    if saved is None or saved["state"]["epoch"] < config.epochs:
+        raise MissingWeightsError(config, path, command)
+    dataset = components.load_run_data(config, data_root)
+    method = components.build_run_method(config, dataset, runtime)
+    method.load_state_dict(saved["method"])
+    return dataset, method
+
+
+def evaluate_final_weights(config: RunConfig, names, *, device=None, data_root=None, command: str = "") -> dict:
+    """{'online': {name: result}, 'ema': {...}} from mixrepro.evaluate.run_evaluations.
+
+    fp32 and the default memory layout whatever the device, so attacks and calibration
+    are measured at full precision; each network gets the same seeded draws.
+    """
+    from ..evaluate import run_evaluations
+
+    runtime = make_runtime(device, amp=False, channels_last=False)
+    with reproducible_kernels(runtime.device):
+        dataset, method = load_final_method(config, runtime, data_root=data_root, command=command)
+        results = {}
+        for network_name, network in method.eval_networks().items():
+            generator = torch.Generator().manual_seed(components.derived_seed(config.seed, "evaluations"))
+            results[network_name] = run_evaluations(network, dataset.test_x, dataset.test_y, list(names),
+                                                    runtime.device, generator)
+    return results

@@ -1,0 +1,213 @@
+"""The one training loop: epochs of method steps, per-epoch evaluation, checkpoints, resume.
+
+Per iteration the loop only calls the method's contract
+(``training_step`` -> backward -> SGD step -> ``after_step``); it never branches
+on the method's name. Per epoch it records the lr, the mean train loss and method
+logs, top-1/top-5 of the online and EMA networks on the test split, and times.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import torch
+
+from .. import distributed
+from ..config import RunConfig
+from ..errors import InvalidParameterError
+from ..environment import collect_environment
+from ..methods.base import StepContext
+from ..results import RunRecord, ResultsStore, build_summary
+from . import checkpoint as ckpt
+from . import components
+from .runtime import Runtime, make_runtime, reproducible_kernels, resolve_device
+from .schedule import build_optimizer, cosine_lr, set_lr
+
+TIMING_COLUMNS = ("epoch_time_s", "train_time_s", "eval_time_s", "train_images_per_s")
+
+
+class TrainingInterrupted(RuntimeError):
+    """Raised by ``fit(stop_after_step=n)`` before global step n: a simulated kill."""
+
+
+@dataclass
+class TrainState:
+    """What a checkpoint restores besides the networks, the optimiser and the RNGs."""
+
+    epoch: int = 0  # completed epochs
+    step: int = 0  # completed iterations
+    epochs: list[dict] = field(default_factory=list)
+    wall_time_s: float = 0.0  # sum over completed epochs (resumes add up)
+
+
+@dataclass
+class Run:
+    """A run's live objects."""
+
+    config: RunConfig
+    runtime: Runtime
+    dataset: object
+    method: object
+    optimizer: torch.optim.Optimizer
+    generator: torch.Generator
+    state: TrainState
+
+    @property
+    def min_lr(self) -> float:
+        return self.config.min_lr if self.config.min_lr is not None else self.method.default_min_lr
+
+
+def fit(
+    config: RunConfig,
+    *,
+    results_root=None,
+    device=None,
+    compile: bool = False,
+    amp: bool | None = None,
+    channels_last: bool | None = None,
+    progress: bool = True,
+    resume: bool = True,
+    stop_after_step: int | None = None,
+    data_root=None,
+) -> RunRecord:
+    """Train ``config`` (resuming from its checkpoint if one exists), publish it to the results store.
+
+    ``amp`` / ``channels_last`` default to on for CUDA and off on the CPU; ``compile`` uses
+    torch.compile on the networks. ``resume=False`` ignores an existing checkpoint.
+    ``stop_after_step`` raises :class:`TrainingInterrupted` before that global step (tests
+    use it to simulate a kill). Under torchrun, trains data-parallel; rank 0 writes.
+    """
+    base_device = resolve_device(device)
+    runtime = make_runtime(base_device, amp=amp, channels_last=channels_last, compile=compile,
+                           dist=distributed.init_from_env(base_device))
+    with reproducible_kernels(runtime.device):
+        run = start_run(config, runtime, data_root=data_root, resume=resume)
+        train_epochs(run, progress=progress, stop_after_step=stop_after_step)
+    record = RunRecord(
+        config=config,
+        epochs=run.state.epochs,
+        summary=build_summary(run.state.epochs, train_time_s=sum(r["train_time_s"] for r in run.state.epochs),
+                              wall_time_s=run.state.wall_time_s, dataset_label=run.dataset.label),
+        environment=collect_environment(runtime.device, runtime.dist.world_size),
+    )
+    if runtime.dist.is_main:
+        ResultsStore(results_root).publish(record)
+    distributed.barrier(runtime.dist)
+    return record
+
+
+def start_run(config: RunConfig, runtime: Runtime, *, data_root=None, resume: bool = True) -> Run:
+    dataset = components.load_run_data(config, data_root)
+    method = components.build_run_method(config, dataset, runtime)
+    run = Run(config, runtime, dataset, method, build_optimizer(config, method.parameters()),
+              components.step_generator(config), TrainState())
+    saved = ckpt.load_checkpoint(ckpt.checkpoint_path(config), config) if resume else None
+    if saved is not None:
+        restore(run, saved)
+    return run
+
+
+def restore(run: Run, saved: dict) -> None:
+    run.method.load_state_dict(saved["method"])
+    run.optimizer.load_state_dict(saved["optimizer"])
+    run.generator.set_state(saved["generator"])
+    ckpt.restore_rng_state(saved["rng"], run.runtime.device)
+    run.state = TrainState(**saved["state"])
+
+
+def save(run: Run) -> None:
+    if not run.runtime.dist.is_main:
+        return
+    state = run.state
+    ckpt.save_checkpoint(
+        ckpt.checkpoint_path(run.config), run.config,
+        method=run.method.state_dict(), optimizer=run.optimizer.state_dict(),
+        generator=run.generator.get_state(), rng=ckpt.rng_state(run.runtime.device),
+        state={"epoch": state.epoch, "step": state.step, "epochs": state.epochs, "wall_time_s": state.wall_time_s},
+    )
+
+
+def train_epochs(run: Run, *, progress: bool = True, stop_after_step: int | None = None) -> None:
+    from tqdm.auto import tqdm
+
+    config, state = run.config, run.state
+    batches = components.train_batcher(config, run.dataset, run.runtime)
+    tests = components.test_batcher(run.dataset, run.runtime)
+    if len(batches) == 0:
+        raise InvalidParameterError("batch_size", config.batch_size,
+                                    f"at most {len(run.dataset.train_y)} (the number of training images)")
+    step = distributed.step_function(run.method, run.runtime.dist, run.runtime.device)
+    show = progress and run.runtime.dist.is_main
+    bar = tqdm(total=config.epochs, initial=state.epoch, desc=f"{config.method} {config.dataset}",
+               unit="epoch", disable=not show)
+    for epoch in range(state.epoch, config.epochs):
+        start = time.perf_counter()
+        lr = cosine_lr(epoch, config.epochs, config.lr, run.min_lr)
+        set_lr(run.optimizer, lr)
+        row = {"epoch": epoch + 1, "lr": lr}
+        row.update(train_one_epoch(run, step, batches, epoch, show=show, stop_after_step=stop_after_step))
+        row.update(evaluate_networks(run, tests))
+        row["epoch_time_s"] = time.perf_counter() - start
+        state.epoch, state.wall_time_s = epoch + 1, state.wall_time_s + row["epoch_time_s"]
+        state.epochs.append(row)
+        save(run)
+        bar.set_postfix(loss=f"{row['train_loss']:.3f}", top1=f"{row['online_top1']:.2f}",
+                        ema_top1=f"{row['ema_top1']:.2f}")
+        bar.update(1)
+    bar.close()
+
+
+def train_one_epoch(run: Run, step, batches, epoch: int, *, show: bool, stop_after_step=None) -> dict:
+    """One pass over the training set; returns the epoch's mean loss and logs, and its throughput."""
+    from tqdm.auto import tqdm
+
+    rt, state, total = run.runtime, run.state, run.config.epochs * len(batches)
+    sums: dict[str, torch.Tensor | float] = {}
+    images, n = 0, 0
+    rt.synchronize()
+    start = time.perf_counter()
+    run.method.train()
+    for x, y in tqdm(batches.epoch(run.generator), total=len(batches), desc=f"epoch {epoch + 1}",
+                     leave=False, disable=not show):
+        if stop_after_step is not None and state.step == stop_after_step:
+            raise TrainingInterrupted(f"stopped before global step {stop_after_step} (stop_after_step)")
+        ctx = StepContext(step=state.step, total_steps=total, epoch=epoch, generator=run.generator)
+        out = train_step(run, step, x, y, ctx)
+        for key, value in {"train_loss": out.loss.detach(), **out.logs}.items():
+            sums[key] = sums.get(key, 0.0) + (value.detach().float() if torch.is_tensor(value) else value)
+        state.step, images, n = state.step + 1, images + len(x), n + 1
+    rt.synchronize()
+    seconds = time.perf_counter() - start
+    means = distributed.mean_over_ranks({k: float(v) / n for k, v in sums.items()}, rt.dist, rt.device)
+    return {**means, "train_images": images, "train_time_s": seconds, "train_images_per_s": images / seconds}
+
+
+def train_step(run: Run, step, x: torch.Tensor, y: torch.Tensor, ctx: StepContext):
+    """One iteration on this rank's slice of the global batch."""
+    rt = run.runtime
+    x, y = rt.layout(distributed.local_slice(x, rt.dist)), distributed.local_slice(y, rt.dist)
+    with rt.autocast():
+        out = step(x, y, ctx)
+    run.optimizer.zero_grad(set_to_none=True)
+    out.loss.backward()
+    run.optimizer.step()
+    run.method.after_step(ctx)
+    return out
+
+
+def evaluate_networks(run: Run, tests) -> dict:
+    """Top-1/top-5 (percent) of each of the method's networks on the test split, and the time it took."""
+    from ..evaluate.accuracy import evaluate_topk
+
+    rt = run.runtime
+    ks = (1, 5) if run.dataset.num_classes >= 5 else (1,)
+    row = {}
+    start = time.perf_counter()
+    for name, network in run.method.eval_networks().items():
+        batches = ((rt.layout(x), y) for x, y in tests.epoch(torch.Generator().manual_seed(0)))
+        with rt.autocast():
+            scores = evaluate_topk(network, batches, ks)
+        row.update({f"{name}_{k}": v for k, v in scores.items()})
+    rt.synchronize()
+    row["eval_time_s"] = time.perf_counter() - start
+    return row

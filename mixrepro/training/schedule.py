@@ -1,0 +1,33 @@
+"""Optimiser and learning-rate schedule of the common CIFAR protocol (REFERENCE.md section 1).
+
+SGD with momentum and weight decay on every trainable parameter of the method
+(backbone and Mix Block / generator alike, as in the reference CIFAR configs);
+cosine annealing stepped once per epoch down to a floor, no warm-up. The lr is a
+pure function of the epoch, so a resumed run needs no scheduler state.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+
+from ..config import RunConfig
+
+
+def cosine_lr(epoch: int, epochs: int, base_lr: float, min_lr: float) -> float:
+    """lr during 0-based ``epoch``: ``min_lr + (base_lr - min_lr) * (1 + cos(pi * epoch / epochs)) / 2``.
+
+    The closed form of the reference toolbox's per-epoch cosine hook: ``base_lr`` in the
+    first epoch, approaching ``min_lr`` in the last (reached only after it).
+    """
+    return min_lr + (base_lr - min_lr) * (1 + math.cos(math.pi * epoch / epochs)) / 2
+
+
+def build_optimizer(config: RunConfig, parameters) -> torch.optim.SGD:
+    trainable = [p for p in parameters if p.requires_grad]  # the EMA copy is excluded: it is not trained
+    return torch.optim.SGD(trainable, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
+
+
+def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
+    for group in optimizer.param_groups:
+        group["lr"] = lr
