@@ -49,3 +49,10 @@ class ChecksumError(MixreproError):
             f"{path}: {what} mismatch (expected {expected}, got {actual}); "
             "the file is corrupt or is not the expected copy; delete it and obtain it again"
         )
+
+
+class PretrainedWeightsMissingError(MixreproError, FileNotFoundError):
+    """Pretrained weights that are not in torchvision's cache and could not be downloaded."""
+
+    def __str__(self):
+        return self.args[0]

@@ -18,6 +18,7 @@ import torch
 from PIL import Image
 
 import mixrepro.data.cifar as cifar_module
+import mixrepro.data.fashion_mnist as fashion_mnist
 from mixrepro.data import DATASETS, describe_datasets, load_cifar_c, load_dataset, print_datasets
 from mixrepro.data.aircraft import AircraftCheck, load_aircraft
 from mixrepro.data.cache import cache_path
@@ -461,7 +462,8 @@ NEEDS_FILES = [name for name, spec in DATASETS.items() if spec.needs_files()]
 
 
 @pytest.mark.parametrize("name", NEEDS_FILES)
-def test_missing_dataset_error_names_dataset_paths_and_how_to_get(tmp_path, name):
+def test_missing_dataset_error_names_dataset_paths_and_how_to_get(tmp_path, monkeypatch, name):
+    monkeypatch.setattr(fashion_mnist, "DEBIAN_DIR", tmp_path / "no-debian-copy")
     with pytest.raises(DatasetMissingError) as err:
         load_dataset(name, root=tmp_path / "empty")
     message = str(err.value)

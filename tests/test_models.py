@@ -9,7 +9,7 @@ from torch import nn
 from mixrepro._torchvision import import_torchvision
 from mixrepro.errors import InvalidParameterError, UnknownNameError
 from mixrepro.models import CIFAR_MEAN, CIFAR_STD, MODELS, StagedClassifier, build_model
-from mixrepro.models.imagenet import PretrainedWeightsMissingError
+from mixrepro.errors import PretrainedWeightsMissingError
 from mixrepro.models.wide_resnet import wide_resnet
 
 CIFAR_MODELS = ["resnet18", "resnet34", "resnet50", "resnext50", "wrn28_8"]

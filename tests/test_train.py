@@ -216,9 +216,19 @@ def tiny_registered(monkeypatch):
     monkeypatch.setattr(method_registry, "METHODS", registry)
 
 
+@pytest.fixture(scope="module")
+def synthetic():
+    from mixrepro.data import load_dataset
+
+    return load_dataset("synthetic")  # generated in memory: seconds, so once per module
+
+
 @pytest.mark.parametrize("method", ["tiny", *real_method_names()])
-def test_real_data_and_model_rerun_and_resume_bit_exactly(tmp_path, monkeypatch, tiny_registered, method):
+def test_real_data_and_model_rerun_and_resume_bit_exactly(tmp_path, monkeypatch, tiny_registered, synthetic, method):
     """Synthetic data (seeded subsets), TensorBatcher, CIFAR ResNet-18 at width 1/8: same bits on rerun/resume."""
+    import mixrepro.data
+
+    monkeypatch.setattr(mixrepro.data, "load_dataset", lambda name, root=None: synthetic)
     config = RunConfig(method=method, dataset="synthetic", model="resnet18", width=0.125, epochs=2, batch_size=16,
                        train_subset=48, test_subset=40, seed=1)
     monkeypatch.setenv("MIXREPRO_CACHE", str(tmp_path / "whole"))

@@ -69,7 +69,7 @@ class CorruptionSet:
         array = np.load(path, mmap_mode="r")
         self._check_shape(path, array.shape, (len(SEVERITIES) * self.per_severity, 32, 32, 3))
         block = array[(severity - 1) * self.per_severity : severity * self.per_severity]
-        return torch.from_numpy(np.ascontiguousarray(block, dtype=np.uint8))
+        return torch.from_numpy(np.array(block, dtype=np.uint8))  # reads just this block off the map
 
     def __repr__(self) -> str:
         return f"CorruptionSet({self.name!r}, {str(self.folder)!r}, {len(self.corruptions)} corruptions)"

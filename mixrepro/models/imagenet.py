@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from .._torchvision import import_torchvision
-from ..errors import InvalidParameterError, MixreproError
+from ..errors import InvalidParameterError, PretrainedWeightsMissingError
 from .base import Normalize, StagedNet, init_linear, init_weights
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -28,13 +28,6 @@ _TORCHVISION = {
     "imagenet_resnet50": ("resnet50", "ResNet50_Weights"),
     "imagenet_resnext50": ("resnext50_32x4d", "ResNeXt50_32X4D_Weights"),
 }
-
-
-class PretrainedWeightsMissingError(MixreproError, FileNotFoundError):
-    """Pretrained weights that are not in torchvision's cache and could not be downloaded."""
-
-    def __str__(self):
-        return self.args[0]
 
 
 def _hub_checkpoint_path(url: str) -> str:
