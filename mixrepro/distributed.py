@@ -47,9 +47,12 @@ def init_from_env(device: torch.device) -> DistContext:
     """Join the process group torchrun describes in the environment; single process otherwise."""
     if not launched_by_torchrun():
         return SINGLE
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    if device.type == "cuda":
+        torch.cuda.set_device(local_rank)  # one GPU per process; nccl uses the current device
     if not dist.is_initialized():
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-    return DistContext(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
+    return DistContext(dist.get_rank(), dist.get_world_size(), local_rank)
 
 
 def local_slice(batch: torch.Tensor, ctx: DistContext) -> torch.Tensor:
@@ -76,19 +79,16 @@ class _StepModule(nn.Module):
         return out.loss, out.logs
 
 
-def step_function(method, ctx: DistContext, device: torch.device):
+def step_function(method, ctx: DistContext):
     """``f(x, y, step_ctx) -> StepOutput``: the method's own step, under DDP when distributed."""
     if not ctx.enabled:
         return method.training_step
     from .methods.base import StepOutput
 
-    # find_unused_parameters: some learned methods leave a module out of some steps
-    # (e.g. alternating generator updates); DDP must not wait for those gradients.
-    ddp = nn.parallel.DistributedDataParallel(
-        _StepModule(method),
-        device_ids=[device.index] if device.type == "cuda" else None,
-        find_unused_parameters=True,
-    )
+    # device_ids=None: inputs are already on this rank's device, and DDP must not try to
+    # move (rebuild) the step context. find_unused_parameters: some learned methods leave
+    # a module out of some steps (alternating generator updates); DDP must not wait for those.
+    ddp = nn.parallel.DistributedDataParallel(_StepModule(method), device_ids=None, find_unused_parameters=True)
 
     def step(x, y, step_ctx):
         loss, logs = ddp(x, y, step_ctx)

@@ -5,6 +5,7 @@ code and hardware that produced it.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import subprocess
@@ -38,12 +39,10 @@ def git_revision(repo: Path = REPO_ROOT) -> dict:
 
 def cpu_model() -> str:
     """The CPU's marketing name where Linux tells it, else what ``platform`` knows."""
-    try:
+    with contextlib.suppress(OSError):
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
                 return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
     return platform.processor() or platform.machine()
 
 

@@ -17,10 +17,12 @@ files live here (they are committed); checkpoints live in the cache
 """
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
 import os
+import shlex
 import shutil
 import tempfile
 from dataclasses import dataclass, field
@@ -32,6 +34,7 @@ from .errors import MixreproError
 from .io import atomic_write_json, atomic_write_text
 
 NETWORKS = ("online", "ema")
+TIMING_COLUMNS = ("epoch_time_s", "train_time_s", "eval_time_s", "train_images_per_s")
 RUN_FILES = ("config.json", "epochs.csv", "summary.json", "environment.json")
 
 
@@ -105,6 +108,14 @@ def build_summary(epochs: list[dict], *, train_time_s: float, wall_time_s: float
     return summary
 
 
+def same_numbers(a: list[dict], b: list[dict]) -> bool:
+    """Whether two runs' per-epoch values agree, wall-clock times aside."""
+    def strip(rows):
+        return [{k: v for k, v in row.items() if k not in TIMING_COLUMNS} for row in rows]
+
+    return strip(a) == strip(b)
+
+
 def epochs_to_csv(epochs: list[dict]) -> str:
     columns = list(dict.fromkeys(k for row in epochs for k in row))
     buffer = io.StringIO()
@@ -118,10 +129,8 @@ def _parse_cell(text: str):
     if text == "":
         return None
     for kind in (int, float):
-        try:
+        with contextlib.suppress(ValueError):
             return kind(text)
-        except ValueError:
-            pass
     return text
 
 
@@ -152,8 +161,15 @@ class ResultsStore:
         return self.root / config.dataset / config.method / config.key()
 
     def publish(self, record: RunRecord) -> Path:
-        """Write the whole run under a temporary name, then rename it into place."""
+        """Write the whole run under a temporary name, then rename it into place.
+
+        Republishing a run whose per-epoch numbers are unchanged (a rerun or a resume that
+        reproduced them) keeps the evaluations already stored: they came from the same weights.
+        """
         final = self.run_dir(record.config)
+        previous = self.load(record.config)
+        if previous is not None and not record.evaluations and same_numbers(previous.epochs, record.epochs):
+            record.evaluations = previous.evaluations
         final.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.writing."))
         try:
@@ -234,7 +250,7 @@ def train_command(config: RunConfig, results_root=None) -> str:
              f"--budget {best}", f"--seed {config.seed}"]
     parts += [f"--set {item}" for item in set_arguments(config, _budget_base(config, best))]
     if results_root is not None and Path(results_root) != default_results_root():
-        parts.append(f"--out {results_root}")
+        parts.append(f"--out {shlex.quote(str(results_root))}")
     return " ".join(parts)
 
 

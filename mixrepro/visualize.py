@@ -1,13 +1,31 @@
 """Figures of what a mixing method feeds the classifier: sources, masks, mixed images.
 
 Works for any method with ``mix_for_display(x, y, generator) -> MixDisplay`` (AutoMix, SAMix,
-AdAutoMix; static mixers may gain it). The figure is a matplotlib ``Figure`` built without
-pyplot, so it leaves no global state behind (safe in notebooks and tests).
+AdAutoMix; static mixers may gain it by returning a ``MixDisplay``). The figure is a matplotlib
+``Figure`` built without pyplot, so it leaves no global state behind (safe in notebooks and
+tests); matplotlib is imported only when a figure is drawn.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
-from matplotlib.figure import Figure
+
+
+@dataclass
+class MixDisplay:
+    """What ``mixed_samples_figure`` draws: N sources, their per-pixel masks, the mixed image.
+
+    sources  list of N tensors [B, C, H, W]
+    masks    [B, N, H, W], each pixel's masks sum to 1
+    mixed    [B, C, H, W]
+    weights  [B, N] label weights (the lambdas)
+    """
+
+    sources: list
+    masks: torch.Tensor
+    mixed: torch.Tensor
+    weights: torch.Tensor
 
 
 def _image(t: torch.Tensor):
@@ -17,12 +35,15 @@ def _image(t: torch.Tensor):
 
 
 def mixed_samples_figure(method, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator, n: int = 8,
-                         class_names=None) -> Figure:
+                         class_names=None):
     """One row per sample: the N sources, their masks (white = 1) and the mixed image.
 
     Column titles give each source's label weight (lambda) and the mean of its mask, so a mask
-    that ignores lambda, or a collapsed (constant) mask, is visible at a glance.
+    that ignores lambda, or a collapsed (constant) mask, is visible at a glance. Returns a
+    ``matplotlib.figure.Figure``.
     """
+    from matplotlib.figure import Figure
+
     n = min(n, len(x))
     shown = method.mix_for_display(x[:n], y[:n], generator)
     num_sources = len(shown.sources)

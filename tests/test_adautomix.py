@@ -200,9 +200,11 @@ def test_cpu_runs_are_bitwise_deterministic():
     assert_deterministic(AdAutoMix)
 
 
-@pytest.mark.parametrize("params", [{}, {"num_sources": 2}, {"schedule": "reference", "cosine_sign": "reference",
-                                                              "cosine_on": "logits", "lam_embed": False,
-                                                              "lambda_sampler": "dirichlet", "upsample": "nearest"}])
+REFERENCE_LIKE = {"schedule": "reference", "cosine_sign": "reference", "cosine_on": "logits", "lam_embed": False,
+                  "lambda_sampler": "dirichlet", "upsample": "nearest"}
+
+
+@pytest.mark.parametrize("params", [{}, {"num_sources": 2}, REFERENCE_LIKE])
 def test_trains_a_few_steps_without_nan(params):
     outs = assert_trains_finite(make_method(AdAutoMix, **params))
     assert {"mask_std", "mask_mean_gap", "loss_amce", "cosine", "loss_teacher"} <= set(outs[-1].logs)

@@ -5,6 +5,7 @@ import time
 
 import pytest
 
+import mixrepro.data
 import mixrepro.methods.registry as method_registry
 from mixrepro import cli
 from mixrepro.config import RunConfig, config_for_budget
@@ -21,6 +22,11 @@ def doubles(tmp_path, monkeypatch):
     for name, cls in METHOD_DOUBLES.items():
         registry.add(name, cls)
     monkeypatch.setattr(method_registry, "METHODS", registry)
+    datasets = Registry("dataset")
+    for name, spec in mixrepro.data.DATASETS.items():
+        datasets.add(name, spec)
+    datasets.add("fake", None)
+    monkeypatch.setattr(mixrepro.data, "DATASETS", datasets)
     monkeypatch.setenv("MIXREPRO_CACHE", str(tmp_path / "cache"))
     install_doubles(monkeypatch)
 
@@ -58,9 +64,14 @@ def test_train_errors_exit_2_with_a_message(doubles, tmp_path, capsys, argv, mes
     assert code == 2 and err.startswith("mixrepro: error: ") and message in err, err
 
 
-def test_unknown_method_lists_the_known_ones(doubles, capsys):
-    assert cli.main(["train", "--method", "mixupp", "--dataset", "fake"]) == 2
-    assert "unknown method 'mixupp'; known methods: tiny, tiny_ce" in capsys.readouterr().err
+@pytest.mark.parametrize("argv,message", [
+    (["--method", "mixupp", "--dataset", "fake"], "unknown method 'mixupp'; known methods: tiny, tiny_ce"),
+    (["--method", "tiny", "--dataset", "cifar11"], "unknown dataset 'cifar11'; known datasets: "),
+    (["--method", "tiny", "--dataset", "fake", "--set", "model=resnet19"], "unknown model 'resnet19'"),
+])
+def test_unknown_names_list_the_known_ones(doubles, capsys, argv, message):
+    assert cli.main(["train", *argv]) == 2
+    assert message in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("config", [
@@ -86,9 +97,11 @@ def test_train_then_eval_end_to_end(doubles, tmp_path, capsys):
     assert line.endswith(f"-> {record.run_dir}")
     assert f"EMA {record.summary['ema']['final']:.2f}" in line and "img/s" in line
 
-    assert cli.main(["eval", str(record.run_dir), "--evaluations", "ece", "fgsm"]) == 0
+    assert cli.main(["eval", str(record.run_dir), "--evaluations", "ece", "fgsm", "accuracy"]) == 0
     stored = json.loads((record.run_dir / "evaluations.json").read_text())
-    assert set(stored) == {"online", "ema"} and set(stored["online"]) == {"ece", "fgsm"}
+    assert set(stored) == {"online", "ema"} and set(stored["online"]) == {"ece", "fgsm", "accuracy"}
+    for network in ("online", "ema"):  # the cached final weights are the ones the last epoch scored
+        assert stored[network]["accuracy"]["top1"] == record.summary[network]["final"]
     assert "ece" in capsys.readouterr().out
 
     assert cli.main(["eval", str(record.run_dir), "--evaluations", "ecee"]) == 2

@@ -31,7 +31,7 @@ from mixrepro.data.fashion_mnist import IdxCheck, load_fashion_mnist
 from mixrepro.data.paths import data_root
 from mixrepro.data.stanford_cars import CarsCheck, load_stanford_cars
 from mixrepro.data.stl10 import Stl10Check, load_stl10
-from mixrepro.data.synthetic import make_synthetic
+from mixrepro.data.synthetic import SyntheticRecipe, make_synthetic
 from mixrepro.data.tiny_imagenet import TinyCheck, load_tiny_imagenet
 from mixrepro.errors import ChecksumError, DatasetMissingError, InvalidParameterError, UnknownNameError
 
@@ -353,7 +353,8 @@ def build_cars(root: Path):
     names = ["AM General Hummer SUV 2000", "Acura RL Sedan 2012", "Acura TL Sedan 2012"]
     (folder / "devkit").mkdir(parents=True)
     savemat(str(folder / "devkit" / "cars_meta.mat"), {"class_names": np.array(names, dtype=object)[None, :]})
-    write_annotations(folder / "devkit" / "cars_train_annos.mat", [(1, "00001.jpg"), (3, "00002.jpg"), (2, "00003.jpg")])
+    train_rows = [(1, "00001.jpg"), (3, "00002.jpg"), (2, "00003.jpg")]
+    write_annotations(folder / "devkit" / "cars_train_annos.mat", train_rows)
     write_annotations(folder / "cars_test_annos_withlabels.mat", [(2, "00001.jpg"), (1, "00002.jpg")])
     for split, count in (("cars_train", 3), ("cars_test", 2)):
         for k in range(count):
@@ -443,9 +444,16 @@ def test_cifar_c_labels_must_repeat_per_severity(tmp_path):
 # ------------------------------------------------------------------ synthetic
 
 
-def test_synthetic_is_deterministic_balanced_and_learnable_but_not_trivial():
-    a, b = make_synthetic(), load_dataset("synthetic")
-    assert torch.equal(a.train_x, b.train_x) and torch.equal(a.test_y, b.test_y)
+def test_synthetic_is_deterministic_and_seeded():
+    small = SyntheticRecipe(num_train=200, num_test=50)
+    a, b = make_synthetic(small), make_synthetic(small)
+    assert torch.equal(a.train_x, b.train_x) and torch.equal(a.test_x, b.test_x) and torch.equal(a.test_y, b.test_y)
+    c = make_synthetic(dataclasses.replace(small, seed=small.seed + 1))
+    assert not torch.equal(a.train_x, c.train_x)
+
+
+def test_synthetic_is_balanced_and_learnable_but_not_trivial():
+    a = load_dataset("synthetic")
     assert a.train_x.shape == (5000, 32, 32, 3) and a.test_x.shape == (1000, 32, 32, 3)
     assert torch.bincount(a.train_y).tolist() == [500] * 10 and torch.bincount(a.test_y).tolist() == [100] * 10
     # nearest class mean on raw pixels: class structure is there, but it is not separable by it
@@ -508,3 +516,85 @@ def test_describe_and_print_datasets(tmp_path, capsys):
     for name in DATASETS.names():
         assert name in out
     assert "tiny-imagenet-200" in out  # where it looked
+
+
+# ------------------------------------------------------------------ DataLoaders of file lists
+
+
+def torchvision():
+    from mixrepro._torchvision import import_torchvision
+
+    return import_torchvision()
+
+
+def test_file_list_loader_train_batches_follow_the_generator(tmp_path):
+    from mixrepro.data.loaders import SeededSampler, make_loader
+
+    folder, _ = build_cub(tmp_path / "data")
+    ds = load_cub200(folder, check=CubCheck(num_classes=2, counts=(3, 2)))
+    torch.manual_seed(123)
+    global_state = torch.get_rng_state()
+    batches = list(make_loader(ds, "train", 2, generator=torch.Generator().manual_seed(0)))
+    assert torch.equal(torch.get_rng_state(), global_state)  # draws came from our generator only
+    assert [tuple(x.shape) for x, _ in batches] == [(2, 3, 224, 224)]  # drop_last in training
+    x, y = batches[0]
+    assert x.dtype == torch.float32 and 0 <= x.min() and x.max() <= 1
+    # independent reference: the standard transforms under each sample's seed, in the sampler's order
+    t = torchvision().transforms
+    reference = t.Compose([t.RandomResizedCrop(224), t.RandomHorizontalFlip(), t.ToTensor()])
+    pairs = list(SeededSampler(3, shuffle=True, generator=torch.Generator().manual_seed(0)))[:2]
+    for k, (index, seed) in enumerate(pairs):
+        torch.manual_seed(seed)
+        assert torch.equal(x[k], reference(Image.open(ds.train_files[index]).convert("RGB")))
+        assert y[k] == ds.train_y[index]
+    again = next(iter(make_loader(ds, "train", 2, generator=torch.Generator().manual_seed(0))))[0]
+    other = next(iter(make_loader(ds, "train", 2, generator=torch.Generator().manual_seed(1))))[0]
+    assert torch.equal(again, x) and not torch.equal(other, x)
+
+
+def test_file_list_loader_test_split_is_resize_center_crop_in_order(tmp_path):
+    from mixrepro.data.loaders import make_loader
+
+    folder, _ = build_aircraft(tmp_path / "data")
+    ds = load_aircraft(folder, check=AircraftCheck(num_classes=3, counts=(3, 1)))
+    ds = dataclasses.replace(ds, test_files=ds.train_files, test_y=ds.train_y)
+    x, y = zip(*make_loader(ds, "test", 2))
+    x, y = torch.cat(x), torch.cat(y)
+    assert x.shape == (3, 3, 224, 224) and y.tolist() == [0, 1, 2]
+    t = torchvision().transforms
+    reference = t.Compose([t.Resize(256), t.CenterCrop(224), t.ToTensor()])
+    for k, path in enumerate(ds.test_files):
+        assert torch.equal(x[k], reference(Image.open(path).convert("RGB")))
+    with pytest.raises(InvalidParameterError):
+        make_loader(ds, "train", 2)  # no generator
+    with pytest.raises(InvalidParameterError):
+        make_loader(ds, "val", 2)
+
+
+def test_download_runs_only_when_asked_and_missing_and_failures_say_how_to_get(tmp_path, monkeypatch):
+    import urllib.error
+
+    calls = []
+
+    def fake_download(root):
+        calls.append(root)
+        build_cifar_archive(root, CIFAR10)
+
+    spec = DATASETS.get("cifar10")
+    monkeypatch.setitem(DATASETS._items, "cifar10", dataclasses.replace(spec, download=fake_download))
+    with pytest.raises(DatasetMissingError):
+        load_dataset("cifar10", root=tmp_path / "data")  # download=False: never fetches
+    assert calls == []
+    with pytest.raises(ChecksumError):  # fetched (a fixture, so the official md5 rejects it)
+        load_dataset("cifar10", root=tmp_path / "data", download=True)
+    assert calls == [tmp_path / "data"]
+    with pytest.raises(ChecksumError):
+        load_dataset("cifar10", root=tmp_path / "data", download=True)
+    assert len(calls) == 1  # present now: not fetched again
+
+    def offline(root):
+        raise urllib.error.URLError("no route to host")
+
+    monkeypatch.setitem(DATASETS._items, "cifar10", dataclasses.replace(spec, download=offline))
+    with pytest.raises(DatasetMissingError, match="download failed.*no route to host.*cifar-10-python"):
+        load_dataset("cifar10", root=tmp_path / "other", download=True)

@@ -22,7 +22,7 @@ def train_one_epoch_as(ctx: DistContext) -> dict:
     method = build_double_method(config, dataset, runtime, batch_norm=False)
     run = Run(config, runtime, dataset, method, build_optimizer(config, method.parameters()),
               step_generator(config), TrainState())
-    step = distributed.step_function(method, ctx, runtime.device)
+    step = distributed.step_function(method, ctx)
     batches = FakeBatcher(dataset.train_x, dataset.train_y, config.batch_size, train=True, device="cpu")
     row = train_one_epoch(run, step, batches, 0, show=False)
     return {"weights": method.state_dict(), "row": row, "steps": run.state.step}

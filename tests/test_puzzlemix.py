@@ -2,8 +2,6 @@
 from __future__ import annotations
 
 import itertools
-import sys
-import types
 from collections import Counter
 
 import numpy as np
@@ -13,6 +11,7 @@ import torch
 from mixrepro.errors import InvalidParameterError, UnknownNameError
 from mixrepro.methods.base import StepContext
 from mixrepro.methods.registry import METHODS
+from mixrepro.mixers.base import sample_beta
 from mixrepro.mixers.puzzlemix import (
     PuzzleMix, block_saliency, boundary_discrepancy, frozen_bn_saliency, label_prior, mix_sources,
     puzzle_energy, puzzlemix, upsample_blocks,
@@ -57,17 +56,6 @@ def realistic_energy(seed, grid=2, lam=None, n_labels=3):
                          **{**HP, "neigh_size": 1, "n_labels": n_labels})
 
 
-@pytest.fixture
-def soft_ce_available(monkeypatch):
-    """Use mixrepro.losses.soft_ce when it exists, else this file's own soft CE."""
-    try:
-        import mixrepro.losses.soft_ce  # noqa: F401
-    except ImportError:
-        module = types.ModuleType("mixrepro.losses.soft_ce")
-        module.soft_ce = lambda logits, t: -(t.soft(logits.shape[1]) * logits.log_softmax(1)).sum(1).mean()
-        monkeypatch.setitem(sys.modules, "mixrepro.losses.soft_ce", module)
-
-
 # ---------------------------------------------------------------- masks and targets
 
 
@@ -92,6 +80,16 @@ def test_mixed_image_is_the_mask_weighted_sum_of_transported_sources():
     out = mix_sources(x_a, x_b, s_a, s_b, 0.4, 4, **HP)
     m = upsample_blocks(out.mask, 32)[:, None]
     torch.testing.assert_close(out.mixed, (1 - m) * out.source_a + m * out.source_b, rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("solver", ["swap", "exact"])
+def test_each_source_keeps_its_salient_region(solver):
+    x_a, x_b, _, _ = random_pair(b=2)
+    s_a, s_b = torch.zeros(2, 32, 32), torch.zeros(2, 32, 32)
+    s_a[:, :16, :16] = 1  # a is salient top-left, b bottom-right
+    s_b[:, 16:, 16:] = 1
+    out = mix_sources(x_a, x_b, s_a, s_b, 0.5, 2, **HP, transport=False, solver=solver)
+    assert torch.all(out.mask[:, 0, 0] == 0) and torch.all(out.mask[:, 1, 1] == 1)
 
 
 def test_targets_are_mask_means():
@@ -130,10 +128,12 @@ def direct_binary_energy(labels, lam, s_a, s_b, x_a, x_b, grid):
                     continue
                 k2 = labels[r2, c2]
                 e += beta_n * (k != k2)
-                if dr:  # last pixel row of the upper block vs first of the lower block
-                    diff = imgs[k][:, (r + 1) * bs - 1, c * bs:(c + 1) * bs] - imgs[k2][:, (r + 1) * bs, c * bs:(c + 1) * bs]
+                along = slice(c * bs, (c + 1) * bs) if dr else slice(r * bs, (r + 1) * bs)
+                last = (r + 1) * bs - 1 if dr else (c + 1) * bs - 1  # last pixel row/column of the first block
+                if dr:
+                    diff = imgs[k][:, last, along] - imgs[k2][:, last + 1, along]
                 else:
-                    diff = imgs[k][:, r * bs:(r + 1) * bs, (c + 1) * bs - 1] - imgs[k2][:, r * bs:(r + 1) * bs, (c + 1) * bs]
+                    diff = imgs[k][:, along, last] - imgs[k2][:, along, last + 1]
                 e += beta_n * HP["gamma"] * diff.abs().mean().item()
     return e
 
@@ -274,6 +274,34 @@ def test_transport_moves_occluded_salient_block_into_view():
     assert position_cost(4)[0, 1] == pytest.approx(1 / 9)
 
 
+def test_iterative_transport_is_a_partial_permutation():
+    """The reference's approximate solver: each block lands at most once, other positions are zero."""
+    x, _, s, _ = random_pair(b=5, seed=2)
+    x = x + 1  # no all-zero block in the input
+    grid = 8
+    sal = block_saliency(s, grid)
+    visible = torch.rand(5, grid, grid, generator=gen(4)) > 0.5
+    moved = to_blocks(transport(x, sal, visible, 0.05, solver="iterative"), grid)
+    for img_in, img_out, vis in zip(block_multiset(x, grid), moved, visible.reshape(5, -1)):
+        used = Counter(bl.numpy().tobytes() for bl in img_out if bl.abs().sum() > 0)
+        assert all(img_in[key] >= count for key, count in used.items())
+        filled = img_out.flatten(1).abs().sum(1) > 0
+        assert filled[vis].all()  # visible positions always get a block here (negative costs win)
+
+
+def test_iterative_transport_special_cases():
+    x = torch.arange(1.0, 17.0).reshape(1, 1, 4, 4)
+    flat = torch.full((1, 4, 4), 1 / 16)
+    everywhere = torch.ones(1, 4, 4, dtype=torch.bool)
+    assert torch.equal(transport(x, flat, everywhere, 0.8, solver="iterative"), x)  # nothing to gain
+    sal = torch.zeros(1, 4, 4)
+    sal[0, 0, 0] = 1.0
+    visible = torch.zeros(1, 4, 4, dtype=torch.bool)
+    visible[0, 0, 1] = True
+    moved = transport(x, sal, visible, 0.8, solver="iterative")
+    assert moved[0, 0, 0, 1] == 1  # the salient block 0 (value 1) moved into view, as the exact solver does
+
+
 def test_sources_are_block_permutations_at_the_transport_grid():
     x_a, x_b, s_a, s_b = random_pair(b=4, seed=8)
     for block_num, grid in ((2, 8), (4, 8), (8, 8), (16, 16)):  # t_size = 4 px rule
@@ -297,7 +325,7 @@ def batch(n=8, seed=0):
 
 
 @pytest.mark.parametrize("clean_lam", [1.0, 0.0])
-def test_training_step_gives_finite_loss_and_gradients(soft_ce_available, clean_lam):
+def test_training_step_gives_finite_loss_and_gradients(clean_lam):
     method = tiny_method(clean_lam=clean_lam)
     x, y = batch()
     out = method.training_step(x, y, StepContext(0, 10, 0, gen(1)))
@@ -309,7 +337,34 @@ def test_training_step_gives_finite_loss_and_gradients(soft_ce_available, clean_
     assert out.logs["block_num"] in (2, 4, 8, 16)
 
 
-def test_training_step_is_deterministic_on_cpu(soft_ce_available):
+def test_training_step_loss_is_soft_ce_plus_clean_ce():
+    """Recompute one step by hand: same draws (lam, perm, block count), our own soft CE formula."""
+    x, y = batch()
+    out = tiny_method().training_step(x, y, StepContext(0, 10, 0, gen(5)))
+    model = tiny_method().model.train()
+    x_in = x.clone().requires_grad_(True)
+    clean = torch.nn.functional.cross_entropy(model(x_in), y)
+    saliency = torch.autograd.grad(clean, x_in)[0].pow(2).mean(1).sqrt()
+    g = gen(5)
+    lam = sample_beta(1.0, g)
+    perm = torch.randperm(8, generator=g)
+    block_num = (2, 4, 8, 16)[int(torch.randint(4, (1,), generator=g))]
+    x_mix, target = puzzlemix(x, y, lam, perm, saliency, block_num, **HP)
+    logp = model(x_mix).log_softmax(1)
+    soft = torch.zeros(8, 10).scatter_add_(1, target.labels, target.weights)
+    want = -(soft * logp).sum(1).mean() + clean
+    assert out.logs["block_num"] == block_num and out.logs["lam"] == lam
+    torch.testing.assert_close(out.loss.detach(), want.detach(), rtol=1e-5, atol=1e-6)
+
+
+def test_decoupled_loss_option_runs():
+    method = tiny_method(loss="dm_ce")
+    assert method.loss_fn.name == "dm_ce"
+    x, y = batch()
+    assert torch.isfinite(method.training_step(x, y, StepContext(0, 10, 0, gen(2))).loss)
+
+
+def test_training_step_is_deterministic_on_cpu():
     x, y = batch()
     results = []
     for _ in range(2):
@@ -348,7 +403,7 @@ def test_registered_with_paper_defaults():
     assert PuzzleMix.default_min_lr == 0.0
 
 
-@pytest.mark.parametrize("bad", [dict(solver="greedy"), dict(n_labels=1), dict(t_size=0), dict(alpha=0),
+@pytest.mark.parametrize("bad", [dict(solver="greedy"), dict(transport_solver="greedy"), dict(n_labels=1), dict(t_size=0), dict(alpha=0),
                                  dict(block_nums=(1,)), dict(clean_lam=-1), dict(gamma=-0.1), dict(nope=1)])
 def test_invalid_parameters_are_rejected(bad):
     with pytest.raises(InvalidParameterError):
@@ -364,3 +419,6 @@ def test_geometry_is_checked():
     x_a, x_b, s_a, s_b = random_pair(b=2, size=24)
     with pytest.raises(InvalidParameterError):
         mix_sources(x_a, x_b, s_a, s_b, 0.5, 16, **HP)  # 24 px is not divisible into 16 blocks
+    x_a, x_b, s_a, s_b = random_pair(b=2, size=32)
+    with pytest.raises(InvalidParameterError):
+        mix_sources(x_a, x_b, s_a, s_b, 0.5, 2, **HP, t_size=3)  # 3 px transport blocks do not tile 16 px blocks

@@ -87,6 +87,19 @@ def test_republishing_replaces_the_run_whole(tmp_path):
     assert sorted(os.listdir(tmp_path / "synthetic" / "mixup")) == [config.key()]
 
 
+def test_republishing_the_same_numbers_keeps_the_evaluations(tmp_path):
+    store = ResultsStore(tmp_path)
+    config = RunConfig(dataset="synthetic")
+    first = make_record(config)
+    first.evaluations = {"online": {"ece": 1}, "ema": {"ece": 2}}
+    store.publish(first)
+    rerun = make_record(config)
+    for row in rerun.epochs:
+        row["train_time_s"] = 9.0  # only the wall-clock times differ
+    store.publish(rerun)
+    assert store.load(config).evaluations == first.evaluations
+
+
 def test_runs_filters_by_config_fields(tmp_path):
     store = ResultsStore(tmp_path)
     configs = [RunConfig(method=m, dataset="synthetic", seed=s) for m in ("mixup", "cutmix") for s in (0, 1)]

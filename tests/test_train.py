@@ -7,10 +7,9 @@ import pytest
 import torch
 
 from mixrepro.config import RunConfig
-from mixrepro.results import MissingRunError, MissingWeightsError, ResultsStore, train_or_load
+from mixrepro.results import TIMING_COLUMNS, MissingRunError, MissingWeightsError, ResultsStore, train_or_load
 from mixrepro.training import TrainingInterrupted, fit
 from mixrepro.training import checkpoint as ckpt
-from mixrepro.training.loop import TIMING_COLUMNS
 from mixrepro.training.schedule import build_optimizer, cosine_lr
 from test_train_doubles import install_doubles, tiny_config
 
@@ -97,14 +96,14 @@ def test_two_runs_with_one_seed_are_bitwise_identical(tmp_path, monkeypatch):
     assert numbers(other) != numbers(ra)
 
 
-def test_resume_after_a_kill_equals_the_uninterrupted_run(tmp_path, monkeypatch):
+@pytest.mark.parametrize("kill_at", sorted(random.Random(0).sample(range(1, 12), 3)))
+def test_resume_after_a_kill_equals_the_uninterrupted_run(tmp_path, monkeypatch, kill_at):
     install_doubles(monkeypatch)
-    config = tiny_config(epochs=3)  # 4 steps per epoch
+    config = tiny_config(epochs=3)  # 4 steps per epoch, 12 in all
     monkeypatch.setenv("MIXREPRO_CACHE", str(tmp_path / "whole"))
     whole = fit(config, results_root=tmp_path / "whole", progress=False)
     whole_state = final_state(config)
 
-    kill_at = random.Random(0).randrange(1, 12)
     monkeypatch.setenv("MIXREPRO_CACHE", str(tmp_path / "killed"))
     with pytest.raises(TrainingInterrupted):
         fit(config, results_root=tmp_path / "killed", progress=False, stop_after_step=kill_at)
@@ -115,6 +114,9 @@ def test_resume_after_a_kill_equals_the_uninterrupted_run(tmp_path, monkeypatch)
     resumed_state = final_state(config)
 
     assert numbers(resumed) == numbers(whole)
+    first_checkpoint = kill_at // 4  # epochs completed before the first kill
+    assert resumed.environment["resumed_at_epochs"] == [first_checkpoint] * (first_checkpoint == 1) + [2]
+    assert whole.environment["resumed_at_epochs"] == []
     assert_same_tensors(resumed_state["method"], whole_state["method"])
     for a, b in zip(resumed_state["optimizer"]["state"].values(), whole_state["optimizer"]["state"].values()):
         assert torch.equal(a["momentum_buffer"], b["momentum_buffer"])
@@ -223,6 +225,7 @@ def synthetic():
     return load_dataset("synthetic")  # generated in memory: seconds, so once per module
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", ["tiny", *real_method_names()])
 def test_real_data_and_model_rerun_and_resume_bit_exactly(tmp_path, monkeypatch, tiny_registered, synthetic, method):
     """Synthetic data (seeded subsets), TensorBatcher, CIFAR ResNet-18 at width 1/8: same bits on rerun/resume."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..errors import DatasetMissingError
 from . import (  # noqa: F401  (each module registers its datasets)
     aircraft,
     cifar,
@@ -59,9 +60,19 @@ def load_dataset(name: str, root=None, *, cache_dir=None, download: bool = False
     spec = DATASETS.get(name)
     root = data_root(root)
     if download and spec.download is not None and spec.needs_files() and spec.find(root) is None:
-        root.mkdir(parents=True, exist_ok=True)
-        spec.download(root)
+        _download(spec, root)
     return spec.load(spec.locate(root), cache_dir)
+
+
+def _download(spec: DatasetSpec, root: Path) -> None:
+    """Fetch ``spec`` into ``root``; a failure (no internet...) becomes DatasetMissingError."""
+    root.mkdir(parents=True, exist_ok=True)
+    try:
+        spec.download(root)
+    except (OSError, RuntimeError) as err:  # URLError is an OSError; torchvision wraps some in RuntimeError
+        raise DatasetMissingError(
+            spec.name, spec.candidates(root), f"the download failed ({err}); {spec.how_to_get}"
+        ) from err
 
 
 def describe_datasets(root=None) -> list[dict]:

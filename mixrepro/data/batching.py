@@ -112,4 +112,6 @@ class TensorBatcher:
         cols = _reflect(dx[:, None] - p + torch.arange(width, device=dev), width)  # [B, W]
         cols = torch.where(flip[:, None], cols.flip(1), cols)
         chans = torch.arange(channels, device=dev)
-        return self.x[idx[:, None, None, None], chans[None, :, None, None], rows[:, None, :, None], cols[:, None, None, :]]
+        return self.x[
+            idx[:, None, None, None], chans[None, :, None, None], rows[:, None, :, None], cols[:, None, None, :]
+        ]

@@ -53,7 +53,8 @@ class CorruptionSet:
         if not (blocks == blocks[0]).all():
             raise ChecksumError(labels_path, "the same labels for every severity", "differing blocks", what="content")
         self.labels = torch.from_numpy(blocks[0].astype(np.int64))
-        self.corruptions = [c for c in (*STANDARD_CORRUPTIONS, *EXTRA_CORRUPTIONS) if (self.folder / f"{c}.npy").is_file()]
+        known = (*STANDARD_CORRUPTIONS, *EXTRA_CORRUPTIONS)
+        self.corruptions = [c for c in known if (self.folder / f"{c}.npy").is_file()]
 
     def _check_shape(self, path, actual, expected) -> None:
         if tuple(actual) != tuple(expected):

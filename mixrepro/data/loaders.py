@@ -96,4 +96,7 @@ def make_loader(dataset: FileListDataset, split: str, batch_size: int, *, genera
         pin_memory=pin_memory,
         drop_last=train if drop_last is None else drop_last,
         persistent_workers=num_workers > 0,
+        # The loader draws a worker base seed each pass; workers' own RNGs are never used (each
+        # sample re-seeds), so a fixed private generator keeps that draw off the global RNG and ours.
+        generator=torch.Generator().manual_seed(0),
     )

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from .base import IMAGENET_MEAN, IMAGENET_STD, FileListDataset
@@ -40,7 +41,7 @@ def _loadmat(path: Path) -> dict:
 
 
 def _split(folder: Path, annotations: Path, images: str) -> tuple[list[str], torch.Tensor]:
-    rows = _loadmat(annotations)["annotations"]
+    rows = np.atleast_1d(_loadmat(annotations)["annotations"])  # squeeze_me makes one row a scalar
     files = [str(folder / images / str(row["fname"])) for row in rows]
     return files, torch.tensor([int(row["class"]) - 1 for row in rows], dtype=torch.int64)
 

@@ -67,7 +67,7 @@ def make_synthetic(recipe: SyntheticRecipe = SyntheticRecipe()) -> ArrayDataset:
     protos = _prototypes(recipe, gen)
     train_x, train_y = _split(recipe.num_train, protos, recipe, gen)
     test_x, test_y = _split(recipe.num_test, protos, recipe, gen)
-    pixels = train_x.reshape(-1, 3).double() / 255
+    std, mean = torch.std_mean(train_x.permute(3, 0, 1, 2).reshape(3, -1).float() / 255, dim=1)
     return ArrayDataset(
         name="synthetic",
         label="synthetic (10 colour-field classes)",
@@ -76,8 +76,8 @@ def make_synthetic(recipe: SyntheticRecipe = SyntheticRecipe()) -> ArrayDataset:
         train_y=train_y,
         test_x=test_x,
         test_y=test_y,
-        mean=tuple(round(v, 4) for v in pixels.mean(0).tolist()),
-        std=tuple(round(v, 4) for v in pixels.std(0).tolist()),
+        mean=tuple(round(v, 4) for v in mean.tolist()),
+        std=tuple(round(v, 4) for v in std.tolist()),
         notes=["Synthetic data generated in memory (fixed seed); for tests and smoke runs, not a benchmark."],
     )
 

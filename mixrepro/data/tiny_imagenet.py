@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..errors import ChecksumError
 from .base import ArrayDataset
 from .cache import cached_arrays
 from .images import decode_rgb
@@ -49,8 +50,11 @@ def _train_items(folder: Path, wnids: list[str]) -> list[tuple[Path, int]]:
 
 def _val_items(folder: Path, wnids: list[str]) -> list[tuple[Path, int]]:
     index = {w: i for i, w in enumerate(wnids)}
-    lines = _required(folder / "val" / "val_annotations.txt").read_text().splitlines()
-    rows = [line.split("\t")[:2] for line in lines if line.strip()]
+    annotations = _required(folder / "val" / "val_annotations.txt")
+    rows = [line.split("\t")[:2] for line in annotations.read_text().splitlines() if line.strip()]
+    unknown = sorted({wnid for _, wnid in rows} - set(index))
+    if unknown:
+        raise ChecksumError(annotations, "wnids listed in wnids.txt", ", ".join(unknown[:3]), what="val labels")
     return [(folder / "val" / "images" / fname, index[wnid]) for fname, wnid in rows]
 
 

@@ -50,7 +50,7 @@ from ..errors import InvalidParameterError
 from ..losses import soft_ce
 from ..mixers.base import MixTarget, check_alpha, sample_beta, sample_perm
 from .automix import (
-    MixDisplay,
+    attend,
     check_choice,
     check_range,
     eval_mode,
@@ -58,6 +58,7 @@ from .automix import (
     normal_init_,
     to_logs,
 )
+from ..visualize import MixDisplay
 from .base import Method, StepContext, StepOutput
 from .registry import METHODS
 
@@ -125,15 +126,13 @@ class AdAutoMixGenerator(nn.Module):
         b, _, h, w = feats[0].shape
         z = torch.stack(feats, 1).flatten(0, 1)  # [B*N, C, h, w]: one conv call for all sources
         n = len(feats)
-        q = F.relu(self.query(z)).flatten(2).float().view(b, n, -1, h * w)  # [B, N, d, hw]
-        k = F.relu(self.key(z)).flatten(2).float().view(b, n, -1, h * w)
-        v = self.value(z).flatten(2).float().view(b, n, h * w, 1)
-        k_others = k.sum(1, keepdim=True) - k  # sum over m != n of k_m
-        logits = q.transpose(2, 3) @ k_others / math.sqrt(q.shape[2])  # [B, N, hw, hw]
-        p = torch.softmax(logits, dim=-1) @ v  # [B, N, hw, 1]
-        p = p.view(b, n, h, w)
+        q = F.relu(self.query(z)).flatten(2).view(b, n, -1, h * w)  # [B, N, d, hw]
+        k = F.relu(self.key(z)).flatten(2).float().view(b, n, -1, h * w)  # float32 before summing
+        v = self.value(z).flatten(2).view(b, n, h * w, 1)
+        k_others = k.sum(1, keepdim=True) - k  # sum_{m != n} k_m, so q_n^T k_others = sum_{m != n} q_n^T k_m
+        p = attend(q, k_others, v).view(b, n, h, w)
         mode = {"mode": self.upsample} if self.upsample == "nearest" else {"mode": "bilinear", "align_corners": False}
-        return torch.softmax(F.interpolate(p, size=size, **mode), dim=1).to(feats[0].dtype)
+        return torch.softmax(F.interpolate(p, size=size, **mode), dim=1)  # float32 even under autocast
 
 
 def mix_sources(sources: list[torch.Tensor], weights) -> torch.Tensor:
@@ -146,6 +145,14 @@ def mix_sources(sources: list[torch.Tensor], weights) -> torch.Tensor:
 def weighted_cosine(mix_out: torch.Tensor, source_outs: list[torch.Tensor], lams: list[float]) -> torch.Tensor:
     """L_cos = mean over the batch of sum_n lam_n cos(out(x_mix), out(x_n))."""
     return sum(lam * F.cosine_similarity(mix_out, o, dim=-1) for lam, o in zip(lams, source_outs)).mean()
+
+
+def mask_logs(masks: torch.Tensor, lams: list[float], suffix: str = "") -> dict:
+    """Collapse indicators of N-way masks: spatial std, |mask mean - lambda| per source, mean max weight."""
+    m = masks.detach()
+    gap = (m.mean(dim=(0, 2, 3)) - torch.tensor(lams, device=m.device, dtype=m.dtype)).abs().mean()
+    return {f"mask_std{suffix}": m.flatten(2).std(dim=2).mean(), f"mask_mean_gap{suffix}": gap,
+            f"mask_max{suffix}": m.max(dim=1).values.mean()}
 
 
 @METHODS.register("adautomix")
@@ -176,7 +183,8 @@ class AdAutoMix(Method):
         super().__init__(model, num_classes, **params)
         in_channels = model.stage_channels[self.params["feature_stage"]]
         init_gen = torch.Generator().manual_seed(int(self.params["init_seed"]))
-        self.generator_net = AdAutoMixGenerator(in_channels, self.params["lam_embed"], self.params["upsample"], init_gen)
+        self.generator_net = AdAutoMixGenerator(
+            in_channels, self.params["lam_embed"], self.params["upsample"], init_gen)
 
     @classmethod
     def validate_params(cls, params: dict) -> dict:
@@ -231,8 +239,12 @@ class AdAutoMix(Method):
         """(L_amce of the teacher on x_mix, L_cos); both carry gradient to the generator only."""
         logits_mix_k = self.ema(x_mix)
         loss_k = soft_ce(logits_mix_k, target)
-        prep = (lambda t: torch.softmax(t.float(), -1)) if self.params["cosine_on"] == "probs" else (lambda t: t.float())
-        cos = weighted_cosine(prep(logits_mix_k), [prep(clean_logits_k[p]) for p in perms], lams)
+        probs = self.params["cosine_on"] == "probs"
+
+        def prep(logits):
+            return torch.softmax(logits.float(), -1) if probs else logits.float()
+
+        cos = weighted_cosine(prep(logits_mix_k), [prep(clean_logits_k[q]) for q in perms], lams)
         return loss_k, cos
 
     # -- the step ------------------------------------------------------------------------------
@@ -261,7 +273,8 @@ class AdAutoMix(Method):
         loss_ace = F.cross_entropy(self.model(x), y)
         loss_target = loss_amce + p["mce_weight"] * loss_mce + (1 - p["mce_weight"]) * loss_ace
 
-        # Generator regularisers through the frozen teacher (Eq. 15).
+        # Generator regularisers through the frozen teacher (Eq. 15). In the paper schedule the
+        # ascent on the target's L_amce reaches the generator through the gradient reversal above.
         loss_k, cos = self.teacher_terms(x_mix, target, clean_logits_k, perms, lams)
         if p["schedule"] == "paper":
             loss_gen = p["teacher_weight"] * loss_k + cos_sign * self.cosine_weight * cos
@@ -270,14 +283,10 @@ class AdAutoMix(Method):
         else:
             loss_gen = loss_k
 
-        masks_d = masks.detach()
         logs = {
             "loss_amce": loss_amce, "loss_mce": loss_mce, "loss_ace": loss_ace, "loss_teacher": loss_k,
             "cosine": cos, "loss_generator": loss_gen, "adversarial": float(adversarial),
-            "mask_std": masks_d.flatten(2).std(dim=2).mean(),
-            "mask_mean_gap": (masks_d.mean(dim=(0, 2, 3)) - torch.tensor(lams, device=x.device)).abs().mean(),
-            "mask_max": masks_d.max(dim=1).values.mean(),
-            "mask_mean_gap_cls": (masks_cls.detach().mean(dim=(0, 2, 3)) - torch.tensor(lams, device=x.device)).abs().mean(),
+            **mask_logs(masks, lams), **mask_logs(masks_cls, lams, suffix="_cls"),
             **{f"lam_{i + 1}": lam for i, lam in enumerate(lams)},
         }
         return StepOutput(loss_target + loss_gen, to_logs(logs))

@@ -39,6 +39,7 @@ from torch import nn
 from ..errors import InvalidParameterError
 from ..losses import soft_ce
 from ..mixers.base import MixTarget, check_alpha, sample_beta, sample_perm
+from ..visualize import MixDisplay
 from .base import Method, StepContext, StepOutput
 from .registry import METHODS
 
@@ -83,22 +84,6 @@ def draw_pairs(batch_size: int, alpha: float, generator: torch.Generator, device
     return PairDraws(lam_gen, perm_gen, lam_cls, perm_cls)
 
 
-@dataclass
-class MixDisplay:
-    """What ``mixed_samples_figure`` draws: N sources, their per-pixel masks, the mixed image.
-
-    sources  list of N tensors [B, C, H, W]
-    masks    [B, N, H, W], each pixel's masks sum to 1
-    mixed    [B, C, H, W]
-    weights  [B, N] label weights (the lambdas)
-    """
-
-    sources: list
-    masks: torch.Tensor
-    mixed: torch.Tensor
-    weights: torch.Tensor
-
-
 def mix_pair(x: torch.Tensor, perm: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """mask * x + (1 - mask) * x[perm]; ``mask`` [B, 1, H, W] is the weight of x (or a float)."""
     return mask * x + (1 - mask) * x[perm]
@@ -117,13 +102,17 @@ def normal_init_(module: nn.Module, generator: torch.Generator, std: float = 0.0
     return module
 
 
-def attention(q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
-    """softmax(q k^T / sqrt(d)) for q [B, d, HW], k [B, d, HW] -> [B, HW, HW] (rows: q positions).
+def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """softmax(q^T k / sqrt(d)) v for q, k [..., d, HW] and v [..., HW, 1] -> [..., HW, 1].
 
-    Computed in float32: the logits overflow in half precision (reference code comment).
+    Rows of the attention are q's positions. Runs in float32 with autocast off: the reference
+    forces fp32 here because the logits overflow in half precision, and the masks built from
+    the result should not be quantised to bf16.
     """
-    q, k = q.float(), k.float()
-    return torch.softmax(q.transpose(1, 2) @ k / math.sqrt(q.shape[1]), dim=-1)
+    with torch.autocast(q.device.type, enabled=False):
+        q, k, v = q.float(), k.float(), v.float()
+        p = torch.softmax(q.transpose(-2, -1) @ k / math.sqrt(q.shape[-2]), dim=-1)
+        return p @ v
 
 
 def lambda_planes(z: torch.Tensor, lam: float) -> torch.Tensor:
@@ -206,7 +195,8 @@ class MixBlock(nn.Module):
     """AutoMix Mix Block (paper Eq. 4-6; reference CIFAR structure, REFERENCE.md section 3).
 
     Shared 1x1 conv W_P (q = k, C(+1) -> C/2, bias, no norm/activation) and value 1x1 conv
-    (C(+1) -> 1) on the partner x_j = x[perm]:
+    (C(+1) -> 1) on the partner x_j = x[perm] (Eq. 5 leaves open whose value embedding multiplies
+    P; we follow the reference, which predicts the partner's mask from the partner's value):
 
         P      = softmax(q_i k_j^T / sqrt(C/2))          [HW_i, HW_j]
         mask_j = sigmoid(upsample_nearest(P v_j))        weight of x[perm]
@@ -230,10 +220,10 @@ class MixBlock(nn.Module):
             z_i = torch.cat([z_i, lambda_planes(z_i, lam)], 1)
             z_j = torch.cat([z_j, lambda_planes(z_j, 1 - lam)], 1)
         b, _, h, w = z.shape
-        p = attention(self.qk(z_i).flatten(2), self.qk(z_j).flatten(2))
-        logits_j = (p @ self.value(z_j).flatten(2).float().transpose(1, 2)).view(b, 1, h, w)
+        v_j = self.value(z_j).flatten(2).transpose(1, 2)
+        logits_j = attend(self.qk(z_i).flatten(2), self.qk(z_j).flatten(2), v_j).view(b, 1, h, w)
         mask_j = torch.sigmoid(F.interpolate(logits_j, size=size, mode="nearest"))
-        return (1 - mask_j).to(z.dtype)
+        return 1 - mask_j  # float32 even under autocast
 
 
 # ----------------------------------------------------------------------------------------------
@@ -270,9 +260,6 @@ class AutoMix(Method):
         loss = mask_mean_loss(mask, lam, self.params["mask_loss_margin"])
         return loss, {"loss_lambda": loss}
 
-    def adjust_probability(self) -> float:
-        return self.params["mask_adjust"]
-
     # -- validation ----------------------------------------------------------------------------
 
     @classmethod
@@ -305,7 +292,7 @@ class AutoMix(Method):
             return torch.full_like(x[:, :1], lam)
         with torch.no_grad():
             mask = self.mix_block(z, draws.perm_cls, lam, x.shape[-2:], generator)
-            p = self.adjust_probability()
+            p = self.params["mask_adjust"]
             if p > 0 and float(torch.rand((), generator=generator)) < p:
                 target = lam if self.params["mask_adjust_lambda"] == "backbone" else draws.lam_gen
                 mask = adjust_mask_mean(mask, target)

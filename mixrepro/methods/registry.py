@@ -15,15 +15,22 @@ def build_method(name: str, model, num_classes: int, **params):
     return METHODS.get(name)(model, num_classes, **params)
 
 
+def describe_method(name: str) -> dict:
+    """Name, one-line summary, cosine floor and default hyperparameters of a method."""
+    cls = METHODS.get(name)
+    if hasattr(cls, "describe"):
+        return cls.describe()
+    summary = getattr(cls, "summary", None) or (cls.__doc__ or "").strip().splitlines()[0]
+    return {"method": name, "summary": summary, "min_lr": cls.default_min_lr, "defaults": dict(cls.default_params)}
+
+
 def describe_methods() -> list[dict]:
-    """One row per method: name, default hyperparameters, cosine floor."""
-    return [
-        {"method": name, "min_lr": cls.default_min_lr, "defaults": dict(cls.default_params)}
-        for name, cls in METHODS.items()
-    ]
+    """One row per registered method (see :func:`describe_method`)."""
+    return [describe_method(name) for name in METHODS.names()]
 
 
 def print_methods() -> None:
     for row in describe_methods():
         defaults = ", ".join(f"{k}={v}" for k, v in row["defaults"].items())
-        print(f"{row['method']:<14} min_lr={row['min_lr']:<5} {defaults}")
+        print(f"{row['method']:<12} {row['summary']}")
+        print(f"{'':<12} min_lr={row['min_lr']}  {defaults}")

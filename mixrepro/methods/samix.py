@@ -25,10 +25,11 @@ its mask loss and its generation loss:
   CE constrains, so the default is ``"ce+pbce"``; the shipped configs use soft CE (``"ce"``);
   ``"pbce"`` and ``"bce"`` (sigmoid mixup BCE) are the single terms.
 
-Instance-level AMix-I / AMix-C (MoCo v2, paper section 3.1 and 3.3) would be a separate Method
-class: it reuses ``MixBlockPlus`` unchanged (feed it the two views' features with ``perm=None``
-handled by the caller) and replaces ``training_step`` by the cross-view pipeline with the
-infoNCE / pseudo-label CE plus the non-parametric BCE of Eq. 6 as ``generation_loss``.
+Instance-level AMix-I / AMix-C (MoCo v2, paper sections 3.1 and 3.3) would be a separate Method
+class in its own file: it reuses ``MixBlockPlus`` unchanged (its forward mixes ``z`` with
+``z[perm]``; for the cross-view pipeline pass the two views' features concatenated and a ``perm``
+pairing each row with a row of the other view), and replaces ``training_step`` by the cross-view
+pipeline and ``generation_loss`` by infoNCE / pseudo-label CE plus the non-parametric BCE of Eq. 6.
 """
 from __future__ import annotations
 
@@ -42,7 +43,7 @@ from ..mixers.base import MixTarget
 from .automix import (
     PIPELINE_DEFAULTS,
     AutoMix,
-    attention,
+    attend,
     check_choice,
     check_range,
     mask_mean_loss,
@@ -116,10 +117,10 @@ class MixBlockPlus(nn.Module):
         z_j = z[perm] * (1 + self.encode(1 - lam))
         z_cat = torch.cat([z_i, z_j], 1)
         b, _, h, w = z.shape
-        p = attention(self.query(z_cat).flatten(2), self.key(z_cat).flatten(2))
-        logits_j = (p @ self.content(z_j, generator).flatten(2).float().transpose(1, 2)).view(b, 1, h, w)
+        c_j = self.content(z_j, generator).flatten(2).transpose(1, 2)
+        logits_j = attend(self.query(z_cat).flatten(2), self.key(z_cat).flatten(2), c_j).view(b, 1, h, w)
         mask_j = F.interpolate(torch.sigmoid(logits_j), size=size, mode="bilinear", align_corners=False)
-        return (1 - mask_j).to(z.dtype)
+        return 1 - mask_j
 
 
 def mask_variance(mask: torch.Tensor, center: str) -> torch.Tensor:

@@ -81,15 +81,21 @@ class StaticMixMethod(Method):
 
     def __init__(self, model, num_classes: int, **params):
         super().__init__(model, num_classes, **params)
-        mixer_params = {k: v for k, v in self.params.items() if k not in LOSS_DEFAULTS}
-        self.mixer = build_mixer(self.mixer_name, **mixer_params) if self.mixer_name else None
-        self.loss_fn = method_loss(self.params["loss"], self.mixer_name, self.params["loss_params"])
+        self.mixer, self.loss_fn = self.build_parts(self.params)
+
+    @classmethod
+    def build_parts(cls, params: dict):
+        """(mixer or None, loss) from validated-key ``params``; raises on invalid values."""
+        if not isinstance(params["loss_params"], dict):
+            raise InvalidParameterError("loss_params", params["loss_params"], "a dict of loss parameters")
+        mixer_params = {k: v for k, v in params.items() if k not in LOSS_DEFAULTS}
+        mixer = build_mixer(cls.mixer_name, **mixer_params) if cls.mixer_name else None
+        return mixer, method_loss(params["loss"], cls.mixer_name, params["loss_params"])
 
     @classmethod
     def validate_params(cls, params: dict) -> dict:
         params = super().validate_params(params)
-        if not isinstance(params["loss_params"], dict):
-            raise InvalidParameterError("loss_params", params["loss_params"], "a dict of loss parameters")
+        cls.build_parts(params)  # checks every value now, also when called without a model
         return params
 
     def mixed_forward(self, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator):
@@ -104,14 +110,14 @@ class StaticMixMethod(Method):
 
     @classmethod
     def describe(cls) -> dict:
-        """What ``mixrepro methods`` shows: summary, mixer, defaults, cosine floor, where alpha comes from."""
+        """One row for ``mixrepro methods``: summary, mixer, defaults, cosine floor, where alpha comes from."""
         return {"method": cls.name, "summary": cls.summary, "mixer": cls.mixer_name, "min_lr": cls.default_min_lr,
                 "defaults": dict(cls.default_params),
                 "alpha_source": PAPER_ALPHA_SOURCE if cls.mixer_name else None}
 
 
 @METHODS.register("vanilla")
-class Vanilla(StaticMixMethod):
+class VanillaMethod(StaticMixMethod):
     name = "vanilla"
     summary = "no mixing: the loss (plain cross-entropy by default) on the clean batch"
     default_params = dict(LOSS_DEFAULTS)

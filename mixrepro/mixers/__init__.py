@@ -47,7 +47,8 @@ def build_mixer(name: str, **params):
 
 
 __all__ = [
-    "MIXERS", "build_mixer", "mixer_defaults", "MixTarget", "check_alpha", "sample_beta", "sample_perm", "Box", "box_around",
+    "MIXERS", "build_mixer", "mixer_defaults", "MixTarget", "check_alpha", "sample_beta", "sample_perm",
+    "Box", "box_around",
     "Mixup", "mixup", "CutMix", "cutmix", "ManifoldMix", "manifold_mix_forward", "SaliencyMix", "saliencymix",
     "fine_grained_saliency", "FMix", "fmix", "fmix_mask", "ResizeMix", "resizemix",
 ]

@@ -55,7 +55,7 @@ class MixTarget:
 
 
 def check_alpha(alpha: float) -> float:
-    if not (isinstance(alpha, (int, float)) and alpha > 0):
+    if isinstance(alpha, bool) or not (isinstance(alpha, (int, float)) and alpha > 0):
         raise InvalidParameterError("alpha", alpha, "a positive number (Beta(alpha, alpha) concentration)")
     return float(alpha)
 

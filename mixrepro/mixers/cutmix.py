@@ -5,7 +5,8 @@ clipped to the image, so lam is recomputed from the clipped area (REFERENCE.md
 section 2). Half sides are ``int(0.5 * scale * side)``, which equals the CutMix
 paper code's ``int(scale * side) // 2`` and torchvision's ``int(r * side)``.
 
-``Box``, ``box_around``, ``random_box``, ``crop``, ``paste`` and ``box_lam`` are shared with SaliencyMix and ResizeMix.
+``Box``, ``box_around``, ``random_box``, ``crop``, ``paste`` and ``box_lam`` are shared
+with SaliencyMix and ResizeMix.
 """
 from __future__ import annotations
 

@@ -7,7 +7,10 @@ from ``block_nums`` (2, 4, 8, 16 = 2^U{1..4} at 32 px). Per sample:
 1. Saliency: ``sqrt(mean_c (d loss / d x)**2)`` of the classifier's CE on the
    clean batch (RMS over channels, as the reference; the L2 norm differs by the
    constant sqrt(C), which the normalisation below removes), average-pooled to
-   the G x G grid and normalised to sum 1 per image.
+   the G x G grid and normalised to sum 1 per image. Our models normalise
+   internally, so the gradient is taken in [0, 1] pixel space; the reference's is
+   in normalised space, i.e. ours divided per channel by the CIFAR std (0.2023,
+   0.1994, 0.2010): equal up to a factor and a <1.5% channel reweighting.
 2. Labelling: each block gets a mixing weight of source b in {0, 1/(L-1), ..., 1}
    ({0, 1/2, 1} for L = n_labels = 3) minimising
    saliency lost  +  label smoothness  +  data smoothness  +  prior:
@@ -30,12 +33,14 @@ from ``block_nums`` (2, 4, 8, 16 = 2^U{1..4} at 32 px). Per sample:
 3. Transport (``puzzlemix_transport``): each source's blocks are permuted so that
    salient blocks land where the mask shows that source, at the grid of
    ``t_size`` px blocks (``t_size=-1``: the label grid; a t_size not below the
-   label block size also uses the label grid), solved exactly per sample.
+   label block size also uses the label grid), solved exactly per sample
+   (``transport_solver="exact"``) or by the reference's approximate rounds
+   (``"iterative"``, which can drop blocks and leave zero blocks behind).
 4. Mix: ``(1 - m) * x_a' + m * x_b'`` with m the block mask upsampled to pixels;
    the target weighs y by lam_i = 1 - mean(m_i), per sample.
 
 Defaults, CIFAR (where they come from):
-alpha = 1 (AutoMix paper appendix and OpenMixup README: "PuzzleMix adopts alpha=1");
+alpha = 1 (AutoMix paper appendix, "PuzzleMix adopts alpha = 1"; REFERENCE.md section 1);
 beta = 1.2, gamma = 0.5, eta = 0.2, neigh_size = 4, n_labels = 3, t_eps = 0.8,
 transport on: the official PuzzleMix CIFAR command line and OpenMixup's CIFAR
 configs agree. t_size = 4 px: both set it for CIFAR (OpenMixup's function default
@@ -60,13 +65,15 @@ from scipy.stats import binom
 from ..errors import InvalidParameterError
 from ..methods.base import Method, StepContext, StepOutput
 from ..methods.registry import METHODS
+from ..methods.static import LOSS_DEFAULTS, method_loss
 from .base import MixTarget, check_alpha, sample_beta, sample_perm
 from .puzzlemix_graphcut import alpha_beta_swap, exact_convex_cut
+from .puzzlemix_transport import TRANSPORT_SOLVERS
 from .puzzlemix_transport import transport as transport_blocks
 
 PUZZLEMIX_DEFAULTS = dict(
     block_nums=(2, 4, 8, 16), beta=1.2, gamma=0.5, eta=0.2, neigh_size=4, n_labels=3,
-    transport=True, t_eps=0.8, t_size=4, solver="swap",
+    transport=True, t_eps=0.8, t_size=4, solver="swap", transport_solver="exact",
 )
 
 
@@ -89,6 +96,8 @@ def check_puzzlemix_params(p: dict) -> dict:
         raise InvalidParameterError("t_size", p["t_size"], "-1 (the label grid) or a block size in px >= 1")
     if p["solver"] not in SOLVERS:
         raise InvalidParameterError("solver", p["solver"], f"one of {sorted(SOLVERS)}")
+    if p["transport_solver"] not in TRANSPORT_SOLVERS:
+        raise InvalidParameterError("transport_solver", p["transport_solver"], f"one of {sorted(TRANSPORT_SOLVERS)}")
     return {**p, "block_nums": nums}
 
 
@@ -151,6 +160,7 @@ def data_smoothness(x_a, x_b, grid, weight, neigh_size):
     pairs = {(s, t): boundary_discrepancy(imgs[s], imgs[t], grid, neigh_size) for s in "ab" for t in "ab"}
     show = {s: torch.zeros(len(x_a), grid, grid, device=x_a.device) for s in "ab"}
     extra = []
+    # axis 0: vertical edges (upper node, lower node); axis 1: horizontal edges (left node, right node)
     for axis, (first, second) in enumerate([(np.s_[:, :-1, :], np.s_[:, 1:, :]), (np.s_[:, :, :-1], np.s_[:, :, 1:])]):
         P = {st: weight * pairs[st][axis] for st in pairs}
         for s in "ab":
@@ -218,26 +228,31 @@ def transport_grid(width: int, block_num: int, t_size: int) -> int:
     return width // t_size
 
 
-def check_geometry(x: torch.Tensor, block_num: int, neigh_size: int) -> None:
+def check_geometry(x: torch.Tensor, block_num: int, neigh_size: int, t_size: int, transport: bool) -> None:
+    """Blocks must tile the (square) image, neighbourhoods the blocks, transport blocks the label blocks."""
     h, w = x.shape[-2:]
     block_size = w // block_num
     if h != w or w % block_num or block_size % min(neigh_size, block_size):
         raise InvalidParameterError(
             "block_num", block_num, f"square images whose side ({h}x{w}) it divides, in blocks divisible by neigh_size")
+    grid = transport_grid(w, block_num, t_size)
+    if transport and (w % grid or grid % block_num):
+        raise InvalidParameterError("t_size", t_size, f"-1 or a size dividing the {block_size} px blocks")
 
 
 def mix_sources(x_a, x_b, saliency_a, saliency_b, lam, block_num, *, beta=1.2, gamma=0.5, eta=0.2,
-                neigh_size=4, n_labels=3, transport=True, t_eps=0.8, t_size=4, solver="swap") -> PuzzleMixResult:
+                neigh_size=4, n_labels=3, transport=True, t_eps=0.8, t_size=4, solver="swap",
+                transport_solver="exact") -> PuzzleMixResult:
     """PuzzleMix of explicit source pairs (a, b) with pixel saliency maps [B, H, W]."""
-    check_geometry(x_a, block_num, neigh_size)
+    check_geometry(x_a, block_num, neigh_size, t_size, transport)
     mask = puzzlemix_mask(x_a, x_b, saliency_a, saliency_b, lam, block_num, beta=beta, gamma=gamma,
                           eta=eta, neigh_size=neigh_size, n_labels=n_labels, solver=solver)
     width = x_a.shape[-1]
     if transport:
         grid = transport_grid(width, block_num, t_size)
         mask_t = upsample_blocks(mask, grid)
-        x_a = transport_blocks(x_a, block_saliency(saliency_a, grid), mask_t < 1, t_eps)
-        x_b = transport_blocks(x_b, block_saliency(saliency_b, grid), mask_t > 0, t_eps)
+        x_a = transport_blocks(x_a, block_saliency(saliency_a, grid), mask_t < 1, t_eps, transport_solver)
+        x_b = transport_blocks(x_b, block_saliency(saliency_b, grid), mask_t > 0, t_eps, transport_solver)
     m = upsample_blocks(mask, width)[:, None].to(x_a.dtype)
     return PuzzleMixResult((1 - m) * x_a + m * x_b, mask, x_a, x_b)
 
@@ -253,7 +268,11 @@ def puzzlemix(x, y, lam: float, perm, saliency, block_num: int, **params):
 
 @METHODS.register("puzzlemix")
 class PuzzleMix(Method):
-    """PuzzleMix with per-sample soft CE (``mixrepro.losses.soft_ce``), plus clean_lam * CE(clean).
+    """PuzzleMix: loss(mixed batch, per-sample targets) + clean_lam * CE(clean batch).
+
+    ``loss``/``loss_params`` as for the static methods (default "mce", the soft CE
+    ``mixrepro.losses.soft_ce``; "dm_ce"/"dm_bce" take the DM paper's presets for
+    PuzzleMix: dynamic eta = 1, cutting-based (t, xi) = (1, 0.8)).
 
     With ``clean_lam > 0`` (official code) one train-mode forward of the clean
     batch gives both the clean loss and, through ``autograd.grad`` on the input,
@@ -264,8 +283,12 @@ class PuzzleMix(Method):
     """
 
     name = "puzzlemix"
-    default_params = {"alpha": 1.0, **PUZZLEMIX_DEFAULTS, "clean_lam": 1.0}
+    default_params = {"alpha": 1.0, **PUZZLEMIX_DEFAULTS, "clean_lam": 1.0, **LOSS_DEFAULTS}
     default_min_lr = 0.0
+
+    def __init__(self, model, num_classes: int, **params):
+        super().__init__(model, num_classes, **params)
+        self.loss_fn = method_loss(self.params["loss"], "puzzlemix", self.params["loss_params"])
 
     @classmethod
     def validate_params(cls, params: dict) -> dict:
@@ -285,8 +308,6 @@ class PuzzleMix(Method):
         return saliency_from_gradient(grad), clean
 
     def training_step(self, x: torch.Tensor, y: torch.Tensor, ctx: StepContext) -> StepOutput:
-        from ..losses.soft_ce import soft_ce
-
         p = self.params
         saliency, clean = self.saliency_and_clean_loss(x, y)
         lam = sample_beta(p["alpha"], ctx.generator)
@@ -294,7 +315,7 @@ class PuzzleMix(Method):
         block_num = p["block_nums"][int(torch.randint(len(p["block_nums"]), (1,), generator=ctx.generator))]
         hp = {k: p[k] for k in PUZZLEMIX_DEFAULTS if k != "block_nums"}
         x_mix, target = puzzlemix(x, y, lam, perm, saliency, block_num, **hp)
-        loss_mix = soft_ce(self.model(x_mix), target)
+        loss_mix = self.loss_fn(self.model(x_mix), target)
         loss = loss_mix if clean is None else loss_mix + p["clean_lam"] * clean
         logs = {"loss_mix": float(loss_mix.detach()), "lam": lam, "lam_mask": float(target.weights[:, 0].mean()),
                 "block_num": block_num}

@@ -10,14 +10,21 @@ mask shows this source at all), PuzzleMix chooses a transport plan ``Pi``
 (squared distance between block positions, normalised by the grid's extent):
 saliency kept visible minus the distance moved. We solve it exactly as a
 linear assignment (``scipy.optimize.linear_sum_assignment`` per sample), so the
-plan is always a permutation of blocks. The reference code instead runs a fixed
-number (T) of greedy row-min / column-conflict rounds on the GPU, which is
-approximate and can leave positions without a block (zero pixels there).
+plan is always a permutation of blocks (``solver="exact"``, the default).
+
+``solver="iterative"`` is the reference code's approximate GPU solver, our own
+implementation of it: T rounds in which every block claims its cheapest
+position, each claimed position keeps the claimant of lowest cost (positions
+nobody claims count as cost 0 in that comparison, so a claimant of cost >= 0
+can lose to no one) and every losing claim costs 1 more in later rounds; the
+last round's winners form the plan. Blocks that never win are dropped and
+positions without a winner are left at zero.
 """
 from __future__ import annotations
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from scipy.optimize import linear_sum_assignment
 
 
@@ -47,6 +54,22 @@ def assignment_plans(cost: torch.Tensor) -> torch.Tensor:
     return torch.from_numpy(np.stack(sources))
 
 
+def iterative_plans(cost: torch.Tensor) -> torch.Tensor:
+    """The reference's approximate plan: [B, n] long, block index per position, -1 where none lands."""
+    cost = cost.clone()
+    n = cost.shape[-1]
+    for _ in range(int(round(n**0.5))):  # T rounds on a T x T grid
+        claims = F.one_hot(cost.argmin(-1), n).to(cost.dtype)  # [B, block, position]
+        winner = (claims * cost).argmin(1)  # [B, position]; argmin takes the first of equal values
+        won = claims.gather(1, winner[:, None, :])[:, 0]  # 1 where the winner really claimed the position
+        kept = torch.zeros_like(claims).scatter_(1, winner[:, None, :], won[:, None, :])
+        cost += claims - kept
+    return torch.where(won.bool(), winner, torch.full_like(winner, -1))
+
+
+TRANSPORT_SOLVERS = {"exact": assignment_plans, "iterative": iterative_plans}
+
+
 def to_blocks(x: torch.Tensor, grid: int) -> torch.Tensor:
     """[B, C, H, W] -> [B, T*T, C, H/T, W/T] blocks in row-major order."""
     b, c, h, w = x.shape
@@ -62,14 +85,16 @@ def from_blocks(blocks: torch.Tensor, grid: int) -> torch.Tensor:
 
 
 def permute_blocks(x: torch.Tensor, source: torch.Tensor, grid: int) -> torch.Tensor:
-    """Place block ``source[b, j]`` of image b at position j (an exact copy of pixels)."""
+    """Place block ``source[b, j]`` of image b at position j (an exact copy of pixels; zeros where -1)."""
     blocks = to_blocks(x, grid)
-    index = source.to(x.device)[:, :, None, None, None].expand_as(blocks)
-    return from_blocks(blocks.gather(1, index), grid)
+    source = source.to(x.device)[:, :, None, None, None]
+    moved = blocks.gather(1, source.clamp_min(0).expand_as(blocks))
+    return from_blocks(moved * (source >= 0), grid)
 
 
-def transport(x: torch.Tensor, saliency: torch.Tensor, visible: torch.Tensor, eps: float) -> torch.Tensor:
+def transport(x: torch.Tensor, saliency: torch.Tensor, visible: torch.Tensor, eps: float,
+              solver: str = "exact") -> torch.Tensor:
     """Move each image's blocks (grid from ``saliency`` [B, T, T]) to keep salient ones visible."""
     grid = saliency.shape[-1]
-    source = assignment_plans(transport_cost(saliency, visible, eps))
+    source = TRANSPORT_SOLVERS[solver](transport_cost(saliency, visible, eps))
     return permute_blocks(x, source, grid)

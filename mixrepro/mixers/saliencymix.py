@@ -20,6 +20,10 @@ weight is recomputed from the clipped box (REFERENCE.md section 2).
    would wrap modulo 256, as OpenCV's unchecked ``(uchar)`` cast does on x86-64 (we found
    no image where it happens among ~700 random and structured images of 7 to 224 px).
 
+Because the on and off maps are scaled to 255 separately, the peak of the "off" map (a pixel
+darker than its surround, however faintly) ties with the peak of the "on" map; ties go to the
+first pixel in row-major order, as ``np.argmax`` in the reference.
+
 Bit-exact against ``cv2.saliency.StaticSaliencyFineGrained`` (opencv-contrib 5.0) on every
 image we tried (tests/test_mixers.py runs the comparison when ``cv2.saliency`` is importable).
 
@@ -27,8 +31,12 @@ Our images are RGB, so step 1 weighs R by 0.299; OpenCV's ``COLOR_BGR2GRAY`` exp
 
 Reference-code note: the SaliencyMix/OpenMixup code hands OpenCV the *normalised float32*
 tensor (HWC). OpenCV's algorithm reads its grey image as 8-bit values, so on float input
-it reads the bytes of the floats; the resulting "saliency" is unrelated to the image
-content. We compute the saliency of the 8-bit image (pixels in [0, 1] times 255, rounded).
+it reads the bytes of the floats, and the "saliency" is unrelated to the image. Measured
+on 1,000 CIFAR-10 test images (JPEG copy, opencv-contrib 5.0): the reference call's peak
+equalled the 8-bit image's peak in 0 of 1,000 images, lay 15.3 px from it on average (a
+uniformly random pixel: 15.9 px), the two maps correlate at 0.00, and the reference peak
+never falls in columns 3, 7, 11, ... (the byte layout of float32). We compute the saliency
+of the 8-bit image (pixels in [0, 1] times 255, rounded), which is what the method intends.
 """
 from __future__ import annotations
 

@@ -7,6 +7,7 @@ their own flags), and ``method.<name>=<value>`` for the method's hyperparameters
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 
@@ -31,10 +32,8 @@ def parse_field_value(name: str, text: str, kinds: set[str]):
         return None
     for kind, convert in (("int", int), ("float", float), ("str", str)):
         if kind in kinds:
-            try:
+            with contextlib.suppress(ValueError):
                 return convert(text)
-            except ValueError:
-                pass
     raise InvalidParameterError(name, text, " or ".join(sorted(kinds)))
 
 
@@ -81,10 +80,16 @@ def set_arguments(config: RunConfig, base: RunConfig) -> list[str]:
 
 
 def config_from_args(args) -> RunConfig:
+    """The RunConfig the arguments describe; every name and value is checked before any work starts."""
+    from .. import data, models
+
     BUDGETS.get(args.budget)
+    data.DATASETS.get(args.dataset)
     config_changes, method_params = parse_set_items(args.set, args.method)
-    return config_for_budget(args.budget, method=args.method, dataset=args.dataset, seed=args.seed,
-                             method_params=method_params, **config_changes)
+    config = config_for_budget(args.budget, method=args.method, dataset=args.dataset, seed=args.seed,
+                               method_params=method_params, **config_changes)
+    models.MODELS.get(config.model)
+    return config
 
 
 def add_train_arguments(parser: argparse.ArgumentParser) -> None:

@@ -7,6 +7,8 @@ logs, top-1/top-5 of the online and EMA networks on the test split, and times.
 """
 from __future__ import annotations
 
+import dataclasses
+import sys
 import time
 from dataclasses import dataclass, field
 
@@ -23,7 +25,7 @@ from . import components
 from .runtime import Runtime, make_runtime, reproducible_kernels, resolve_device
 from .schedule import build_optimizer, cosine_lr, set_lr
 
-TIMING_COLUMNS = ("epoch_time_s", "train_time_s", "eval_time_s", "train_images_per_s")
+PROGRESS_EVERY = 20  # steps between loss updates of the progress bar
 
 
 class TrainingInterrupted(RuntimeError):
@@ -38,6 +40,7 @@ class TrainState:
     step: int = 0  # completed iterations
     epochs: list[dict] = field(default_factory=list)
     wall_time_s: float = 0.0  # sum over completed epochs (resumes add up)
+    resumed_at: list[int] = field(default_factory=list)  # completed epochs at each resume
 
 
 @dataclass
@@ -88,7 +91,8 @@ def fit(
         epochs=run.state.epochs,
         summary=build_summary(run.state.epochs, train_time_s=sum(r["train_time_s"] for r in run.state.epochs),
                               wall_time_s=run.state.wall_time_s, dataset_label=run.dataset.label),
-        environment=collect_environment(runtime.device, runtime.dist.world_size),
+        environment={**collect_environment(runtime.device, runtime.dist.world_size),
+                     "resumed_at_epochs": run.state.resumed_at},
     )
     if runtime.dist.is_main:
         ResultsStore(results_root).publish(record)
@@ -104,6 +108,10 @@ def start_run(config: RunConfig, runtime: Runtime, *, data_root=None, resume: bo
     saved = ckpt.load_checkpoint(ckpt.checkpoint_path(config), config) if resume else None
     if saved is not None:
         restore(run, saved)
+        run.state.resumed_at.append(run.state.epoch)
+        if runtime.dist.is_main:
+            print(f"mixrepro: resuming run {config.key()} after epoch {run.state.epoch} "
+                  f"from {ckpt.checkpoint_path(config)}", file=sys.stderr)
     return run
 
 
@@ -123,7 +131,7 @@ def save(run: Run) -> None:
         ckpt.checkpoint_path(run.config), run.config,
         method=run.method.state_dict(), optimizer=run.optimizer.state_dict(),
         generator=run.generator.get_state(), rng=ckpt.rng_state(run.runtime.device),
-        state={"epoch": state.epoch, "step": state.step, "epochs": state.epochs, "wall_time_s": state.wall_time_s},
+        state=dataclasses.asdict(state),
     )
 
 
@@ -136,7 +144,7 @@ def train_epochs(run: Run, *, progress: bool = True, stop_after_step: int | None
     if len(batches) == 0:
         raise InvalidParameterError("batch_size", config.batch_size,
                                     f"at most {len(run.dataset.train_y)} (the number of training images)")
-    step = distributed.step_function(run.method, run.runtime.dist, run.runtime.device)
+    step = distributed.step_function(run.method, run.runtime.dist)
     show = progress and run.runtime.dist.is_main
     bar = tqdm(total=config.epochs, initial=state.epoch, desc=f"{config.method} {config.dataset}",
                unit="epoch", disable=not show)
@@ -167,8 +175,9 @@ def train_one_epoch(run: Run, step, batches, epoch: int, *, show: bool, stop_aft
     rt.synchronize()
     start = time.perf_counter()
     run.method.train()
-    for x, y in tqdm(batches.epoch(run.generator), total=len(batches), desc=f"epoch {epoch + 1}",
-                     leave=False, disable=not show):
+    bar = tqdm(batches.epoch(run.generator), total=len(batches), desc=f"epoch {epoch + 1}", leave=False,
+               disable=not show)
+    for x, y in bar:
         if stop_after_step is not None and state.step == stop_after_step:
             raise TrainingInterrupted(f"stopped before global step {stop_after_step} (stop_after_step)")
         ctx = StepContext(step=state.step, total_steps=total, epoch=epoch, generator=run.generator)
@@ -176,6 +185,8 @@ def train_one_epoch(run: Run, step, batches, epoch: int, *, show: bool, stop_aft
         for key, value in {"train_loss": out.loss.detach(), **out.logs}.items():
             sums[key] = sums.get(key, 0.0) + (value.detach().float() if torch.is_tensor(value) else value)
         state.step, images, n = state.step + 1, images + len(x), n + 1
+        if show and n % PROGRESS_EVERY == 0:  # .item() waits for the GPU: not every step
+            bar.set_postfix(loss=f"{out.loss.item():.3f}")
     rt.synchronize()
     seconds = time.perf_counter() - start
     means = distributed.mean_over_ranks({k: float(v) / n for k, v in sums.items()}, rt.dist, rt.device)
