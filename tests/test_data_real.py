@@ -56,6 +56,7 @@ def test_fashion_mnist_from_debian_package(tmp_path, monkeypatch):
     assert abs(ds.train_x.float().mean().item() / 255 - ds.mean[0]) < 1e-3
 
 
+@pytest.mark.slow  # a fresh interpreter importing torch and the CLI's subcommands: ~3-6 s
 def test_cli_datasets_lists_every_dataset(tmp_path):
     env = dict(os.environ, MIXREPRO_DATA=str(tmp_path), MIXREPRO_CACHE=str(tmp_path / "cache"))
     out = subprocess.run([sys.executable, "-m", "mixrepro.cli", "datasets"], env=env, capture_output=True,
