@@ -17,7 +17,7 @@ from mixrepro.mixers.puzzlemix import (
     puzzle_energy, puzzlemix, upsample_blocks,
 )
 from mixrepro.mixers.puzzlemix_graphcut import alpha_beta_swap, exact_convex_cut, grid_energy, label_distance
-from mixrepro.mixers.puzzlemix_transport import position_cost, to_blocks, transport, transport_cost
+from mixrepro.mixers.puzzlemix_transport import iterative_plans, position_cost, to_blocks, transport, transport_cost
 from mixrepro.models import build_model
 
 HP = dict(beta=1.2, gamma=0.5, eta=0.2, neigh_size=4, n_labels=3)
@@ -287,6 +287,30 @@ def test_iterative_transport_is_a_partial_permutation():
         assert all(img_in[key] >= count for key, count in used.items())
         filled = img_out.flatten(1).abs().sum(1) > 0
         assert filled[vis].all()  # visible positions always get a block here (negative costs win)
+
+
+def dense_iterative_plans(cost):
+    """Straightforward dense version of the reference's rounds, to check our sparse one against."""
+    cost = cost.clone()
+    n = cost.shape[-1]
+    for _ in range(int(round(n**0.5))):
+        claims = torch.nn.functional.one_hot(cost.argmin(-1), n).to(cost.dtype)  # [B, block, position]
+        winner = (claims * cost).argmin(1)
+        won = claims.gather(1, winner[:, None, :])[:, 0]
+        kept = torch.zeros_like(claims).scatter_(1, winner[:, None, :], won[:, None, :])
+        cost += claims - kept
+    return torch.where(won.bool(), winner, torch.full_like(winner, -1))
+
+
+def test_iterative_plans_match_dense_rounds():
+    g = gen(12)
+    for grid in (2, 3, 4, 8):
+        for _ in range(8):
+            sal = block_saliency(torch.rand(16, grid, grid, generator=g) ** 4, grid)
+            visible = torch.rand(16, grid, grid, generator=g) > torch.rand(1, generator=g)
+            visible[0], visible[1] = False, True  # ties at cost 0 everywhere / nowhere
+            cost = transport_cost(sal, visible, float(torch.rand(1, generator=g)))
+            assert torch.equal(iterative_plans(cost), dense_iterative_plans(cost))
 
 
 def test_iterative_transport_special_cases():

@@ -14,17 +14,18 @@ plan is always a permutation of blocks (``solver="exact"``, the default).
 
 ``solver="iterative"`` is the reference code's approximate GPU solver, our own
 implementation of it: T rounds in which every block claims its cheapest
-position, each claimed position keeps the claimant of lowest cost (positions
-nobody claims count as cost 0 in that comparison, so a claimant of cost >= 0
-can lose to no one) and every losing claim costs 1 more in later rounds; the
-last round's winners form the plan. Blocks that never win are dropped and
-positions without a winner are left at zero.
+position and each position keeps the block of lowest cost, where blocks not
+claiming it count as cost 0 and the first index wins ties (so a claimant of
+cost >= 0 can lose to a non-claimant, leaving the position empty); every
+losing claim costs 1 more in later rounds, and the last round's winners form
+the plan. Blocks that never win are dropped, positions without one stay zero.
+The empty positions arise where the source is hidden (cost >= 0), so on the
+inputs we tried no hole was visible in the mixed image.
 """
 from __future__ import annotations
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from scipy.optimize import linear_sum_assignment
 
 
@@ -38,15 +39,15 @@ def position_cost(grid: int) -> torch.Tensor:
 def transport_cost(saliency: torch.Tensor, visible: torch.Tensor, eps: float) -> torch.Tensor:
     """Cost [B, n, n] of moving block i (row) to position j (column); saliency and visible are [B, T, T]."""
     grid = saliency.shape[-1]
-    s = saliency.reshape(len(saliency), -1, 1).double().cpu()
-    z = visible.reshape(len(visible), 1, -1).double().cpu()
-    return eps * position_cost(grid) - s * z
+    s = saliency.reshape(len(saliency), -1, 1).double()
+    z = visible.reshape(len(visible), 1, -1).double()
+    return eps * position_cost(grid).to(s.device) - s * z
 
 
 def assignment_plans(cost: torch.Tensor) -> torch.Tensor:
     """Optimal permutation per sample: [B, n] long, entry j = index of the block placed at position j."""
     sources = []
-    for c in cost.numpy():
+    for c in cost.cpu().numpy():
         rows, cols = linear_sum_assignment(c)
         source = np.empty(len(rows), dtype=np.int64)
         source[cols] = rows
@@ -54,17 +55,38 @@ def assignment_plans(cost: torch.Tensor) -> torch.Tensor:
     return torch.from_numpy(np.stack(sources))
 
 
+def _round_winners(choice: torch.Tensor, claimed: torch.Tensor, n: int):
+    """One conflict round: per position, the winning block and whether it really claimed the position.
+
+    Equivalent to argmin over all blocks of (claimed cost if the block claims the position, else 0),
+    first index on ties, without the dense [B, n, n] matrix.
+    """
+    rows = torch.arange(n, device=choice.device).expand_as(choice)
+    low = torch.full(choice.shape, float("inf"), dtype=claimed.dtype, device=choice.device)
+    low = low.scatter_reduce(1, choice, claimed, "amin")  # lowest claimed cost per position
+    at_low = claimed == low.gather(1, choice)
+    first_low = torch.full_like(choice, n).scatter_reduce(1, choice, torch.where(at_low, rows, n), "amin")
+    count = torch.zeros_like(choice).scatter_add_(1, choice, torch.ones_like(choice))
+    # the first block NOT claiming position j: block 0, unless block 0 claims j
+    differs = choice != choice[:, :1]
+    first_other = torch.where(differs.any(1), differs.int().argmax(1), n)[:, None]
+    first_non_claimant = torch.where(rows == choice[:, :1], first_other, 0)
+    won = (count > 0) & ((low < 0) | ((low == 0) & (first_low < first_non_claimant)) | ((low > 0) & (count == n)))
+    return first_low, won
+
+
 def iterative_plans(cost: torch.Tensor) -> torch.Tensor:
     """The reference's approximate plan: [B, n] long, block index per position, -1 where none lands."""
     cost = cost.clone()
     n = cost.shape[-1]
     for _ in range(int(round(n**0.5))):  # T rounds on a T x T grid
-        claims = F.one_hot(cost.argmin(-1), n).to(cost.dtype)  # [B, block, position]
-        winner = (claims * cost).argmin(1)  # [B, position]; argmin takes the first of equal values
-        won = claims.gather(1, winner[:, None, :])[:, 0]  # 1 where the winner really claimed the position
-        kept = torch.zeros_like(claims).scatter_(1, winner[:, None, :], won[:, None, :])
-        cost += claims - kept
-    return torch.where(won.bool(), winner, torch.full_like(winner, -1))
+        choice = cost.argmin(-1)  # [B, block]: cheapest position, first on ties
+        claimed = cost.gather(2, choice[..., None])[..., 0]
+        winner, won = _round_winners(choice, claimed, n)
+        kept = won.gather(1, choice) & (winner.gather(1, choice) == torch.arange(n, device=cost.device))
+        lost = (~kept).to(cost.dtype)[..., None]
+        cost.scatter_add_(2, choice[..., None], lost)  # a lost claim costs 1 more from now on
+    return torch.where(won, winner, torch.full_like(winner, -1))
 
 
 TRANSPORT_SOLVERS = {"exact": assignment_plans, "iterative": iterative_plans}
