@@ -10,7 +10,8 @@ from mixrepro.errors import DatasetMissingError, InvalidParameterError, UnknownN
 from mixrepro.evaluate.accuracy import evaluate_topk
 from mixrepro.evaluate.corruption import (
     EXTRA, REGENERATED_LABEL, SEVERITY_PARAMS, STANDARD, corrupt, corruption_accuracy, defocus_blur,
-    disk_kernel, gaussian_blur, hsv_to_rgb, plasma_fractal, official_corruption_accuracy, regenerated_corruption_accuracy,
+    disk_kernel, gaussian_blur, hsv_to_rgb, official_corruption_accuracy, plasma_fractal,
+    regenerated_corruption_accuracy,
     rgb_to_hsv,
 )
 from mixrepro.evaluate.occlusion import cell_orders, occlusion_accuracy, occlusion_masks

@@ -200,7 +200,7 @@ def real_method_names():
     import mixrepro.methods  # noqa: F401  (registers the methods)
     from mixrepro.methods.registry import METHODS
 
-    return [name for name in ("mixup", "automix") if name in METHODS]
+    return [name for name in ("mixup", "automix", "samix", "adautomix") if name in METHODS]
 
 
 @pytest.fixture

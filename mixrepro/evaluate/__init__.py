@@ -71,7 +71,8 @@ def _occlusion(model, test_x, test_y, *, device, generator, batch_size, ratios=P
 @EVALUATIONS.register("mixed_accuracy")
 def _mixed_accuracy(model, test_x, test_y, *, device, generator, batch_size, mixer=None, same_label="exclude"):
     if mixer is None:
-        raise InvalidParameterError("mixed_accuracy mixer", None, "a mixer callable (x, y, generator) -> (x_mix, MixTarget)")
+        allowed = "a mixer callable (x, y, generator) -> (x_mix, MixTarget), e.g. Mixup(1.0)"
+        raise InvalidParameterError("mixed_accuracy mixer", None, allowed)
     batches = array_batches(test_x, test_y, batch_size, device)
     return mixed_sample_accuracy(model, batches, mixer, generator, same_label)
 

@@ -23,7 +23,8 @@ def _check_bins(n_bins: int) -> int:
 
 
 def _looks_like_probs(t: torch.Tensor) -> bool:
-    return bool(t.min() >= 0 and t.max() <= 1 and torch.allclose(t.sum(1), torch.ones(len(t), dtype=t.dtype), atol=1e-4))
+    sums_to_one = torch.allclose(t.sum(1), torch.ones(len(t), dtype=t.dtype), atol=1e-4)
+    return bool(t.min() >= 0 and t.max() <= 1 and sums_to_one)
 
 
 def confidence_and_correct(probs_or_logits: torch.Tensor, labels: torch.Tensor, from_logits: bool | None = None):
