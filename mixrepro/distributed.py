@@ -107,6 +107,17 @@ def mean_over_ranks(values: dict[str, float], ctx: DistContext, device: torch.de
     return {k: v / ctx.world_size for k, v in zip(keys, t.tolist())}
 
 
+@torch.no_grad()
+def broadcast_buffers(module: nn.Module, ctx: DistContext) -> None:
+    """Give every rank rank 0's buffers (BN statistics, which each rank updates on its own slice).
+
+    Called after each epoch, so all ranks evaluate, and rank 0 saves, the same networks.
+    """
+    if ctx.enabled:
+        for buffer in module.buffers():
+            dist.broadcast(buffer, src=0)
+
+
 def barrier(ctx: DistContext) -> None:
     if ctx.enabled:
         dist.barrier()

@@ -70,8 +70,8 @@ class NotebookParameters:
 
     def config(self, method: str, seed: int, **fields) -> RunConfig:
         """The run for ``method`` and ``seed`` at this budget; ``fields`` override (e.g. method_params)."""
-        return config_for_budget(self.budget, method=method, dataset=self.dataset, model=self.model,
-                                 seed=seed, **fields)
+        return config_for_budget(self.budget, **{"method": method, "dataset": self.dataset, "model": self.model,
+                                                 "seed": seed, **fields})
 
     def deviations(self, method: str | None = None) -> dict[str, tuple]:
         """{field: (ours, paper's)} for this budget (see mixrepro.config.budget_deviations)."""

@@ -233,9 +233,13 @@ class ResultsStore:
 def _replace_dir(new: Path, final: Path) -> None:
     """Rename ``new`` to ``final``; an older ``final`` is moved aside first and then removed."""
     if final.exists():
-        old = final.with_name(f".{final.name}.old.{os.getpid()}")
+        old = final.with_name(f".{final.name}.old.{os.urandom(6).hex()}")
         os.rename(final, old)
-        os.rename(new, final)
+        try:
+            os.rename(new, final)
+        except BaseException:
+            os.rename(old, final)  # put the previous complete run back
+            raise
         shutil.rmtree(old, ignore_errors=True)
     else:
         os.rename(new, final)
@@ -248,7 +252,7 @@ def train_command(config: RunConfig, results_root=None) -> str:
     best = min(BUDGETS.names(), key=lambda b: len(set_arguments(config, _budget_base(config, b))))
     parts = ["mixrepro train", f"--method {config.method}", f"--dataset {config.dataset}",
              f"--budget {best}", f"--seed {config.seed}"]
-    parts += [f"--set {item}" for item in set_arguments(config, _budget_base(config, best))]
+    parts += [f"--set {shlex.quote(item)}" for item in set_arguments(config, _budget_base(config, best))]
     if results_root is not None and Path(results_root) != default_results_root():
         parts.append(f"--out {shlex.quote(str(results_root))}")
     return " ".join(parts)

@@ -85,6 +85,17 @@ def test_train_command_reproduces_the_config(doubles, config):
     assert config_from_args(parse(shlex.split(command)[1:])) == config
 
 
+def test_train_command_quotes_structured_method_params():
+    import mixrepro.methods  # noqa: F401  (the real registry)
+
+    config = config_for_budget("cpu", method="mixup", dataset="synthetic", seed=1,
+                               method_params={"loss": "dm_ce", "loss_params": {"eta": 0.5}})
+    command = train_command(config, "/tmp/some results")
+    assert "--set 'method.loss_params={\"eta\": 0.5}'" in command and "--out '/tmp/some results'" in command
+    args = parse(shlex.split(command)[1:])
+    assert config_from_args(args) == config and args.out == "/tmp/some results"
+
+
 def test_train_then_eval_end_to_end(doubles, tmp_path, capsys):
     out = tmp_path / "results"
     code = cli.main(["train", "--method", "tiny", "--dataset", "fake", "--set", "epochs=2", "--set", "batch_size=16",

@@ -14,17 +14,17 @@ from mixrepro.training.schedule import build_optimizer
 from test_train_doubles import FakeBatcher, build_double_method, fake_dataset, tiny_config
 
 
-def train_one_epoch_as(ctx: DistContext) -> dict:
-    """One epoch (4 steps of global batch 8) of a BN-free net: BN statistics are per rank by design."""
+def train_one_epoch_as(ctx: DistContext, batch_norm: bool = False) -> dict:
+    """One epoch (4 steps of global batch 8); without BN, whose statistics are per rank by design."""
     config = tiny_config(method="tiny_ce", batch_size=8)
     runtime = make_runtime("cpu", dist=ctx)
     dataset = fake_dataset(n_train=32)
-    method = build_double_method(config, dataset, runtime, batch_norm=False)
+    method = build_double_method(config, dataset, runtime, batch_norm=batch_norm)
     run = Run(config, runtime, dataset, method, build_optimizer(config, method.parameters()),
               step_generator(config), TrainState())
-    step = distributed.step_function(method, ctx)
+    step_fn = distributed.step_function(method, ctx)
     batches = FakeBatcher(dataset.train_x, dataset.train_y, config.batch_size, train=True, device="cpu")
-    row = train_one_epoch(run, step, batches, 0, show=False)
+    row = train_one_epoch(run, step_fn, batches, 0, show=False)
     return {"weights": method.state_dict(), "row": row, "steps": run.state.step}
 
 
@@ -32,7 +32,9 @@ def _worker(rank: int, world: int, init_file: str, out_dir: str) -> None:
     torch.set_num_threads(1)
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
     try:
-        torch.save(train_one_epoch_as(DistContext(rank, world, rank)), f"{out_dir}/rank{rank}.pt")
+        ctx = DistContext(rank, world, rank)
+        torch.save(train_one_epoch_as(ctx), f"{out_dir}/rank{rank}.pt")
+        torch.save(train_one_epoch_as(ctx, batch_norm=True), f"{out_dir}/bn_rank{rank}.pt")
     finally:
         dist.destroy_process_group()
 
@@ -50,6 +52,9 @@ def test_two_gloo_processes_match_single_process_training(tmp_path):
     assert ranks[0]["row"]["train_loss"] == pytest.approx(single["row"]["train_loss"], rel=1e-5)
     assert ranks[0]["row"]["scale"] == pytest.approx(single["row"]["scale"])
     assert ranks[0]["row"]["train_images"] == 32  # the global batch, not the rank's share
+    bn = [torch.load(tmp_path / f"bn_rank{r}.pt", weights_only=True)["weights"] for r in (0, 1)]
+    for key in bn[0]:  # BN statistics differ per slice during the epoch; rank 0's are shared at its end
+        assert torch.equal(bn[0][key], bn[1][key]), key
 
 
 def train_initial_weights() -> dict:

@@ -75,6 +75,26 @@ def test_a_crash_while_writing_never_leaves_a_half_run(tmp_path, monkeypatch):
     assert store.load(config).curve("online_top1") == [1.0, 2.0]
 
 
+def test_a_crash_while_swapping_in_a_new_run_keeps_the_old_one(tmp_path, monkeypatch):
+    store = ResultsStore(tmp_path)
+    config = RunConfig(dataset="synthetic")
+    store.publish(make_record(config, top1=(1.0, 2.0)))
+    real_rename, calls = os.rename, []
+
+    def rename_failing_on_the_swap(src, dst):
+        calls.append((src, dst))
+        if len(calls) == 2:  # 1: old run moved aside; 2: new run moved in
+            raise OSError("power cut")
+        real_rename(src, dst)
+
+    monkeypatch.setattr(os, "rename", rename_failing_on_the_swap)
+    with pytest.raises(OSError, match="power cut"):
+        store.publish(make_record(config, top1=(5.0, 6.0)))
+    monkeypatch.setattr(os, "rename", real_rename)
+    assert store.load(config).curve("online_top1") == [1.0, 2.0]
+    assert sorted(os.listdir(tmp_path / "synthetic" / "mixup")) == [config.key()]
+
+
 def test_republishing_replaces_the_run_whole(tmp_path):
     store = ResultsStore(tmp_path)
     config = RunConfig(dataset="synthetic")

@@ -144,7 +144,7 @@ def train_epochs(run: Run, *, progress: bool = True, stop_after_step: int | None
     if len(batches) == 0:
         raise InvalidParameterError("batch_size", config.batch_size,
                                     f"at most {len(run.dataset.train_y)} (the number of training images)")
-    step = distributed.step_function(run.method, run.runtime.dist)
+    step_fn = distributed.step_function(run.method, run.runtime.dist)
     show = progress and run.runtime.dist.is_main
     bar = tqdm(total=config.epochs, initial=state.epoch, desc=f"{config.method} {config.dataset}",
                unit="epoch", disable=not show)
@@ -153,7 +153,7 @@ def train_epochs(run: Run, *, progress: bool = True, stop_after_step: int | None
         lr = cosine_lr(epoch, config.epochs, config.lr, run.min_lr)
         set_lr(run.optimizer, lr)
         row = {"epoch": epoch + 1, "lr": lr}
-        row.update(train_one_epoch(run, step, batches, epoch, show=show, stop_after_step=stop_after_step))
+        row.update(train_one_epoch(run, step_fn, batches, epoch, show=show, stop_after_step=stop_after_step))
         row.update(evaluate_networks(run, tests))
         row["epoch_time_s"] = time.perf_counter() - start
         state.epoch, state.wall_time_s = epoch + 1, state.wall_time_s + row["epoch_time_s"]
@@ -165,7 +165,7 @@ def train_epochs(run: Run, *, progress: bool = True, stop_after_step: int | None
     bar.close()
 
 
-def train_one_epoch(run: Run, step, batches, epoch: int, *, show: bool, stop_after_step=None) -> dict:
+def train_one_epoch(run: Run, step_fn, batches, epoch: int, *, show: bool, stop_after_step=None) -> dict:
     """One pass over the training set; returns the epoch's mean loss and logs, and its throughput."""
     from tqdm.auto import tqdm
 
@@ -181,24 +181,25 @@ def train_one_epoch(run: Run, step, batches, epoch: int, *, show: bool, stop_aft
         if stop_after_step is not None and state.step == stop_after_step:
             raise TrainingInterrupted(f"stopped before global step {stop_after_step} (stop_after_step)")
         ctx = StepContext(step=state.step, total_steps=total, epoch=epoch, generator=run.generator)
-        out = train_step(run, step, x, y, ctx)
+        out = train_step(run, step_fn, x, y, ctx)
         for key, value in {"train_loss": out.loss.detach(), **out.logs}.items():
             sums[key] = sums.get(key, 0.0) + (value.detach().float() if torch.is_tensor(value) else value)
         state.step, images, n = state.step + 1, images + len(x), n + 1
         if show and n % PROGRESS_EVERY == 0:  # .item() waits for the GPU: not every step
             bar.set_postfix(loss=f"{out.loss.item():.3f}")
+    distributed.broadcast_buffers(run.method, rt.dist)
     rt.synchronize()
     seconds = time.perf_counter() - start
     means = distributed.mean_over_ranks({k: float(v) / n for k, v in sums.items()}, rt.dist, rt.device)
     return {**means, "train_images": images, "train_time_s": seconds, "train_images_per_s": images / seconds}
 
 
-def train_step(run: Run, step, x: torch.Tensor, y: torch.Tensor, ctx: StepContext):
+def train_step(run: Run, step_fn, x: torch.Tensor, y: torch.Tensor, ctx: StepContext):
     """One iteration on this rank's slice of the global batch."""
     rt = run.runtime
     x, y = rt.layout(distributed.local_slice(x, rt.dist)), distributed.local_slice(y, rt.dist)
     with rt.autocast():
-        out = step(x, y, ctx)
+        out = step_fn(x, y, ctx)
     run.optimizer.zero_grad(set_to_none=True)
     out.loss.backward()
     run.optimizer.step()
