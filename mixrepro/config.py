@@ -86,8 +86,9 @@ for _b in (
     ),
     Budget(
         "cpu",
-        "two CPU cores, about an hour per learned-method run: 10,000 training images, width-16 ResNet, 30 epochs",
-        {"width": 0.25, "epochs": 30, "train_subset": 10000, "test_subset": None},
+        "two CPU cores, about an hour per learned-method run: 10,000 training images, 5,000 test images, "
+        "width-16 ResNet, 30 epochs",
+        {"width": 0.25, "epochs": 30, "train_subset": 10000, "test_subset": 5000},
         (0, 1, 2),
     ),
     Budget("gpu", "one GPU: full data, paper model, 200 epochs", {"width": 1.0, "epochs": 200}, (0, 1, 2)),

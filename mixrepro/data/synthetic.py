@@ -10,6 +10,8 @@ Everything is drawn from one fixed-seed CPU generator: same bits on every call.
 """
 from __future__ import annotations
 
+import dataclasses
+import functools
 from dataclasses import dataclass
 
 import torch
@@ -82,6 +84,18 @@ def make_synthetic(recipe: SyntheticRecipe = SyntheticRecipe()) -> ArrayDataset:
     )
 
 
+@functools.lru_cache(maxsize=2)
+def _memoised(recipe: SyntheticRecipe) -> ArrayDataset:
+    return make_synthetic(recipe)
+
+
+def load_synthetic(recipe: SyntheticRecipe = SyntheticRecipe()) -> ArrayDataset:
+    """make_synthetic, generated once per process; callers get their own tensors to modify."""
+    ds = _memoised(recipe)
+    tensors = {f: getattr(ds, f).clone() for f in ("train_x", "train_y", "test_x", "test_y")}
+    return dataclasses.replace(ds, notes=list(ds.notes), **tensors)
+
+
 DATASETS.add(
     "synthetic",
     DatasetSpec(
@@ -94,6 +108,6 @@ DATASETS.add(
         image_size="32x32x3",
         how_to_get="nothing to get: generated in memory",
         candidates=lambda root: [],
-        load=lambda source, cache_dir: make_synthetic(),
+        load=lambda source, cache_dir: load_synthetic(),
     ),
 )
