@@ -12,7 +12,6 @@ rerun that changes no number changes no byte of the notebook outside figures.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -51,14 +50,17 @@ def kernel_environment() -> None:
 
 def strip_volatile_metadata(path: Path) -> None:
     """Drop papermill's timestamps and durations, which change on every run and mean nothing."""
-    nb = json.loads(path.read_text())
-    papermill = nb.get("metadata", {}).get("papermill", {})
+    import nbformat
+
+    nb = nbformat.read(str(path), as_version=4)
+    papermill = nb.metadata.get("papermill", {})
     for key in ("start_time", "end_time", "duration", "input_path", "output_path"):
         papermill.pop(key, None)
-    for cell in nb.get("cells", []):
-        cell.get("metadata", {}).pop("papermill", None)
-        cell.get("metadata", {}).pop("execution", None)
-    atomic_write_text(path, json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
+    for cell in nb.cells:
+        cell.metadata.pop("papermill", None)
+        cell.metadata.pop("execution", None)
+    atomic_write_text(path, nbformat.writes(nb) + "\n")
+    path.chmod(0o644)  # the atomic write's temporary file was private; a notebook is not
 
 
 def run_notebook(path: Path, parameters: dict, timeout_s: int | None = None) -> float:

@@ -3,7 +3,8 @@
 Every notebook of the study follows one pattern (book page "How to rerun"):
 
 1. a ``parameters`` cell of plain assignments, validated by :func:`validate_parameters`;
-2. runs from :func:`mixrepro.results.train_or_load`, scored by :func:`seed_scores`;
+2. runs from :func:`collect_runs` (``mixrepro.results.train_or_load`` per method and
+   seed), summarised over seeds by :func:`scored_stats` / :func:`evaluation_stats`;
 3. the paper's numbers from ``mixrepro/paper_numbers/<paper>_<table>.json``
    (:func:`load_paper_table`) beside ours;
 4. checks (:func:`check_order`, :func:`check_close`) turned into a verdict by the
@@ -22,10 +23,11 @@ of the difference (0 with one seed, which makes the check a sign test):
   (tol 0.5 points by default) and fails otherwise. It is only made where our
   protocol equals the paper's (:func:`comparable_to_paper`).
 
-The verdict of a claim: *not tested here* when the budget is ``smoke`` (numbers
-from two epochs on 1,000 images only show that the code runs) or the data, model
-or method is unavailable (the reason is recorded); otherwise *reproduced* if every
-check passes, *not reproduced* if none passes, *partly* in between.
+The verdict of a claim (:func:`judge`): *not tested here* when the data, model or
+method is unavailable (the reason is recorded), or when the claim needs trained
+networks and the budget is ``smoke`` (two epochs on 1,000 images only show that
+the code runs); otherwise *reproduced* if every check passes, *not reproduced* if
+none passes, *partly* in between.
 """
 from __future__ import annotations
 
@@ -47,6 +49,10 @@ NETWORKS = ("online", "ema")
 EMA_SCORED_METHODS = ("automix", "samix", "adautomix")
 PAPER_NUMBERS_DIR = Path(__file__).resolve().parent / "paper_numbers"
 VERDICTS_OUTPUT_KEY = "mixrepro_verdicts"  # output metadata key the claims ledger looks for
+METHOD_LABELS = {"vanilla": "Vanilla", "mixup": "Mixup", "cutmix": "CutMix", "manifoldmix": "ManifoldMix",
+                 "saliencymix": "SaliencyMix", "fmix": "FMix", "resizemix": "ResizeMix", "puzzlemix": "PuzzleMix",
+                 "automix": "AutoMix", "samix": "SAMix", "adautomix": "AdAutoMix", "comixup": "Co-Mixup",
+                 "augmix": "AugMix", "gridmix": "GridMix"}
 K_SE = 2.0
 DEFAULT_TOLERANCE = 0.5
 SHARED_EVALUATIONS = ("ece", "fgsm")  # computed for every run, so notebooks share runs
@@ -126,10 +132,16 @@ def validate_parameters(*, budget: str, dataset: str, model: str, methods=None, 
 
 
 def deviations_markdown(params: NotebookParameters, paper_protocol: dict | None = None) -> str:
-    """A table of what this budget changes from the paper's protocol (never silent)."""
-    rows = [[name, _fmt(ours), _fmt(paper)] for name, (ours, paper) in params.deviations().items()]
-    for name, (ours, paper) in (paper_protocol or {}).items():
-        rows.append([name, _fmt(ours), _fmt(paper)])
+    """A table of what this budget changes from the paper's protocol (never silent).
+
+    ``paper_protocol``: {setting: the paper's value} where the table's protocol differs
+    from the RunConfig defaults (e.g. ``{"epochs": 400, "dataset": "cifar100"}``).
+    """
+    config = params.config(params.methods[0], params.seeds[0]).to_dict()
+    paper = {name: ref for name, (_, ref) in params.deviations().items()}
+    paper.update(paper_protocol or {})
+    rows = [[name, _fmt(config.get(name), none="all"), _fmt(ref, none="all")] for name, ref in paper.items()
+            if config.get(name) != ref]
     if not rows:
         return "Our protocol equals the paper's."
     budget = BUDGETS.get(params.budget)
@@ -159,13 +171,8 @@ class PaperTable:
     def value(self, method: str, column: str) -> float | None:
         return self.rows.get(method, {}).get(column)
 
-    def better(self, column: str) -> bool:
-        """True when a larger number is better in ``column``."""
-        hib = self.higher_is_better
-        return bool(hib[column] if isinstance(hib, dict) else hib)
-
     def label(self, method: str) -> str:
-        return self.method_labels.get(method, method)
+        return self.method_labels.get(method) or METHOD_LABELS.get(method, method)
 
     def reference(self) -> str:
         return f"{self.paper}, {self.table}"
@@ -248,11 +255,6 @@ def run_evaluation(record, name: str, key: str, network: str) -> float:
                             "network; pass evaluations=(...) to train_or_load") from None
 
 
-def seed_scores(records: Iterable, value) -> SeedStats:
-    """``value(record)`` over the seeds of one method, e.g. ``lambda r: run_top1(r, 'ema')``."""
-    return SeedStats(tuple(float(value(r)) for r in records))
-
-
 def comparable_to_paper(config: RunConfig, column: dict) -> bool:
     """True when our run follows the paper column's protocol (data copy aside): model, epochs, full size."""
     return (config.width == 1.0 and config.train_subset is None and config.test_subset is None
@@ -282,17 +284,18 @@ def collect_runs(params: NotebookParameters, *, methods: Sequence[str] | None = 
     A run that is not stored and whose dataset is absent here is left out, and the
     reason says so ('not tested here'); a missing run with ``train=False`` raises
     MissingRunError with the command that trains it. Every notebook asks for the
-    same ``evaluations`` so a run trained for one serves all. Training output goes
-    to ``log`` (default: discarded), so a notebook prints the same whether it
-    trained or loaded, which is what nbval compares.
+    same ``evaluations`` so a run trained for one serves all. Training progress goes
+    to ``log``, by default the kernel's own stderr (the terminal that runs papermill
+    or Jupyter), not into the notebook: a notebook's outputs are then the same whether
+    it trained or loaded, which is what nbval compares.
     """
     import contextlib
-    import io
+    import sys
 
     from .results import ResultsStore, train_or_load
 
     def quietly(fn, *args, **kwargs):
-        sink = log or io.StringIO()
+        sink = log or sys.__stderr__
         with contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
             return fn(*args, **kwargs)
 
@@ -317,6 +320,13 @@ def collect_runs(params: NotebookParameters, *, methods: Sequence[str] | None = 
         reason = (f"dataset '{dataset}' is not available on this machine and no stored runs exist for "
                   f"{', '.join(absent)}; see `mixrepro datasets` for how to obtain it")
     return runs, reason
+
+
+def methods_with_loss_option(methods: Iterable[str]) -> list[str]:
+    """The given methods that take a ``loss`` parameter, i.e. can train with DM(CE) (DM_CE_PARAMS)."""
+    from .methods import METHODS
+
+    return [m for m in methods if m in METHODS and "loss" in METHODS.get(m).default_params]
 
 
 def scored_stats(runs: dict, value_of=None) -> dict[str, SeedStats]:
@@ -381,8 +391,8 @@ def closeness_checks(table: PaperTable, column: str, stats: dict[str, SeedStats]
     if not comparable_to_paper(config, spec):
         paper = {"width": 1.0, "train_subset": None, "test_subset": None, "epochs": spec["epochs"],
                  "model": spec["model"]}
-        changed = ", ".join(f"{k} {getattr(config, k)} (paper {v})" for k, v in paper.items()
-                            if getattr(config, k) != v)
+        changed = ", ".join(f"{k} {_fmt(getattr(config, k), none='all')} (paper {_fmt(v, none='all')})"
+                            for k, v in paper.items() if getattr(config, k) != v)
         return [], f"absolute numbers need the paper's protocol; our runs differ in: {changed}"
     checks = [check_close(table.label(m), s, table.value(m, column), tolerance=tolerance)
               for m, s in stats.items() if table.value(m, column) is not None]
@@ -399,26 +409,33 @@ def dataset_label(dataset: str) -> str:
 # ----------------------------------------------------------------------------- figures
 
 
+def method_color(method: str) -> str:
+    """One colour per method, the same in every figure of the book."""
+    names = list(METHOD_LABELS)
+    return f"C{names.index(method) % 10}" if method in names else "k"
+
+
 def _figure(width: float = 6.0, height: float = 3.2, ncols: int = 1):
-    import matplotlib
+    """A pyplot-free Figure: no global backend state, nothing shown until it is glued."""
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, ncols, figsize=(width, height), dpi=80, squeeze=False)
-    return fig, axes[0]
+    fig = Figure(figsize=(width, height), dpi=80)
+    return fig, fig.subplots(1, ncols, squeeze=False)[0]
 
 
 def plot_top1_curves(runs: dict, table: PaperTable | None = None):
     """Test top-1 per epoch of each method (seed mean): online solid, EMA dashed."""
     fig, (ax,) = _figure()
-    for i, (method, records) in enumerate(runs.items()):
-        color = f"C{i % 10}"
+    for method, records in runs.items():
+        color = method_color(method)
         for network, style in (("online", "-"), ("ema", "--")):
             curves = [r.curve(f"{network}_top1") for r in records]
             mean = [statistics.fmean(values) for values in zip(*curves)]
             label = (table.label(method) if table else method) if network == "online" else None
             ax.plot(range(1, len(mean) + 1), mean, style, color=color, marker=".", label=label)
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("epoch")
     ax.set_ylabel("test top-1 (%)")
     ax.set_title("solid: online network, dashed: EMA network", fontsize=9)
@@ -456,16 +473,16 @@ def plot_accuracy_vs_fgsm(clean: dict[str, SeedStats], fgsm_error: dict[str, See
                           table: PaperTable | None = None, paper_columns: tuple[str, str] | None = None):
     """Clean top-1 against FGSM error: ours (filled) and, when given, the paper's (hollow)."""
     fig, axes = _figure(width=8 if paper_columns else 4.5, height=3.2, ncols=2 if paper_columns else 1)
-    for i, method in enumerate(clean):
+    for method in clean:
         axes[0].errorbar(clean[method].mean, fgsm_error[method].mean, xerr=clean[method].std,
-                         yerr=fgsm_error[method].std, fmt="o", color=f"C{i % 10}",
+                         yerr=fgsm_error[method].std, fmt="o", color=method_color(method),
                          label=table.label(method) if table else method)
     axes[0].set_title("ours", fontsize=9)
     if paper_columns:
         acc_col, err_col = paper_columns
-        for i, method in enumerate(table.rows):
+        for method in table.rows:
             axes[1].plot(table.value(method, acc_col), table.value(method, err_col), "o", mfc="none",
-                         color=f"C{i % 10}", label=table.label(method))
+                         color=method_color(method), label=table.label(method))
         axes[1].set_title(f"paper ({table.table})", fontsize=9)
         axes[1].legend(fontsize=7)
     for ax in axes:
@@ -653,9 +670,9 @@ def markdown_table(header: Sequence[str], rows: Sequence[Sequence]) -> str:
     return "\n".join(lines)
 
 
-def _fmt(value, digits: int = 2) -> str:
+def _fmt(value, digits: int = 2, none: str = "–") -> str:
     if value is None:
-        return "–"
+        return none
     if isinstance(value, float):
         return f"{value:.{digits}f}"
     return str(value)
@@ -675,12 +692,15 @@ def glue_number(name: str, value: float, digits: int = 2) -> float:
     return rounded
 
 
-def glue_figure(name: str, fig) -> None:
-    """Glue a matplotlib figure (as PNG) for ``{glue:figure}`` and close it so it is not shown twice."""
-    import matplotlib.pyplot as plt
+def glue_figure(name: str, fig, dpi: int = 80) -> None:
+    """Glue a matplotlib figure as a modest PNG for ``{glue:figure}`` (shown once, in the prose)."""
+    import io
 
-    glue(name, fig)
-    plt.close(fig)
+    from IPython.display import Image
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight", metadata={"Software": None})
+    glue(name, Image(data=buffer.getvalue(), format="png"))
 
 
 def glue_text(name: str, text: str) -> None:
@@ -703,14 +723,34 @@ def show_markdown(text: str, glue_as: str | None = None) -> None:
 # ----------------------------------------------------------------------------- book pages
 
 
+def notebook_title(notebook_path) -> str:
+    """The first '# ' heading of a notebook's markdown, else its file name."""
+    nb = json.loads(Path(notebook_path).read_text())
+    for cell in nb.get("cells", []):
+        if cell.get("cell_type") == "markdown":
+            for line in "".join(cell.get("source", "")).splitlines():
+                if line.startswith("# "):
+                    return line[2:].strip()
+    return Path(notebook_path).stem
+
+
 def claims_ledger_markdown(notebook_paths: Iterable) -> str:
-    """The claims-ledger page: one row per claim, from every notebook's recorded verdicts."""
-    rows, counts = [], {v: 0 for v in VERDICTS}
+    """The claims-ledger page: one row per claim, grouped by notebook, from the recorded verdicts."""
+    counts = {v: 0 for v in VERDICTS}
+    sections = []
     for path in sorted(Path(p) for p in notebook_paths):
-        for v in read_verdicts(path):
+        verdicts = read_verdicts(path)
+        if not verdicts:
+            continue
+        for v in verdicts:
             counts[v["verdict"]] += 1
-            rows.append([f"[{path.stem}](notebooks/{path.stem}.ipynb)", v["claim_id"], v["claim"], v["source"],
-                         f"**{v['verdict']}**", v["budget"], v["reason"]])
+        budgets = ", ".join(f"`{b}`" for b in dict.fromkeys(v["budget"] for v in verdicts))
+        rows = [[v["claim_id"], f"{v['claim']} ({v['source']})", f"**{v['verdict']}**", v["reason"]]
+                for v in verdicts]
+        sections += [f"## [{notebook_title(path)}](notebooks/{path.stem}.ipynb)", "",
+                     f"Executed at budget {budgets}.", "",
+                     markdown_table(["id", "claim (source)", "verdict", "why"], rows), ""]
+    total = sum(counts.values())
     summary = ", ".join(f"{n} {word}" for word, n in counts.items())
     return "\n".join([
         "# Claims ledger",
@@ -720,33 +760,44 @@ def claims_ledger_markdown(notebook_paths: Iterable) -> str:
         "a verdict is stated in `mixrepro.report` and on the [How to rerun](how_to_rerun.md) page.",
         "This page is generated by `python -m mixrepro.book_build`; do not edit it.",
         "",
-        f"**{len(rows)} claims**: {summary}.",
+        f"**{total} claims**: {summary}.",
         "",
-        markdown_table(["notebook", "id", "claim", "source", "verdict", "budget", "why"], rows),
-        "",
+        *sections,
     ])
 
 
+def _environment_value(key: str, value) -> str:
+    if key == "git" and isinstance(value, dict):
+        commit = (value.get("commit") or "unknown")[:10]
+        return f"{commit} (uncommitted changes)" if value.get("dirty") else commit
+    return "–" if value is None else str(value)
+
+
 def environment_markdown(results_root) -> str:
-    """The environment page: the distinct environments the committed runs recorded."""
+    """The environment page: what every committed run recorded, shared fields once, the rest per run."""
     root = Path(results_root)
-    groups: dict[tuple, list[str]] = {}
+    runs = {}
     for env_file in sorted(root.glob("*/*/*/environment.json")):
-        if env_file.parent.name.startswith("."):
-            continue
-        env = json.loads(env_file.read_text())
-        key = tuple((k, json.dumps(env.get(k), sort_keys=True)) for k in sorted(env) if k != "argv0")
-        groups.setdefault(key, []).append(f"{env_file.parent.parent.name}/{env_file.parent.name}")
+        if not env_file.parent.name.startswith("."):
+            run = "/".join(env_file.parent.parts[-3:])
+            env = json.loads(env_file.read_text())
+            runs[run] = {k: _environment_value(k, v) for k, v in env.items() if k != "argv0"}
     lines = ["# Environment", "",
              "What the committed runs in `notebooks/results/` ran on, as each run's `environment.json`",
-             "recorded it (software versions, device, code revision). Runs with identical environments",
-             "are grouped. This page is generated by `python -m mixrepro.book_build`.", ""]
-    if not groups:
-        lines.append("No committed runs yet.")
-    for i, (key, runs) in enumerate(groups.items(), 1):
-        rows = [[k, json.loads(v)] for k, v in key]
-        lines += [f"## Environment {i} ({len(runs)} runs)", "", markdown_table(["field", "value"], rows), "",
-                  "Runs: " + ", ".join(f"`{r}`" for r in runs), ""]
+             "recorded it (software versions, device, code revision). This page is generated by",
+             "`python -m mixrepro.book_build`.", ""]
+    if not runs:
+        return "\n".join(lines + ["No committed runs yet.", ""])
+    keys = list(dict.fromkeys(k for env in runs.values() for k in env))
+    shared = [k for k in keys if len({env.get(k, "–") for env in runs.values()}) == 1]
+    varying = [k for k in keys if k not in shared]
+    lines += [f"## Shared by all {len(runs)} runs", "",
+              markdown_table(["field", "value"], [[k, next(iter(runs.values())).get(k, "–")] for k in shared]), ""]
+    if varying:
+        lines += ["## Per run", "",
+                  markdown_table(["run (dataset/method/key)"] + varying,
+                                 [[f"`{run}`"] + [env.get(k, "–") for k in varying] for run, env in runs.items()]),
+                  ""]
     return "\n".join(lines)
 
 

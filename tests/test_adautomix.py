@@ -200,8 +200,7 @@ def test_cpu_runs_are_bitwise_deterministic():
     assert_deterministic(AdAutoMix)
 
 
-REFERENCE_LIKE = {"schedule": "reference", "cosine_sign": "reference", "cosine_on": "logits", "lam_embed": False,
-                  "lambda_sampler": "dirichlet", "upsample": "nearest"}
+REFERENCE_LIKE = {**AdAutoMix.reference_params, "lambda_sampler": "dirichlet", "upsample": "nearest"}
 
 
 @pytest.mark.parametrize("params", [{}, {"num_sources": 2}, REFERENCE_LIKE])

@@ -263,6 +263,13 @@ def test_registry_defaults_and_validation():
             AutoMix(tiny_model(), NUM_CLASSES, **bad)
 
 
+def test_reference_params_reproduce_the_reference_cifar_behaviour():
+    method = make_method(AutoMix, **AutoMix.reference_params)
+    assert method.mix_block.qk.in_channels == method.model.stage_channels[3]  # no lambda channel
+    outs = assert_trains_finite(method, steps=2)
+    assert outs[0].logs["mask_loss_weight"] == outs[1].logs["mask_loss_weight"] == 0.1  # constant weight
+
+
 def test_display_leaves_state_alone_and_figure_has_sources_masks_mixed():
     method = make_method(AutoMix)
     state = copy.deepcopy(method.state_dict())

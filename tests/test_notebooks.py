@@ -181,6 +181,15 @@ def test_validate_parameters_defaults_and_errors(tmp_path):
                                    train="yes")
 
 
+def test_methods_with_loss_option_are_those_whose_defaults_name_a_loss():
+    from mixrepro.methods import METHODS
+
+    chosen = report.methods_with_loss_option(METHODS.names())
+    assert "mixup" in chosen and "vanilla" in chosen
+    assert all("loss" in METHODS.get(m).default_params for m in chosen)
+    assert report.methods_with_loss_option(["comixup"]) == []
+
+
 # ----------------------------------------------------------------------------- claims ledger
 
 
@@ -203,7 +212,8 @@ def test_claims_ledger_collects_every_recorded_verdict(tmp_path):
     assert [v["claim_id"] for v in report.read_verdicts(tmp_path / "a.ipynb")] == ["A-1", "A-2"]
     page = report.claims_ledger_markdown(sorted(tmp_path.glob("*.ipynb")))
     assert "**3 claims**: 1 reproduced, 0 partly, 0 not reproduced, 2 not tested here." in page
-    assert page.count("\n| [") == 3 and "no data" in page
+    assert page.count("\n| A-") == 2 and page.count("\n| B-") == 1 and "no data" in page
+    assert "## [a](notebooks/a.ipynb)" in page and "c.ipynb" not in page
 
 
 def test_committed_notebooks_record_verdicts():
@@ -253,3 +263,25 @@ def test_nbval_fails_when_a_stored_result_changes(tmp_path):
     result = _nbval(copy, [name], tmp_path)
     assert result.returncode != 0
     assert "vanilla" in result.stdout and "failed" in result.stdout
+
+
+# ----------------------------------------------------------------------------- the book
+
+
+@pytest.mark.slow
+def test_book_builds_offline_with_warnings_as_errors(tmp_path):
+    """The book builds from the committed notebooks (-W), and no page loads a script or style from the network."""
+    import re
+
+    from mixrepro import book_build
+
+    book = tmp_path / "book"
+    shutil.copytree(REPO / "book", book, ignore=shutil.ignore_patterns("_build"))
+    html = book_build.build(book, NOTEBOOKS, NOTEBOOKS / "results")
+    pages = sorted(html.rglob("*.html"))
+    assert (html / "claims_ledger.html").exists() and (html / "notebooks" / "fgsm.html").exists()
+    remote = re.compile(r"<(script|link)[^>]+(src|href)=\"https?://")
+    assert not [p.name for p in pages if remote.search(p.read_text())]
+    assert "_static/mathjax/" in (html / "notebooks" / "dm_propositions.html").read_text()
+    claims = sum(len(report.read_verdicts(NOTEBOOKS / name)) for name in COMMITTED)
+    assert f"{claims} claims" in (html / "claims_ledger.html").read_text()

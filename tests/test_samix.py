@@ -155,8 +155,7 @@ def test_cpu_runs_are_bitwise_deterministic_with_dropout():
     assert_deterministic(SAMix)
 
 
-@pytest.mark.parametrize("params", [{}, {"lam_encoding": "scurve", "dropout": 0.0, "generation_loss": "ce",
-                                         "variance_center": "batch", "variance_weight": 2.0, "mask_adjust": 0.25}])
+@pytest.mark.parametrize("params", [{}, SAMix.reference_params, {"mask_adjust": 0.25, "lam_encoding": "scurve"}])
 def test_trains_a_few_steps_without_nan(params):
     outs = assert_trains_finite(make_method(SAMix, **params))
     assert {"mask_variance", "loss_lambda", "mask_std_gen", "mask_mean_cls"} <= set(outs[-1].logs)

@@ -36,6 +36,10 @@ Reference options:
   takes the cosine of the teacher's logits ("logits").
 - ``lam_embed``: the paper concatenates lambda_n as a feature channel (default); the reference
   CIFAR configs do not (False).
+
+``AdAutoMix.reference_params`` collects these. Not implemented: the OpenMixup port's flipped
+lambda-margin comparison (REFERENCE.md section 5): the paper describes no margin and the
+official code's default (lam_margin=-1) disables it, so there is no margin here.
 """
 from __future__ import annotations
 
@@ -176,6 +180,8 @@ class AdAutoMix(Method):
         "feature_stage": 3,
         "init_seed": 0,
     }
+    # Overrides that reproduce the official repository's behaviour (REFERENCE.md section 5).
+    reference_params = {"schedule": "reference", "cosine_sign": "reference", "cosine_on": "logits", "lam_embed": False}
     default_min_lr = 0.05
     ema_copies_buffers = False  # the teacher runs in train mode and keeps its own BN statistics
 
