@@ -25,6 +25,8 @@ from mixrepro.methods.automix import (
 )
 from mixrepro.methods.base import StepContext, automix_momentum
 from mixrepro.methods.registry import METHODS, build_method
+from mixrepro.methods.adautomix import AdAutoMix
+from mixrepro.methods.samix import SAMix
 from mixrepro.mixers.base import MixTarget
 from mixrepro.models import build_model
 from mixrepro.visualize import mixed_samples_figure
@@ -37,6 +39,7 @@ def tiny_model(width: float = 0.125, seed: int = 0):
 
 
 def make_method(cls, seed: int = 0, **params):
+    torch.manual_seed(seed)  # as the trainer does: the mask modules' init draws its seed from it
     method = cls(tiny_model(seed=seed), NUM_CLASSES, **params)
     return method.train()
 
@@ -283,3 +286,14 @@ def test_display_leaves_state_alone_and_figure_has_sources_masks_mixed():
     fig = mixed_samples_figure(method, x, y, torch.Generator().manual_seed(0), n=3)
     assert len(fig.axes) == 3 * 5
     assert np.isfinite(fig.axes[2].images[0].get_array()).all()
+
+
+@pytest.mark.parametrize("cls", [AutoMix, SAMix, AdAutoMix])
+def test_mask_module_init_follows_the_run_seed_unless_pinned(cls):
+    def mask_params(seed, **params):
+        method = make_method(cls, seed=seed, **params)
+        return torch.cat([p.flatten() for n, p in method.named_parameters() if not n.startswith(("model.", "ema."))])
+
+    assert torch.equal(mask_params(0), mask_params(0))
+    assert not torch.equal(mask_params(0), mask_params(1))
+    assert torch.equal(mask_params(0, init_seed=7), mask_params(1, init_seed=7))

@@ -56,9 +56,11 @@ from ..mixers.base import MixTarget, check_alpha, sample_beta, sample_perm
 from .automix import (
     attend,
     check_choice,
+    check_init_seed,
     check_range,
     eval_mode,
     lambda_planes,
+    mask_init_generator,
     normal_init_,
     to_logs,
 )
@@ -178,7 +180,7 @@ class AdAutoMix(Method):
         "upsample": "bilinear",
         "ascent_scale": 1.0,  # gradient-reversal factor: generator lr / backbone lr
         "feature_stage": 3,
-        "init_seed": 0,
+        "init_seed": None,
     }
     # Overrides that reproduce the official repository's behaviour (REFERENCE.md section 5).
     reference_params = {"schedule": "reference", "cosine_sign": "reference", "cosine_on": "logits", "lam_embed": False}
@@ -188,7 +190,7 @@ class AdAutoMix(Method):
     def __init__(self, model, num_classes: int, **params):
         super().__init__(model, num_classes, **params)
         in_channels = model.stage_channels[self.params["feature_stage"]]
-        init_gen = torch.Generator().manual_seed(int(self.params["init_seed"]))
+        init_gen = mask_init_generator(self.params["init_seed"])
         self.generator_net = AdAutoMixGenerator(
             in_channels, self.params["lam_embed"], self.params["upsample"], init_gen)
 
@@ -208,6 +210,7 @@ class AdAutoMix(Method):
         check_choice("schedule", params["schedule"], SCHEDULES)
         check_choice("cosine_sign", params["cosine_sign"], COSINE_SIGNS)
         check_choice("cosine_on", params["cosine_on"], COSINE_ON)
+        check_init_seed(params["init_seed"])
         check_choice("upsample", params["upsample"], UPSAMPLE_MODES)
         if isinstance(params["feature_stage"], bool) or params["feature_stage"] not in (1, 2, 3, 4):
             raise InvalidParameterError("feature_stage", params["feature_stage"], "a stage index in 1..4")

@@ -61,7 +61,7 @@ PIPELINE_DEFAULTS = {
     "mask_loss_schedule": "linear",  # paper: linear decay to 0; reference CIFAR: "constant"
     "mask_adjust": 0.0,  # probability of rescaling the backbone mask mean to lambda
     "mask_adjust_lambda": "backbone",  # "mixblock" = the reference's (wrong) lambda
-    "init_seed": 0,  # seed of the Mix Block's N(0, 0.01) initialisation
+    "init_seed": None,  # seed of the Mix Block's N(0, 0.01) init; None: drawn from torch's seeded global RNG
 }
 
 
@@ -236,6 +236,22 @@ class MixBlock(nn.Module):
 # ----------------------------------------------------------------------------------------------
 
 
+
+def check_init_seed(seed) -> None:
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+        raise InvalidParameterError("init_seed", seed, "None (seeded by the run) or an integer")
+
+
+def mask_init_generator(seed: int | None) -> torch.Generator:
+    """Generator of a mask module's initialisation: ``seed``, or one draw of torch's global RNG.
+
+    The trainer seeds the global RNG from the run's seed, so with None every run seed gets
+    its own (reproducible) Mix Block initialisation.
+    """
+    if seed is None:
+        seed = int(torch.randint(2**62, (1,)))
+    return torch.Generator().manual_seed(seed)
+
 @METHODS.register("automix")
 class AutoMix(Method):
     """AutoMix: Mix Block + momentum pipeline; see the module docstring for the step and options."""
@@ -250,7 +266,7 @@ class AutoMix(Method):
     def __init__(self, model, num_classes: int, **params):
         super().__init__(model, num_classes, **params)
         in_channels = model.stage_channels[self.params["feature_stage"]]
-        init_gen = torch.Generator().manual_seed(int(self.params["init_seed"]))
+        init_gen = mask_init_generator(self.params["init_seed"])
         self.mix_block = self.build_mix_block(in_channels, init_gen)
 
     # -- hooks SAMix overrides -----------------------------------------------------------------
@@ -281,8 +297,7 @@ class AutoMix(Method):
         check_choice("mask_adjust_lambda", params["mask_adjust_lambda"], MASK_ADJUST_LAMBDAS)
         if isinstance(params["feature_stage"], bool) or params["feature_stage"] not in (1, 2, 3, 4):
             raise InvalidParameterError("feature_stage", params["feature_stage"], "a stage index in 1..4")
-        if isinstance(params["init_seed"], bool) or not isinstance(params["init_seed"], int):
-            raise InvalidParameterError("init_seed", params["init_seed"], "an integer")
+        check_init_seed(params["init_seed"])
         return params
 
     # -- the step ------------------------------------------------------------------------------
