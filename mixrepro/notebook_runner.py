@@ -19,7 +19,7 @@ from pathlib import Path
 
 from .config import BUDGETS
 from .environment import REPO_ROOT
-from .errors import InvalidParameterError
+from .errors import InvalidParameterError, MixreproError
 from .io import atomic_write_text
 
 NOTEBOOKS_DIR = REPO_ROOT / "notebooks"
@@ -49,7 +49,7 @@ def kernel_environment() -> None:
 
 
 def strip_volatile_metadata(path: Path) -> None:
-    """Drop papermill's timestamps and durations, which change on every run and mean nothing."""
+    """Drop papermill's timestamps, durations and random cell id, which change on every run and mean nothing."""
     import nbformat
 
     nb = nbformat.read(str(path), as_version=4)
@@ -59,6 +59,8 @@ def strip_volatile_metadata(path: Path) -> None:
     for cell in nb.cells:
         cell.metadata.pop("papermill", None)
         cell.metadata.pop("execution", None)
+        if "injected-parameters" in cell.metadata.get("tags", []):
+            cell.id = "injected-parameters"  # papermill draws a random id on every run
     atomic_write_text(path, nbformat.writes(nb) + "\n")
     path.chmod(0o644)  # the atomic write's temporary file was private; a notebook is not
 
@@ -82,13 +84,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--folder", default=str(NOTEBOOKS_DIR), help="notebooks folder (default notebooks/)")
     parser.add_argument("--timeout", type=int, default=None, help="per-cell timeout in seconds")
     args = parser.parse_args(argv)
-    BUDGETS.get(args.budget)
+    try:
+        BUDGETS.get(args.budget)
+        paths = notebook_paths(args.folder, args.only)
+    except MixreproError as err:
+        print(f"notebook_runner: error: {err}", file=sys.stderr)
+        return 2
     parameters = {"budget": args.budget}
     if args.no_train:
         parameters["train"] = False
     kernel_environment()
     total = 0.0
-    for path in notebook_paths(args.folder, args.only):
+    for path in paths:
         seconds = run_notebook(path, parameters, args.timeout)
         total += seconds
         print(f"{path.name:<45} {seconds:7.1f} s", flush=True)

@@ -375,12 +375,12 @@ def comparison_markdown(table: PaperTable, column: str, runs: dict, value_of=Non
 
 
 def winner_checks(winner: str, stats: dict[str, SeedStats], table: PaperTable, *, higher_is_better: bool = True,
-                  unit: str = "points") -> list[Check]:
+                  unit: str = "points", quantity: str = "") -> list[Check]:
     """'winner beats each other method we ran' as ordering checks."""
     if winner not in stats:
         return []
     return [check_order(table.label(winner), stats[winner], table.label(m), s, higher_is_better=higher_is_better,
-                        unit=unit) for m, s in stats.items() if m != winner]
+                        unit=unit, quantity=quantity) for m, s in stats.items() if m != winner]
 
 
 def closeness_checks(table: PaperTable, column: str, stats: dict[str, SeedStats], runs: dict,
@@ -506,8 +506,12 @@ class Check:
 
 
 def check_order(name_a: str, a: SeedStats, name_b: str, b: SeedStats, *, higher_is_better: bool = True,
-                k: float = K_SE, unit: str = "points") -> Check:
-    """'a is better than b' (the paper's claim) against our means over seeds (module rule)."""
+                k: float = K_SE, unit: str = "points", quantity: str = "") -> Check:
+    """'a is better than b' (the paper's claim) against our means over seeds (module rule).
+
+    ``higher_is_better=False`` states the claim as 'a is lower than b' (ECE, FGSM error);
+    ``quantity`` names what is compared in the statement (e.g. 'FGSM error').
+    """
     diff = (a.mean - b.mean) if higher_is_better else (b.mean - a.mean)
     se = math.hypot(a.se, b.se)
     if diff > k * se:
@@ -518,7 +522,8 @@ def check_order(name_a: str, a: SeedStats, name_b: str, b: SeedStats, *, higher_
         outcome = "inconclusive"
     word = "higher" if higher_is_better else "lower"
     se_text = f"{k:g}·SE = {k * se:.2f}" if se > 0 else "one seed per method: sign only"
-    return Check(f"{name_a} {word} than {name_b}", outcome,
+    subject = f"{name_a} {quantity}".strip()
+    return Check(f"{subject} {word} than {name_b}", outcome,
                  f"{name_a} {a.mean:.2f} vs {name_b} {b.mean:.2f}: margin {diff:+.2f} {unit} ({se_text})")
 
 
@@ -533,12 +538,12 @@ def check_close(name: str, ours: SeedStats, paper: float, *, k: float = K_SE,
 
 
 def check_not_worse(name_a: str, a: SeedStats, name_b: str, b: SeedStats, *, higher_is_better: bool = True,
-                    tolerance: float = 1.0, k: float = K_SE) -> Check:
+                    tolerance: float = 1.0, k: float = K_SE, quantity: str = "") -> Check:
     """'a is no worse than b' (e.g. "keeps a competitive FGSM error"): a trails b by at most max(k·SE, tolerance)."""
     shortfall = (b.mean - a.mean) if higher_is_better else (a.mean - b.mean)
     bound = max(k * math.hypot(a.se, b.se), tolerance)
     outcome = "pass" if shortfall <= bound else "fail"
-    return Check(f"{name_a} no worse than {name_b}", outcome,
+    return Check(f"{name_a} {quantity}".strip() + f" no worse than {name_b}", outcome,
                  f"{name_a} {a.mean:.2f} vs {name_b} {b.mean:.2f}: shortfall {shortfall:+.2f} (bound {bound:.2f})")
 
 

@@ -101,8 +101,9 @@ def test_check_order_pass_fail_inconclusive():
     assert report.check_order("b", low, "a", high).outcome == "fail"
     close = report.SeedStats((80.5, 81.5, 82.5))
     assert report.check_order("c", close, "a", high).outcome == "inconclusive"
-    # lower is better: the smaller ECE wins
-    assert report.check_order("b", low, "a", high, higher_is_better=False).outcome == "pass"
+    # lower is better: the smaller ECE wins, and the statement says so
+    lower = report.check_order("b", low, "a", high, higher_is_better=False, quantity="ECE")
+    assert lower.outcome == "pass" and lower.statement == "b ECE lower than a"
     # one seed: a sign test, and a tie fails
     one = report.SeedStats((1.0,))
     assert report.check_order("x", report.SeedStats((1.5,)), "y", one).outcome == "pass"
