@@ -12,6 +12,7 @@ Conventions (all mixers, static and learned):
 """
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
 import torch
@@ -75,3 +76,25 @@ def sample_beta(alpha: float, generator: torch.Generator | None = None, size: in
 def sample_perm(batch_size: int, generator: torch.Generator | None = None, device=None) -> torch.Tensor:
     """A random permutation drawn on the CPU generator, moved to ``device``."""
     return torch.randperm(batch_size, generator=generator).to(device)
+
+
+class PairMixer(ABC):
+    """A static mixer of one Beta(alpha, alpha) lam and one permutation per batch.
+
+    Subclasses set ``alpha`` in ``__init__`` and implement ``mix(x, y, lam, perm, generator)``;
+    ``__call__(x, y, generator)`` draws lam, then the permutation, then whatever ``mix`` draws.
+    """
+
+    alpha: float
+
+    @abstractmethod
+    def mix(self, x: torch.Tensor, y: torch.Tensor, lam: float, perm: torch.Tensor, generator):
+        """The mixed batch and its MixTarget for these draws."""
+
+    def __call__(self, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator | None = None):
+        lam = sample_beta(self.alpha, generator)
+        perm = sample_perm(len(x), generator, x.device)
+        return self.mix(x, y, lam, perm, generator)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(alpha={self.alpha})"

@@ -16,7 +16,7 @@ from typing import NamedTuple
 import torch
 
 from ..errors import InvalidParameterError
-from .base import MixTarget, check_alpha, sample_beta, sample_perm
+from .base import MixTarget, PairMixer, check_alpha
 
 
 class Box(NamedTuple):
@@ -75,7 +75,7 @@ def cutmix(x: torch.Tensor, y: torch.Tensor, lam: float, perm: torch.Tensor, box
     return paste(x, crop(x, box)[perm], box), MixTarget.pair(y, perm, box_lam(box, height, width))
 
 
-class CutMix:
+class CutMix(PairMixer):
     """CutMix with lam ~ Beta(alpha, alpha); the paper's CIFAR alpha is 0.2.
 
     ``__call__(x, y, generator)`` draws lam, the permutation, then the box centre.
@@ -84,10 +84,5 @@ class CutMix:
     def __init__(self, alpha: float = 0.2):
         self.alpha = check_alpha(alpha)
 
-    def __call__(self, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator):
-        lam = sample_beta(self.alpha, generator)
-        perm = sample_perm(len(x), generator, x.device)
+    def mix(self, x, y, lam, perm, generator):
         return cutmix(x, y, lam, perm, generator=generator)
-
-    def __repr__(self) -> str:
-        return f"CutMix(alpha={self.alpha})"

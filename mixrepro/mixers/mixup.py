@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from .base import MixTarget, check_alpha, sample_beta, sample_perm
+from .base import MixTarget, PairMixer, check_alpha
 
 
 def mixup(x: torch.Tensor, y: torch.Tensor, lam: float, perm: torch.Tensor) -> tuple[torch.Tensor, MixTarget]:
@@ -17,7 +17,7 @@ def mixup(x: torch.Tensor, y: torch.Tensor, lam: float, perm: torch.Tensor) -> t
     return x_mix, MixTarget.pair(y, perm, lam)
 
 
-class Mixup:
+class Mixup(PairMixer):
     """Mixup with lam ~ Beta(alpha, alpha); the paper's CIFAR alpha is 1.
 
     ``__call__(x, y, generator)`` draws lam, then the permutation, from ``generator``.
@@ -26,10 +26,5 @@ class Mixup:
     def __init__(self, alpha: float = 1.0):
         self.alpha = check_alpha(alpha)
 
-    def __call__(self, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator):
-        lam = sample_beta(self.alpha, generator)
-        perm = sample_perm(len(x), generator, x.device)
+    def mix(self, x, y, lam, perm, generator):
         return mixup(x, y, lam, perm)
-
-    def __repr__(self) -> str:
-        return f"Mixup(alpha={self.alpha})"

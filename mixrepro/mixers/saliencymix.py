@@ -45,7 +45,7 @@ import math
 import torch
 
 from ..errors import InvalidParameterError
-from .base import MixTarget, check_alpha, sample_beta, sample_perm
+from .base import MixTarget, PairMixer, check_alpha
 from .cutmix import box_around, cutmix
 
 NEIGHBOURHOODS = (12, 24, 48, 28, 56, 112)  # OpenCV: 3*4, 3*4*2, 3*4*2*2, 7*4, 7*4*2, 7*4*2*2
@@ -131,7 +131,7 @@ def saliencymix(x: torch.Tensor, y: torch.Tensor, lam: float, perm: torch.Tensor
     return cutmix(x, y, lam, perm, box=box_around(cy, cx, math.sqrt(1.0 - lam), height, width))
 
 
-class SaliencyMix:
+class SaliencyMix(PairMixer):
     """SaliencyMix with lam ~ Beta(alpha, alpha); the paper's CIFAR alpha is 0.2.
 
     ``__call__(x, y, generator)`` draws lam, then the permutation.
@@ -140,10 +140,5 @@ class SaliencyMix:
     def __init__(self, alpha: float = 0.2):
         self.alpha = check_alpha(alpha)
 
-    def __call__(self, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator):
-        lam = sample_beta(self.alpha, generator)
-        perm = sample_perm(len(x), generator, x.device)
+    def mix(self, x, y, lam, perm, generator):
         return saliencymix(x, y, lam, perm)
-
-    def __repr__(self) -> str:
-        return f"SaliencyMix(alpha={self.alpha})"
