@@ -48,8 +48,17 @@ def kernel_environment() -> None:
     os.environ.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")  # silences a debugger warning on stderr
 
 
+def is_stderr_stream(output) -> bool:
+    return output.get("output_type") == "stream" and output.get("name") == "stderr"
+
+
 def strip_volatile_metadata(path: Path) -> None:
-    """Drop papermill's timestamps, durations and random cell id, which change on every run and mean nothing."""
+    """Drop what changes on every run and means nothing for the results.
+
+    Papermill's timestamps, durations and random cell id; and stderr streams: training
+    progress bars and warnings, which appear only when a run is trained rather than
+    loaded, so a notebook executed with its runs stored would not reproduce them.
+    """
     import nbformat
 
     nb = nbformat.read(str(path), as_version=4)
@@ -59,6 +68,8 @@ def strip_volatile_metadata(path: Path) -> None:
     for cell in nb.cells:
         cell.metadata.pop("papermill", None)
         cell.metadata.pop("execution", None)
+        if cell.cell_type == "code":
+            cell.outputs = [o for o in cell.outputs if not is_stderr_stream(o)]
         if "injected-parameters" in cell.metadata.get("tags", []):
             cell.id = "injected-parameters"  # papermill draws a random id on every run
     atomic_write_text(path, nbformat.writes(nb) + "\n")

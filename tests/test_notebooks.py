@@ -286,3 +286,20 @@ def test_book_builds_offline_with_warnings_as_errors(tmp_path):
     assert "_static/mathjax/" in (html / "notebooks" / "dm_propositions.html").read_text()
     claims = sum(len(report.read_verdicts(NOTEBOOKS / name)) for name in COMMITTED)
     assert f"{claims} claims" in (html / "claims_ledger.html").read_text()
+
+
+def test_runner_drops_stderr_streams_but_keeps_results(tmp_path):
+    import nbformat
+
+    from mixrepro.notebook_runner import strip_volatile_metadata
+
+    nb = nbformat.v4.new_notebook()
+    cell = nbformat.v4.new_code_cell("train()")
+    cell.outputs = [nbformat.v4.new_output("stream", name="stderr", text="epoch 1: 10%|#"),
+                    nbformat.v4.new_output("stream", name="stdout", text="mixup top-1 12.00")]
+    nb.cells.append(cell)
+    path = tmp_path / "nb.ipynb"
+    nbformat.write(nb, str(path))
+    strip_volatile_metadata(path)
+    outputs = nbformat.read(str(path), as_version=4).cells[0].outputs
+    assert [(o.name, o.text) for o in outputs] == [("stdout", "mixup top-1 12.00")]
