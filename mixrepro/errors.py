@@ -8,6 +8,9 @@ looked and how to obtain what is missing.
 class MixreproError(Exception):
     """Base class of every error raised on purpose by mixrepro."""
 
+    def __str__(self):  # KeyError and OSError subclasses would otherwise reformat the message
+        return str(self.args[0]) if self.args else super().__str__()
+
 
 class UnknownNameError(MixreproError, KeyError):
     """A name (method, dataset, model, budget...) that no registry knows."""
@@ -15,9 +18,6 @@ class UnknownNameError(MixreproError, KeyError):
     def __init__(self, kind: str, name: str, known):
         self.kind, self.name, self.known = kind, name, sorted(known)
         super().__init__(f"unknown {kind} {name!r}; known {kind}s: {', '.join(self.known)}")
-
-    def __str__(self):  # KeyError would otherwise wrap the message in quotes
-        return self.args[0]
 
 
 class InvalidParameterError(MixreproError, ValueError):
@@ -36,9 +36,6 @@ class DatasetMissingError(MixreproError, FileNotFoundError):
         where = ", ".join(str(p) for p in (looked_in if isinstance(looked_in, (list, tuple)) else [looked_in]))
         super().__init__(f"dataset {dataset!r} not found; looked in: {where}. How to get it: {how_to_get}")
 
-    def __str__(self):
-        return self.args[0]
-
 
 class ChecksumError(MixreproError):
     """An archive or file whose checksum or content counts are wrong (corrupt or a different copy)."""
@@ -54,5 +51,3 @@ class ChecksumError(MixreproError):
 class PretrainedWeightsMissingError(MixreproError, FileNotFoundError):
     """Pretrained weights that are not in torchvision's cache and could not be downloaded."""
 
-    def __str__(self):
-        return self.args[0]

@@ -48,9 +48,6 @@ class MissingRunError(MixreproError, LookupError):
             f"looked in {looked_in}. Train it with: {command}"
         )
 
-    def __str__(self):
-        return self.args[0]
-
 
 class MissingWeightsError(MixreproError, FileNotFoundError):
     """An evaluation needs a run's final weights, and the checkpoint cache no longer has them."""
@@ -63,8 +60,6 @@ class MissingWeightsError(MixreproError, FileNotFoundError):
             "(on CPU the retrained weights are bit-identical)"
         )
 
-    def __str__(self):
-        return self.args[0]
 
 
 def default_results_root() -> Path:
