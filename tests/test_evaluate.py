@@ -402,3 +402,13 @@ def test_eval_mode_restores_after_an_exception():
         with eval_mode(model):
             raise RuntimeError("boom")
     assert all(m.training for m in model.modules())
+
+
+def test_compare_method_costs_times_each_method_on_one_batch():
+    from mixrepro.evaluate.timing import compare_method_costs
+
+    rows = compare_method_costs(["mixup", "automix"], dataset="synthetic", width=0.125, batch_size=8,
+                                n_steps=1, warmup=0)
+    assert [r["method"] for r in rows] == ["mixup", "automix"]
+    assert rows[0]["relative_to_first"] == 1.0
+    assert all(r["seconds_per_step"] > 0 and r["batch_size"] == 8 for r in rows)

@@ -96,3 +96,57 @@ def time_method(
     result["device"] = str(x.device)
     result["batch_size"] = len(x)
     return result
+
+
+def compare_method_costs(methods, *, dataset: str = "cifar10-jpeg", model: str = "resnet18", width: float = 1.0,
+                         batch_size: int = 100, n_steps: int = 10, warmup: int = 2, device=None,
+                         data_root=None) -> list[dict]:
+    """Seconds per training step of each method on one real batch, one after another, same model.
+
+    Each row also gives the cost relative to the first method (usually Mixup), so the ratio is
+    measured under the same conditions (REFERENCE.md section 8 quotes such ratios).
+    """
+    from ..data import load_dataset
+    from ..methods.registry import build_method
+    from ..models import build_model
+
+    ds = load_dataset(dataset, root=data_root)
+    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    x = ds.train_x[:batch_size].permute(0, 3, 1, 2).float().div(255).to(device)
+    y = ds.train_y[:batch_size].to(device)
+    rows = []
+    for name in methods:
+        torch.manual_seed(0)
+        net = build_model(model, ds.num_classes, width=width, mean=ds.mean, std=ds.std)
+        method = build_method(name, net, ds.num_classes).to(device)
+        timing = time_method(method, x, y, n_steps=n_steps, warmup=warmup, copy_method=False)
+        rows.append({"method": name, **timing})
+    for row in rows:
+        row["relative_to_first"] = row["seconds_per_step"] / rows[0]["seconds_per_step"]
+    return rows
+
+
+def main(argv=None) -> int:
+    """``python -m mixrepro.evaluate.timing --methods mixup automix ...``: a cost table."""
+    import argparse
+    import json
+
+    parser = argparse.ArgumentParser(prog="python -m mixrepro.evaluate.timing", description=main.__doc__)
+    parser.add_argument("--methods", nargs="+", default=["mixup", "automix", "samix", "adautomix", "puzzlemix"])
+    parser.add_argument("--dataset", default="cifar10-jpeg")
+    parser.add_argument("--width", type=float, default=1.0)
+    parser.add_argument("--batch-size", type=int, default=100)
+    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--device", default=None)
+    args = parser.parse_args(argv)
+    rows = compare_method_costs(args.methods, dataset=args.dataset, width=args.width, batch_size=args.batch_size,
+                                n_steps=args.steps, device=args.device)
+    for row in rows:
+        print(f"{row['method']:<10} {row['seconds_per_step']:.3f} s/step  {row['images_per_second']:.0f} img/s  "
+              f"x{row['relative_to_first']:.2f}")
+    print(json.dumps({"device": rows[0]["device"], "threads": torch.get_num_threads(), "rows": rows}))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
