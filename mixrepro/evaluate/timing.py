@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import statistics
+import sys
 import time
 from typing import Callable
 
@@ -139,8 +140,14 @@ def main(argv=None) -> int:
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--device", default=None)
     args = parser.parse_args(argv)
-    rows = compare_method_costs(args.methods, dataset=args.dataset, width=args.width, batch_size=args.batch_size,
-                                n_steps=args.steps, device=args.device)
+    from ..errors import MixreproError
+
+    try:
+        rows = compare_method_costs(args.methods, dataset=args.dataset, width=args.width,
+                                    batch_size=args.batch_size, n_steps=args.steps, device=args.device)
+    except MixreproError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     for row in rows:
         print(f"{row['method']:<10} {row['seconds_per_step']:.3f} s/step  {row['images_per_second']:.0f} img/s  "
               f"x{row['relative_to_first']:.2f}")
