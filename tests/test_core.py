@@ -111,3 +111,12 @@ def test_torchvision_imports_through_the_shim():
     from torchvision.transforms import v2
 
     assert tv.__version__ and hasattr(v2, "MixUp")
+
+
+def test_ema_horizon_and_initial_weight():
+    from mixrepro.methods.base import ema_horizon, ema_initial_weight
+
+    assert math.isclose(ema_horizon(0.999), 1000.0)
+    assert math.isclose(ema_initial_weight(50, schedule=lambda p: 0.9), 0.9**50)
+    # AutoMix schedule over 1000 steps: steps 0..100 (progress <= 0.1) at 0.999, the rest between 0.999 and 1
+    assert 0.999**1000 < ema_initial_weight(1000) < 0.999**101

@@ -59,6 +59,20 @@ def automix_momentum(progress: float, start: float = 0.999, end: float = 0.99999
     return end - (end - start) * (math.cos(math.pi * t) + 1) / 2
 
 
+def ema_horizon(momentum: float) -> float:
+    """Iterations an EMA of this momentum effectively averages over, 1 / (1 - m)."""
+    return 1.0 / (1.0 - momentum)
+
+
+def ema_initial_weight(total_steps: int, schedule=automix_momentum) -> float:
+    """Weight the initial parameters keep in the final EMA: the product of every step's momentum.
+
+    ``schedule(progress)`` gives the momentum at ``progress = step / total_steps`` (as in
+    StepContext); a share near 1 means the EMA network is still mostly its random init.
+    """
+    return math.exp(sum(math.log(schedule(step / total_steps)) for step in range(total_steps)))
+
+
 class Method(nn.Module, metaclass=ABCMeta):
     """Base class: a classifier, its EMA copy, and a training step.
 
