@@ -256,11 +256,14 @@ def test_nbval_fails_when_a_stored_result_changes(tmp_path):
     copy.mkdir()
     shutil.copy2(NOTEBOOKS / name, copy / name)
     shutil.copytree(NOTEBOOKS / "results", copy / "results")
-    summaries = sorted((copy / "results").glob("cifar10-jpeg/vanilla/*/summary.json"))
-    assert summaries, "no stored vanilla run to edit"
-    summary = json.loads(summaries[0].read_text())
+    from mixrepro.config import config_for_budget
+
+    key = config_for_budget("smoke", method="vanilla", dataset="cifar10-jpeg", seed=0).key()
+    stored = copy / "results" / "cifar10-jpeg" / "vanilla" / key / "summary.json"
+    assert stored.is_file(), f"no stored smoke vanilla run {key} to edit"
+    summary = json.loads(stored.read_text())
     summary["online"]["median_last10"] += 1.0
-    summaries[0].write_text(json.dumps(summary))
+    stored.write_text(json.dumps(summary))
     result = _nbval(copy, [name], tmp_path)
     assert result.returncode != 0
     assert "vanilla" in result.stdout and "failed" in result.stdout
