@@ -31,6 +31,12 @@ def _train(args) -> int:
     return cli_train(args)
 
 
+def _sweep(args) -> int:
+    from .sweep import cli_sweep
+
+    return cli_sweep(args)
+
+
 def _eval(args) -> int:
     from .evalrun import cli_eval
 
@@ -53,6 +59,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_train_arguments(p)
     p.set_defaults(func=_train)
+
+    p = sub.add_parser("sweep", help="train a study plan's runs (start one process per worker)")
+    from .sweep import add_sweep_arguments
+
+    add_sweep_arguments(p)
+    p.set_defaults(func=_sweep)
 
     p = sub.add_parser("eval", help="evaluate a finished run directory")
     from .evalrun import add_eval_arguments

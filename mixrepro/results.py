@@ -9,6 +9,8 @@ Layout::
         summary.json       final / median-of-last-epochs / best per network, wall time, img/s
         environment.json   versions, device, git commit (mixrepro.environment)
         evaluations.json   optional: {'online': {name: result}, 'ema': {...}}
+        predictions.json   optional: the final networks' predicted class per test image
+                           (mixrepro.evaluate.predictions), for paired comparisons
 
 A run directory is written in full under a hidden temporary name and then
 renamed into place, so a reader never sees a half-written run. Only small text
@@ -77,10 +79,16 @@ class RunRecord:
     environment: dict
     evaluations: dict = field(default_factory=dict)
     run_dir: Path | None = None
+    predictions: dict = field(default_factory=dict)
 
     def curve(self, column: str) -> list[float]:
-        """One epochs.csv column as a list, e.g. ``record.curve('ema_top1')``."""
-        return [row[column] for row in self.epochs]
+        """One epochs.csv column as a list, e.g. ``record.curve('ema_top1')`` (None where not measured)."""
+        return [row.get(column) for row in self.epochs]
+
+    @property
+    def method_code_version(self) -> int:
+        """The version of the method's code that trained the run (runs before versions were recorded: 1)."""
+        return self.environment.get("method_code_version", 1)
 
 
 def build_summary(epochs: list[dict], *, train_time_s: float, wall_time_s: float, dataset_label: str) -> dict:
@@ -89,10 +97,11 @@ def build_summary(epochs: list[dict], *, train_time_s: float, wall_time_s: float
 
     summary = {"epochs": len(epochs), "dataset_label": dataset_label}
     for net in NETWORKS:
-        top1 = [row[f"{net}_top1"] for row in epochs]
+        scored = [row for row in epochs if row.get(f"{net}_top1") is not None]  # scored epochs only
+        top1 = [row[f"{net}_top1"] for row in scored]
         scores = score_last_epochs(top1)
-        scores["best_epoch"] = 1 + top1.index(max(top1))
-        scores["final_top5"] = epochs[-1].get(f"{net}_top5")  # None below 5 classes
+        scores["best_epoch"] = scored[top1.index(max(top1))]["epoch"]
+        scores["final_top5"] = scored[-1].get(f"{net}_top5")  # None below 5 classes
         summary[net] = scores
     images = sum(row["train_images"] for row in epochs)
     summary.update(
@@ -144,6 +153,8 @@ def _write_run_files(folder: Path, record: RunRecord) -> None:
     atomic_write_json(folder / "environment.json", record.environment)
     if record.evaluations:
         atomic_write_json(folder / "evaluations.json", record.evaluations)
+    if record.predictions:
+        atomic_write_json(folder / "predictions.json", record.predictions)
 
 
 class ResultsStore:
@@ -200,6 +211,7 @@ class ResultsStore:
             environment=_read_json(folder / "environment.json"),
             evaluations=_read_json(folder / "evaluations.json", {}),
             run_dir=folder,
+            predictions=_read_json(folder / "predictions.json", {}),
         )
 
     def runs(self, **filters) -> list[RunRecord]:

@@ -47,7 +47,7 @@ def test_set_items_are_typed_and_checked(doubles):
 
 
 @pytest.mark.parametrize("argv,message", [
-    (["--set", "epoch=3"], "invalid value for --set key: 'epoch'; allowed: one of batch_size, epochs, lr"),
+    (["--set", "epoch=3"], "invalid value for --set key: 'epoch'; allowed: one of batch_size, ema_schedule, epochs, lr"),
     (["--set", "method.beta=3"], "method.alpha"),
     (["--set", "epochs=2.5"], "invalid value for epochs: '2.5'; allowed: int"),
     (["--set", "epochs=0"], "invalid value for epochs: 0"),

@@ -59,6 +59,34 @@ def automix_momentum(progress: float, start: float = 0.999, end: float = 0.99999
     return end - (end - start) * (math.cos(math.pi * t) + 1) / 2
 
 
+# The paper protocol's length on CIFAR: 800 epochs of 50,000 images in batches of 100.
+PAPER_TOTAL_STEPS = 800 * 500
+
+
+def step_scaled_momentum(progress: float, total_steps: int, paper_steps: int = PAPER_TOTAL_STEPS) -> float:
+    """The paper's momentum with its averaging horizon rescaled to a run of ``total_steps`` iterations.
+
+    An EMA of momentum m averages over about 1 / (1 - m) iterations. Scaling 1 - m by
+    ``paper_steps / total_steps`` keeps that horizon the same *fraction of training* as in the
+    paper's 400,000-iteration runs, so a short run's EMA network is as far from its random
+    initialisation at the end as the paper's is. Clamped at 0 (the EMA then equals the online
+    network) for runs shorter than the paper's first horizon allows.
+    """
+    scaled = (1.0 - automix_momentum(progress)) * paper_steps / max(1, total_steps)
+    return max(0.0, 1.0 - scaled)
+
+
+def scheduled_momentum(schedule: str, progress: float, total_steps: int) -> float:
+    """The EMA momentum of ``schedule`` ('paper' or 'step-scaled', RunConfig.ema_schedule)."""
+    if schedule == "paper":
+        return automix_momentum(progress)
+    if schedule == "step-scaled":
+        return step_scaled_momentum(progress, total_steps)
+    from ..errors import InvalidParameterError
+
+    raise InvalidParameterError("ema_schedule", schedule, "paper or step-scaled")
+
+
 def ema_horizon(momentum: float) -> float:
     """Iterations an EMA of this momentum effectively averages over, 1 / (1 - m)."""
     return 1.0 / (1.0 - momentum)
@@ -82,6 +110,10 @@ class Method(nn.Module, metaclass=ABCMeta):
     """
 
     name: str = ""
+    # Bump when a change alters the numbers this method's runs produce (the method test
+    # tests/test_method_fingerprints.py fails until you do): stored runs record it, and a
+    # run made by another version is stale and never reused.
+    code_version: int = 1
     default_params: dict = {}
     default_min_lr: float = 0.0  # cosine floor of the reference configs
     # Static methods never run the EMA copy in train mode, so its BN statistics
@@ -95,6 +127,7 @@ class Method(nn.Module, metaclass=ABCMeta):
         self.num_classes = num_classes
         self.params = self.validate_params({**self.default_params, **params})
         self.ema = copy.deepcopy(model).requires_grad_(False)
+        self.ema_schedule = "paper"  # the trainer sets the run's RunConfig.ema_schedule
 
     @classmethod
     def validate_params(cls, params: dict) -> dict:
@@ -113,7 +146,7 @@ class Method(nn.Module, metaclass=ABCMeta):
         """One iteration's loss (the trainer calls backward and the optimiser)."""
 
     def ema_momentum(self, ctx: StepContext) -> float:
-        return automix_momentum(ctx.progress)
+        return scheduled_momentum(self.ema_schedule, ctx.progress, ctx.total_steps)
 
     @torch.no_grad()
     def after_step(self, ctx: StepContext) -> None:

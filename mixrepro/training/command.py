@@ -103,6 +103,14 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default=None, help="results root (default: $MIXREPRO_RESULTS, else notebooks/results)")
     parser.add_argument("--device", default="auto", help="auto (default), cpu, cuda or cuda:N")
     parser.add_argument("--compile", action="store_true", help="torch.compile the networks (CUDA)")
+    parser.add_argument("--precision", choices=("fp32", "bf16"), default=None,
+                        help="fp32 (exact, bit-identical reruns) or bf16 autocast; default: the budget's "
+                             "(bf16 for cpu/gpu/paper, fp32 for smoke)")
+    parser.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None,
+                        help="channels_last memory layout (default: the budget's)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch intra-op threads, pinned and recorded (default: torch's; a resume "
+                             "takes the checkpoint's). Reruns are bit-identical only at the same count")
     parser.add_argument("--data-root", default=None, help="data root (default: $MIXREPRO_DATA, else ./data)")
     parser.add_argument("--restart", action="store_true", help="ignore an existing checkpoint and train from scratch")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -118,12 +126,23 @@ def result_line(record) -> str:
     )
 
 
+def runtime_from_args(args) -> dict:
+    """fit()'s amp / channels_last / threads: the flags where given, else the budget's fast path."""
+    fast = BUDGETS.get(args.budget).fast_path or None  # None: the device default (on for CUDA)
+    return {
+        "amp": fast if args.precision is None else args.precision == "bf16",
+        "channels_last": fast if args.channels_last is None else args.channels_last,
+        "threads": args.threads,
+    }
+
+
 def cli_train(args) -> int:
     from .loop import fit
 
     config = config_from_args(args)
     record = fit(config, results_root=args.out, device=args.device, compile=args.compile,
-                 progress=not args.no_progress, resume=not args.restart, data_root=args.data_root)
+                 progress=not args.no_progress, resume=not args.restart, data_root=args.data_root,
+                 **runtime_from_args(args))
     if record.run_dir is not None:  # only the process that published the run reports it
         print(result_line(record))
     return 0

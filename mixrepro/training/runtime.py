@@ -36,6 +36,12 @@ class Runtime:
     channels_last: bool
     compile: bool
     dist: DistContext = SINGLE
+    threads: int = 1  # torch intra-op threads; on the CPU the bits of a run depend on it
+
+    def describe(self) -> dict:
+        """What a run records of how it ran (and what a resume must match to stay bit-exact)."""
+        return {"device_type": self.device.type, "precision": "bf16" if self.amp else "fp32",
+                "channels_last": self.channels_last, "compile": self.compile, "threads": self.threads}
 
     def autocast(self):
         return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp)
@@ -49,7 +55,18 @@ class Runtime:
             torch.cuda.synchronize(self.device)
 
 
-def make_runtime(device=None, *, amp=None, channels_last=None, compile=False, dist: DistContext = SINGLE) -> Runtime:
+def validate_threads(threads) -> int | None:
+    if threads is None:
+        return None
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+        raise InvalidParameterError("threads", threads, "a positive integer (torch intra-op threads)")
+    return threads
+
+
+def make_runtime(device=None, *, amp=None, channels_last=None, compile=False, dist: DistContext = SINGLE,
+                 threads: int | None = None) -> Runtime:
+    """The run's runtime; ``threads=None`` keeps torch's current thread count (it is recorded either way)."""
+    threads = validate_threads(threads)
     device = resolve_device(device)
     if dist.enabled and device.type == "cuda":
         device = torch.device("cuda", dist.local_rank)
@@ -60,7 +77,19 @@ def make_runtime(device=None, *, amp=None, channels_last=None, compile=False, di
         channels_last=cuda if channels_last is None else bool(channels_last),
         compile=bool(compile),
         dist=dist,
+        threads=threads or torch.get_num_threads(),
     )
+
+
+@contextlib.contextmanager
+def pinned_threads(threads: int):
+    """torch's intra-op thread count set to ``threads`` for the block, then restored."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 @contextlib.contextmanager
