@@ -12,8 +12,9 @@ from mixrepro.errors import InvalidParameterError, UnknownNameError
 from mixrepro.methods.base import StepContext
 from mixrepro.methods.registry import METHODS
 from mixrepro.mixers.base import sample_beta
+from mixrepro.methods.puzzlemix import PuzzleMix
 from mixrepro.mixers.puzzlemix import (
-    PuzzleMix, block_saliency, boundary_discrepancy, frozen_bn_saliency, label_prior, mix_sources,
+    block_saliency, boundary_discrepancy, frozen_bn_saliency, label_prior, mix_sources,
     puzzle_energy, puzzlemix, upsample_blocks,
 )
 from mixrepro.mixers.puzzlemix_graphcut import alpha_beta_swap, exact_convex_cut, grid_energy, label_distance
