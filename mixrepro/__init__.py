@@ -7,7 +7,7 @@ Subpackages, in the order data flows through a training step:
 - ``mixrepro.models``    CIFAR ResNet family with stage-wise feature access
 - ``mixrepro.losses``    soft CE, mixup BCE, DM(CE), DM(BCE)
 - ``mixrepro.methods``   one object per method owning its training step
-- ``mixrepro.train``     the single training loop, checkpoints, resume
+- ``mixrepro.training``  the single training loop, checkpoints, resume
 - ``mixrepro.evaluate``  accuracy, ECE, FGSM, corruption, occlusion, timing
 - ``mixrepro.results``   results store keyed by a config hash
 """

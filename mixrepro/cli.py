@@ -26,9 +26,15 @@ def _methods(args) -> int:
 
 
 def _train(args) -> int:
-    from .train import cli_train
+    from .training import cli_train
 
     return cli_train(args)
+
+
+def _runs(args) -> int:
+    from .runs import cli_runs
+
+    return cli_runs(args)
 
 
 def _sweep(args) -> int:
@@ -55,10 +61,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_methods)
 
     p = sub.add_parser("train", help="train one run (see --help)")
-    from .train import add_train_arguments
+    from .training import add_train_arguments
 
     add_train_arguments(p)
     p.set_defaults(func=_train)
+
+    p = sub.add_parser("runs", help="list stored runs; --stale: those made by older method code")
+    p.add_argument("--stale", action="store_true", help="only runs whose method code changed since")
+    p.add_argument("--out", default=None, help="results root (default: $MIXREPRO_RESULTS, else notebooks/results)")
+    p.set_defaults(func=_runs)
 
     p = sub.add_parser("sweep", help="train a study plan's runs (start one process per worker)")
     from .sweep import add_sweep_arguments
@@ -71,6 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_eval_arguments(p)
     p.set_defaults(func=_eval)
+
     return parser
 
 

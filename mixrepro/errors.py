@@ -51,3 +51,37 @@ class ChecksumError(MixreproError):
 class PretrainedWeightsMissingError(MixreproError, FileNotFoundError):
     """Pretrained weights that are not in torchvision's cache and could not be downloaded."""
 
+
+class MissingRunError(MixreproError, LookupError):
+    """A run that the store does not hold, and training was not allowed."""
+
+    def __init__(self, config, looked_in, command: str):
+        self.config, self.looked_in, self.command = config, looked_in, command
+        super().__init__(
+            f"no results for {config.method} on {config.dataset} (seed {config.seed}, key {config.key()}); "
+            f"looked in {looked_in}. Train it with: {command}"
+        )
+
+
+class MissingWeightsError(MixreproError, FileNotFoundError):
+    """An evaluation needs a run's final weights, and the checkpoint cache no longer has them."""
+
+    def __init__(self, config, looked_in, command: str):
+        self.config, self.looked_in, self.command = config, looked_in, command
+        super().__init__(
+            f"the final weights of run {config.key()} ({config.method} on {config.dataset}, seed {config.seed}) "
+            f"are not in {looked_in}; evaluations need them. Retrain with: {command} --restart "
+            "(on CPU the retrained weights are bit-identical)"
+        )
+
+
+class StaleRunError(MixreproError):
+    """A stored run made by an older version of its method's code than the one installed."""
+
+    def __init__(self, config, record, current_version: int, command: str):
+        self.config, self.record = config, record
+        super().__init__(
+            f"the stored run {config.key()} ({config.method}, seed {config.seed}) was trained by version "
+            f"{record.method_code_version} of the method's code; this is version {current_version}. "
+            f"Retrain it with: {command}"
+        )

@@ -29,7 +29,8 @@ def results_root_of(run_dir: Path) -> Path:
 
 def cli_eval(args) -> int:
     from .evaluate import EVALUATIONS
-    from .results import ResultsStore, train_or_load
+    from .results import ResultsStore
+    from .runs import train_or_load
 
     for name in args.evaluations:
         EVALUATIONS.get(name)  # unknown names fail before any work, listing the known ones

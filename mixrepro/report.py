@@ -3,7 +3,7 @@
 Every notebook of the study follows one pattern (book page "How to rerun"):
 
 1. a ``parameters`` cell of plain assignments, validated by :func:`validate_parameters`;
-2. runs from :func:`collect_runs` (``mixrepro.results.train_or_load`` per method and
+2. runs from :func:`collect_runs` (``mixrepro.runs.train_or_load`` per method and
    seed), summarised over seeds by :func:`scored_stats` / :func:`evaluation_stats`;
 3. the paper's numbers from ``mixrepro/paper_numbers/<paper>_<table>.json``
    (:func:`load_paper_table`) beside ours;
@@ -292,7 +292,8 @@ def collect_runs(params: NotebookParameters, *, methods: Sequence[str] | None = 
     import contextlib
     import sys
 
-    from .results import ResultsStore, train_or_load
+    from .results import ResultsStore
+    from .runs import train_or_load
 
     def quietly(fn, *args, **kwargs):
         sink = log or sys.__stderr__

@@ -24,13 +24,12 @@ import csv
 import io
 import json
 import os
-import shlex
 import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .config import BUDGETS, RunConfig, config_for_budget
+from .config import RunConfig
 from .environment import REPO_ROOT
 from .errors import MixreproError
 from .io import atomic_write_json, atomic_write_text
@@ -38,30 +37,6 @@ from .io import atomic_write_json, atomic_write_text
 NETWORKS = ("online", "ema")
 TIMING_COLUMNS = ("epoch_time_s", "train_time_s", "eval_time_s", "train_images_per_s")
 RUN_FILES = ("config.json", "epochs.csv", "summary.json", "environment.json")
-
-
-class MissingRunError(MixreproError, LookupError):
-    """A run that the store does not hold, and training was not allowed."""
-
-    def __init__(self, config: RunConfig, looked_in: Path, command: str):
-        self.config, self.looked_in, self.command = config, looked_in, command
-        super().__init__(
-            f"no results for {config.method} on {config.dataset} (seed {config.seed}, key {config.key()}); "
-            f"looked in {looked_in}. Train it with: {command}"
-        )
-
-
-class MissingWeightsError(MixreproError, FileNotFoundError):
-    """An evaluation needs a run's final weights, and the checkpoint cache no longer has them."""
-
-    def __init__(self, config: RunConfig, looked_in: Path, command: str):
-        self.config, self.looked_in, self.command = config, looked_in, command
-        super().__init__(
-            f"the final weights of run {config.key()} ({config.method} on {config.dataset}, seed {config.seed}) "
-            f"are not in {looked_in}; evaluations need them. Retrain with: {command} --restart "
-            "(on CPU the retrained weights are bit-identical)"
-        )
-
 
 
 def default_results_root() -> Path:
@@ -89,27 +64,6 @@ class RunRecord:
     def method_code_version(self) -> int:
         """The version of the method's code that trained the run (runs before versions were recorded: 1)."""
         return self.environment.get("method_code_version", 1)
-
-
-def build_summary(epochs: list[dict], *, train_time_s: float, wall_time_s: float, dataset_label: str) -> dict:
-    """summary.json: per network the scores of mixrepro.evaluate.score_last_epochs, plus costs."""
-    from .evaluate.accuracy import score_last_epochs
-
-    summary = {"epochs": len(epochs), "dataset_label": dataset_label}
-    for net in NETWORKS:
-        scored = [row for row in epochs if row.get(f"{net}_top1") is not None]  # scored epochs only
-        top1 = [row[f"{net}_top1"] for row in scored]
-        scores = score_last_epochs(top1)
-        scores["best_epoch"] = scored[top1.index(max(top1))]["epoch"]
-        scores["final_top5"] = scored[-1].get(f"{net}_top5")  # None below 5 classes
-        summary[net] = scores
-    images = sum(row["train_images"] for row in epochs)
-    summary.update(
-        wall_time_s=wall_time_s,
-        train_time_s=train_time_s,
-        train_images_per_s=images / train_time_s if train_time_s > 0 else None,
-    )
-    return summary
 
 
 def same_numbers(a: list[dict], b: list[dict]) -> bool:
@@ -250,51 +204,3 @@ def _replace_dir(new: Path, final: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
     else:
         os.rename(new, final)
-
-
-def train_command(config: RunConfig, results_root=None) -> str:
-    """The ``mixrepro train`` command line that produces exactly ``config``."""
-    from .training.command import set_arguments
-
-    best = min(BUDGETS.names(), key=lambda b: len(set_arguments(config, _budget_base(config, b))))
-    parts = ["mixrepro train", f"--method {config.method}", f"--dataset {config.dataset}",
-             f"--budget {best}", f"--seed {config.seed}"]
-    parts += [f"--set {shlex.quote(item)}" for item in set_arguments(config, _budget_base(config, best))]
-    if results_root is not None and Path(results_root) != default_results_root():
-        parts.append(f"--out {shlex.quote(str(results_root))}")
-    return " ".join(parts)
-
-
-def _budget_base(config: RunConfig, budget: str) -> RunConfig:
-    return config_for_budget(budget, method=config.method, dataset=config.dataset, seed=config.seed)
-
-
-def train_or_load(config: RunConfig, *, results_root=None, train: bool = True, evaluations=(), **fit_kwargs) -> RunRecord:
-    """The stored run for ``config``; trained first if missing and ``train``; with ``evaluations`` added.
-
-    Evaluations already in evaluations.json are not recomputed; missing ones run on the
-    final weights from the checkpoint cache, for both the online and the EMA network.
-    """
-    store = ResultsStore(results_root)
-    record = store.load(config)
-    if record is None:
-        if not train:
-            raise MissingRunError(config, store.run_dir(config), train_command(config, results_root))
-        from .training import fit
-
-        record = fit(config, results_root=store.root, **fit_kwargs)
-    missing = [name for name in evaluations if any(name not in record.evaluations.get(n, {}) for n in NETWORKS)]
-    if missing:
-        device = fit_kwargs.get("device")
-        data_root = fit_kwargs.get("data_root")
-        _add_evaluations(store, record, missing, device=device, data_root=data_root)
-    return record
-
-
-def _add_evaluations(store: ResultsStore, record: RunRecord, names: list[str], *, device, data_root) -> None:
-    from .training.final import evaluate_final_weights
-
-    results = evaluate_final_weights(record.config, names, device=device, data_root=data_root,
-                                     command=train_command(record.config, store.root))
-    merged = {net: {**record.evaluations.get(net, {}), **results[net]} for net in NETWORKS}
-    store.save_evaluations(record, merged)

@@ -94,7 +94,8 @@ def pending(plan: Plan, store) -> list[RunConfig]:
 
 def run_worker(plan: Plan, *, results_root=None, progress: bool = False) -> int:
     """Train pending runs of ``plan`` until none is left unclaimed; returns how many this worker trained."""
-    from .results import ResultsStore, train_or_load
+    from .results import ResultsStore
+    from .runs import train_or_load
 
     store, trained = ResultsStore(results_root), 0
     for config in pending(plan, store):

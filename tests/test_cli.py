@@ -10,7 +10,8 @@ import mixrepro.methods.registry as method_registry
 from mixrepro import cli
 from mixrepro.config import RunConfig, config_for_budget
 from mixrepro.registry import Registry
-from mixrepro.results import ResultsStore, train_command
+from mixrepro.results import ResultsStore
+from mixrepro.runs import train_command
 from mixrepro.training.command import config_from_args
 from test_train_doubles import METHOD_DOUBLES, install_doubles
 

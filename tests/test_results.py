@@ -8,7 +8,8 @@ import mixrepro.results as results
 from mixrepro.config import RunConfig
 from mixrepro.environment import collect_environment
 from mixrepro.errors import InvalidParameterError, MixreproError
-from mixrepro.results import ResultsStore, RunRecord, build_summary, epochs_from_csv, epochs_to_csv
+from mixrepro.results import ResultsStore, RunRecord, epochs_from_csv, epochs_to_csv
+from mixrepro.training.summary import build_summary
 
 
 def make_record(config: RunConfig, top1=(10.0, 30.0, 20.0)) -> RunRecord:

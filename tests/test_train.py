@@ -7,7 +7,9 @@ import pytest
 import torch
 
 from mixrepro.config import RunConfig
-from mixrepro.results import TIMING_COLUMNS, MissingRunError, MissingWeightsError, ResultsStore, train_or_load
+from mixrepro.errors import MissingRunError, MissingWeightsError
+from mixrepro.results import TIMING_COLUMNS, ResultsStore
+from mixrepro.runs import train_or_load
 from mixrepro.training import TrainingInterrupted, fit
 from mixrepro.training import checkpoint as ckpt
 from mixrepro.training.schedule import build_optimizer, cosine_lr

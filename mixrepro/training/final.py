@@ -4,6 +4,7 @@ from __future__ import annotations
 import torch
 
 from ..config import RunConfig
+from ..errors import MissingWeightsError
 from . import checkpoint as ckpt
 from . import components
 from .runtime import make_runtime, reproducible_kernels
@@ -11,8 +12,6 @@ from .runtime import make_runtime, reproducible_kernels
 
 def load_final_method(config: RunConfig, runtime, *, data_root=None, command: str = ""):
     """(dataset, method) of a finished run, its method holding the final weights."""
-    from ..results import MissingWeightsError
-
     path = ckpt.checkpoint_path(config)
     saved = ckpt.load_checkpoint(path, config)
     if saved is None or saved["state"]["epoch"] < config.epochs:

@@ -19,11 +19,12 @@ from ..config import RunConfig
 from ..errors import InvalidParameterError
 from ..environment import collect_environment
 from ..methods.base import StepContext
-from ..results import RunRecord, ResultsStore, build_summary
+from ..results import RunRecord, ResultsStore
 from . import checkpoint as ckpt
 from . import components
 from .runtime import Runtime, make_runtime, pinned_threads, reproducible_kernels, resolve_device
 from .schedule import build_optimizer, cosine_lr, set_lr
+from .summary import build_summary
 
 PROGRESS_EVERY = 20  # steps between loss updates of the progress bar
 # Test-set scoring is a large share of an epoch on the CPU (a 10,000-image pass of two networks

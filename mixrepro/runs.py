@@ -1,0 +1,95 @@
+"""Runs on demand: load a run from the results store, or train it first; add evaluations to a stored run.
+
+This layer sits above both the store (``mixrepro.results``, which only stores and
+loads) and training (``mixrepro.training``), so neither depends on the other's caller.
+"""
+from __future__ import annotations
+
+import shlex
+from pathlib import Path
+
+from .config import BUDGETS, RunConfig, config_for_budget
+from .errors import MissingRunError, StaleRunError
+from .results import NETWORKS, ResultsStore, RunRecord, default_results_root
+from .training import fit
+from .training.command import set_arguments
+from .training.final import evaluate_final_weights
+
+
+def train_command(config: RunConfig, results_root=None) -> str:
+    """The ``mixrepro train`` command line that produces exactly ``config``."""
+    best = min(BUDGETS.names(), key=lambda b: len(set_arguments(config, _budget_base(config, b))))
+    parts = ["mixrepro train", f"--method {config.method}", f"--dataset {config.dataset}",
+             f"--budget {best}", f"--seed {config.seed}"]
+    parts += [f"--set {shlex.quote(item)}" for item in set_arguments(config, _budget_base(config, best))]
+    if results_root is not None and Path(results_root) != default_results_root():
+        parts.append(f"--out {shlex.quote(str(results_root))}")
+    return " ".join(parts)
+
+
+def _budget_base(config: RunConfig, budget: str) -> RunConfig:
+    return config_for_budget(budget, method=config.method, dataset=config.dataset, seed=config.seed)
+
+
+def train_or_load(config: RunConfig, *, results_root=None, train: bool = True, evaluations=(), **fit_kwargs) -> RunRecord:
+    """The stored run for ``config``; trained first if missing and ``train``; with ``evaluations`` added.
+
+    Evaluations already in evaluations.json are not recomputed; missing ones run on the
+    final weights from the checkpoint cache, for both the online and the EMA network.
+    """
+    store = ResultsStore(results_root)
+    record = store.load(config)
+    if record is not None and is_stale(record):
+        if not train:
+            raise StaleRunError(config, record, current_code_version(config.method),
+                                train_command(config, results_root) + " --restart")
+        record, fit_kwargs = None, {**fit_kwargs, "resume": False}
+    if record is None:
+        if not train:
+            raise MissingRunError(config, store.run_dir(config), train_command(config, results_root))
+        record = fit(config, results_root=store.root, **fit_kwargs)
+    missing = [name for name in evaluations if any(name not in record.evaluations.get(n, {}) for n in NETWORKS)]
+    if missing:
+        device = fit_kwargs.get("device")
+        data_root = fit_kwargs.get("data_root")
+        add_evaluations(store, record, missing, device=device, data_root=data_root)
+    return record
+
+
+def add_evaluations(store: ResultsStore, record: RunRecord, names: list[str], *, device, data_root) -> None:
+    results = evaluate_final_weights(record.config, names, device=device, data_root=data_root,
+                                     command=train_command(record.config, store.root))
+    merged = {net: {**record.evaluations.get(net, {}), **results[net]} for net in NETWORKS}
+    store.save_evaluations(record, merged)
+
+
+def current_code_version(method: str) -> int | None:
+    """The installed code version of ``method``; None for a method outside the registry (a test double)."""
+    from .methods import METHODS
+
+    return METHODS.get(method).code_version if method in METHODS.names() else None
+
+
+def is_stale(record: RunRecord) -> bool:
+    """Whether the run was trained by another version of its method's code than the one installed."""
+    current = current_code_version(record.config.method)
+    return current is not None and record.method_code_version != current
+
+
+def stale_runs(results_root=None) -> list[RunRecord]:
+    """Every stored run whose method code has changed since it was trained."""
+    return [record for record in ResultsStore(results_root).runs() if is_stale(record)]
+
+
+def cli_runs(args) -> int:
+    """``mixrepro runs [--stale]``: the stored runs, one line each (or only the stale ones)."""
+    records = stale_runs(args.out) if args.stale else ResultsStore(args.out).runs()
+    for record in records:
+        c, s = record.config, record.summary
+        state = "STALE" if is_stale(record) else "ok"
+        print(f"{state:5s} {c.dataset}/{c.method}/{c.key()} seed {c.seed} epochs {c.epochs} "
+              f"train {c.train_subset or 'all'} online {s['online']['median_last10']:.2f} "
+              f"ema {s['ema']['median_last10']:.2f} (code v{record.method_code_version})")
+    if args.stale:
+        print(f"{len(records)} stale run(s)")
+    return 0

@@ -1,0 +1,354 @@
+"""mixrepro.study.paired: the statistics behind the study's verdicts (fast, numpy/scipy only)."""
+import itertools
+import math
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from mixrepro.errors import InvalidParameterError
+from mixrepro.study.paired import (
+    VERDICTS,
+    Check,
+    bootstrap_difference,
+    check_ranking,
+    decide,
+    mcnemar,
+    minimal_detectable_difference,
+    minimal_detectable_difference_images,
+    paired_seed_difference,
+)
+
+
+def _correctness(only_a: int, only_b: int, both: int, neither: int):
+    a = np.array([True] * only_a + [False] * only_b + [True] * both + [False] * neither)
+    b = np.array([False] * only_a + [True] * only_b + [True] * both + [False] * neither)
+    return a, b
+
+
+def _random_correctness(n, p_a=0.8, p_b=0.75, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.random(n) < p_a, rng.random(n) < p_b
+
+
+# --------------------------------------------------------------------------- McNemar
+
+
+def test_mcnemar_hand_computed_example():
+    # 8 images only a gets right, 2 only b; 100 images. Two-sided exact p = 2 * P(X <= 2 | 10, 1/2).
+    a, b = _correctness(8, 2, 60, 30)
+    r = mcnemar(a, b)
+    assert (r.n_images, r.only_a, r.only_b) == (100, 8, 2)
+    assert r.difference_points == pytest.approx(6.0)
+    assert r.p_value == pytest.approx(2 * (1 + 10 + 45) / 1024)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_mcnemar_matches_scipy_binomtest(seed):
+    a, b = _random_correctness(500, seed=seed)
+    r = mcnemar(a, b)
+    only_a, only_b = int(np.sum(a & ~b)), int(np.sum(~a & b))
+    assert (r.only_a, r.only_b) == (only_a, only_b)
+    assert r.p_value == pytest.approx(stats.binomtest(only_a, only_a + only_b, 0.5).pvalue)
+    assert r.difference_points == pytest.approx(100 * (a.mean() - b.mean()))
+
+
+def test_mcnemar_without_discordant_pairs_has_p_one():
+    a, b = _correctness(0, 0, 70, 30)
+    r = mcnemar(a, b)
+    assert (r.only_a, r.only_b, r.difference_points, r.p_value) == (0, 0, 0.0, 1.0)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_mcnemar_is_symmetric(seed):
+    a, b = _random_correctness(300, 0.7, 0.65, seed=seed)
+    ab, ba = mcnemar(a, b), mcnemar(b, a)
+    assert ab.difference_points == pytest.approx(-ba.difference_points)
+    assert (ab.only_a, ab.only_b) == (ba.only_b, ba.only_a)
+    assert ab.p_value == pytest.approx(ba.p_value)
+
+
+# --------------------------------------------------------------------------- bootstrap
+
+
+def test_bootstrap_contains_observed_difference_and_is_reproducible():
+    a, b = _random_correctness(1000, seed=1)
+    observed = 100 * (a.mean() - b.mean())
+    low, high = bootstrap_difference(a, b, seed=3)
+    assert low < observed < high
+    assert bootstrap_difference(a, b, seed=3) == (low, high)
+
+
+def test_bootstrap_narrows_with_more_images():
+    a, b = _random_correctness(500, seed=2)
+    low, high = bootstrap_difference(a, b)
+    big_low, big_high = bootstrap_difference(np.tile(a, 10), np.tile(b, 10))
+    # Same proportions, ten times the images: width shrinks by about sqrt(10).
+    assert (big_high - big_low) < 0.5 * (high - low)
+    assert (big_high - big_low) > 0.2 * (high - low)
+
+
+def test_bootstrap_matches_resampling_image_indices():
+    # The multinomial shortcut must give the interval that resampling image indices gives.
+    a, b = _random_correctness(800, seed=4)
+    rng = np.random.default_rng(11)
+    idx = rng.integers(0, a.size, size=(4000, a.size))
+    naive = 100 * (a[idx].mean(axis=1) - b[idx].mean(axis=1))
+    naive_low, naive_high = np.percentile(naive, [2.5, 97.5])
+    low, high = bootstrap_difference(a, b, n_resamples=4000)
+    assert low == pytest.approx(naive_low, abs=0.4)
+    assert high == pytest.approx(naive_high, abs=0.4)
+
+
+def test_bootstrap_interval_is_paired_not_independent():
+    # Networks that agree on almost every image: the paired interval is far narrower
+    # than the one treating the two accuracies as independent samples.
+    a, b = _correctness(30, 10, 7000, 2960)
+    low, high = bootstrap_difference(a, b)
+    independent_se = 100 * math.sqrt(2 * a.mean() * (1 - a.mean()) / a.size)
+    assert (high - low) < 0.5 * 2 * 1.96 * independent_se
+    assert low > 0  # +0.2 points, clearly detectable when pairing is used
+
+
+# --------------------------------------------------------------------------- paired seeds
+
+
+def test_paired_seed_difference_values():
+    r = paired_seed_difference([95.0, 95.4, 94.8], [94.5, 94.6, 94.5])
+    d = np.array([0.5, 0.8, 0.3])
+    assert r.n == 3
+    assert r.mean_difference == pytest.approx(d.mean())
+    assert r.sd_difference == pytest.approx(d.std(ddof=1))
+    assert r.se == pytest.approx(d.std(ddof=1) / math.sqrt(3))
+    half = stats.t.ppf(0.975, 2) * r.se
+    assert (r.ci_low, r.ci_high) == pytest.approx((d.mean() - half, d.mean() + half))
+
+
+def test_paired_seed_difference_agrees_with_ttest_rel():
+    rng = np.random.default_rng(0)
+    outcomes = set()
+    for trial in range(200):
+        n = int(rng.integers(2, 7))
+        b = 94 + rng.normal(0, 0.5, n)
+        a = b + rng.normal(rng.uniform(-1, 1), rng.uniform(0.05, 0.8), n)
+        r = paired_seed_difference(a, b)
+        test = stats.ttest_rel(a, b)
+        assert r.mean_difference / r.se == pytest.approx(test.statistic)
+        excludes_zero = r.ci_low > 0 or r.ci_high < 0
+        assert excludes_zero == (test.pvalue < 0.05), (trial, a, b)
+        outcomes.add(excludes_zero)
+    assert outcomes == {True, False}  # both branches exercised
+
+
+def test_paired_seed_difference_single_seed_has_no_spread():
+    r = paired_seed_difference([95.1], [94.6])
+    assert r.n == 1 and r.mean_difference == pytest.approx(0.5)
+    assert (r.sd_difference, r.se, r.ci_low, r.ci_high) == (None, None, None, None)
+
+
+# --------------------------------------------------------------------------- minimal detectable differences
+
+
+def _simulated_paired_t_power(true_difference, sd, n, trials, seed, alpha=0.05):
+    d = np.random.default_rng(seed).normal(true_difference, sd, size=(trials, n))
+    t = d.mean(axis=1) / (d.std(axis=1, ddof=1) / math.sqrt(n))
+    return float(np.mean(np.abs(t) > stats.t.ppf(1 - alpha / 2, n - 1)))
+
+
+@pytest.mark.parametrize("n", [2, 3, 5, 10])
+def test_minimal_detectable_difference_has_the_stated_power(n):
+    sd = 0.4
+    mdd = minimal_detectable_difference(sd, n)
+    assert _simulated_paired_t_power(mdd, sd, n, trials=2000, seed=n) == pytest.approx(0.8, abs=0.05)
+    # tighter, still fast
+    assert _simulated_paired_t_power(mdd, sd, n, trials=40000, seed=100 + n) == pytest.approx(0.8, abs=0.015)
+    # below it, clearly less power
+    assert _simulated_paired_t_power(0.5 * mdd, sd, n, trials=2000, seed=200 + n) < 0.6
+
+
+def test_minimal_detectable_difference_textbook_formula():
+    for n in (2, 3, 10):
+        expected = (stats.t.ppf(0.975, n - 1) + stats.t.ppf(0.8, n - 1)) * 0.3 / math.sqrt(n)
+        assert minimal_detectable_difference(0.3, n, exact=False) == pytest.approx(expected)
+    # The shortcut overstates power at n = 2 (about 73 %), which is why exact is the default.
+    approx = minimal_detectable_difference(1.0, 2, exact=False)
+    assert _simulated_paired_t_power(approx, 1.0, 2, trials=40000, seed=7) < 0.76
+    assert minimal_detectable_difference(1.0, 2) > approx
+    # ... and converges to it with many seeds.
+    textbook_30 = minimal_detectable_difference(1.0, 30, exact=False)
+    assert minimal_detectable_difference(1.0, 30) == pytest.approx(textbook_30, rel=0.01)
+
+
+def test_minimal_detectable_difference_none_and_scaling():
+    assert minimal_detectable_difference(None, 3) is None
+    assert minimal_detectable_difference(0.5, 1) is None
+    assert minimal_detectable_difference(0.0, 3) == 0.0
+    assert minimal_detectable_difference(1.0, 3) == pytest.approx(2 * minimal_detectable_difference(0.5, 3))
+    mdds = [minimal_detectable_difference(1.0, n) for n in (2, 3, 5, 10)]
+    assert mdds == sorted(mdds, reverse=True)
+    assert minimal_detectable_difference(1.0, 5, power=0.9) > minimal_detectable_difference(1.0, 5)
+
+
+def test_minimal_detectable_difference_images_formula_and_power():
+    mdd = minimal_detectable_difference_images(0.08, 10_000)
+    assert mdd == pytest.approx((1.959964 + 0.841621) * math.sqrt(0.08 / 10_000) * 100, rel=1e-5)
+    # Simulate discordant counts at that true difference; exact McNemar rejects about 80 % of the time.
+    n, p_disc = 10_000, 0.08
+    delta = mdd / 100
+    p_only_a, p_only_b = (p_disc + delta) / 2, (p_disc - delta) / 2
+    counts = np.random.default_rng(5).multinomial(n, [p_only_a, p_only_b, 1 - p_disc], size=4000)
+    k, m = counts[:, 0], counts[:, 0] + counts[:, 1]
+    p = np.minimum(1, 2 * np.minimum(stats.binom.cdf(k, m, 0.5), stats.binom.sf(k - 1, m, 0.5)))
+    assert np.mean(p < 0.05) == pytest.approx(0.8, abs=0.05)
+
+
+# --------------------------------------------------------------------------- verdicts
+
+
+EXPECTED_VERDICT = {
+    (): "not tested here",
+    ("supports",): "reproduced",
+    ("contradicts",): "not reproduced",
+    ("inconclusive",): "inconclusive at this budget",
+    ("contradicts", "supports"): "partly",
+    ("inconclusive", "supports"): "partly",
+    ("contradicts", "inconclusive"): "not reproduced",
+    ("contradicts", "inconclusive", "supports"): "partly",
+}
+
+
+@pytest.mark.parametrize("outcomes", list(EXPECTED_VERDICT))
+@pytest.mark.parametrize("copies", [1, 2])
+def test_decide_on_every_combination(outcomes, copies):
+    checks = [Check(f"claim {i}", o, "detail", None) for i, o in enumerate(outcomes * copies)]
+    assert decide(checks) == EXPECTED_VERDICT[outcomes]
+    assert decide(list(reversed(checks))) == EXPECTED_VERDICT[outcomes]
+    assert EXPECTED_VERDICT[outcomes] in VERDICTS
+
+
+def test_decide_covers_all_outcome_sets():
+    outcomes = ("contradicts", "inconclusive", "supports")
+    all_sets = {c for r in range(4) for c in itertools.combinations(outcomes, r)}
+    assert all_sets == set(EXPECTED_VERDICT)
+
+
+# --------------------------------------------------------------------------- check_ranking
+
+
+def test_check_ranking_supports_and_detail_format():
+    check = check_ranking("Mixup", "Vanilla", [95.6, 95.9, 95.4], [95.0, 95.1, 95.0])
+    assert check.outcome == "supports"
+    assert check.statement == "Mixup > Vanilla"
+    assert check.detectable == pytest.approx(minimal_detectable_difference(np.std([0.6, 0.8, 0.4], ddof=1), 3))
+    # d = (0.6, 0.8, 0.4): sd 0.2, half-width t(0.975, 2) * 0.2 / sqrt(3) = 0.497
+    assert check.detail == (
+        "Mixup - Vanilla = +0.60 ± 0.20 points (mean ± sd over 3 paired seeds, 95% CI [0.10, 1.10]); "
+        "smallest detectable 0.65 points"
+    )
+    assert decide([check]) == "reproduced"
+
+
+def test_check_ranking_contradicts():
+    check = check_ranking("AutoMix", "Mixup", [95.0, 95.1, 95.0], [95.6, 95.9, 95.4])
+    assert check.outcome == "contradicts"
+    assert decide([check]) == "not reproduced"
+
+
+def test_check_ranking_inconclusive_reports_detectable():
+    check = check_ranking("A", "B", [95.6, 94.9, 95.4], [95.0, 95.3, 95.0])
+    assert check.outcome == "inconclusive"
+    assert check.detectable is not None and check.detectable > 0
+    assert "smallest detectable" in check.detail
+    assert decide([check]) == "inconclusive at this budget"
+
+
+def test_check_ranking_outcome_agrees_with_ttest_rel():
+    # Including near-boundary cases: supports iff p < 0.05 with a > b, contradicts iff p < 0.05 with a < b.
+    rng = np.random.default_rng(1)
+    seen = set()
+    for _ in range(150):
+        n = int(rng.integers(2, 6))
+        b = 94 + rng.normal(0, 0.5, n)
+        a = b + rng.normal(rng.uniform(-0.8, 0.8), rng.uniform(0.05, 0.6), n)
+        test = stats.ttest_rel(a, b)
+        expected = "inconclusive" if test.pvalue >= 0.05 else "supports" if test.statistic > 0 else "contradicts"
+        assert check_ranking("A", "B", a, b).outcome == expected, (a, b, test)
+        seen.add(expected)
+    assert seen == {"supports", "contradicts", "inconclusive"}
+
+
+def test_check_ranking_claim_b_over_a_flips_outcome():
+    a, b = [95.6, 95.9, 95.4], [95.0, 95.1, 95.0]
+    assert check_ranking("A", "B", a, b, claimed="b>a").outcome == "contradicts"
+    assert check_ranking("A", "B", b, a, claimed="b>a").outcome == "supports"
+    assert check_ranking("A", "B", a, b, claimed="b>a").statement == "B > A"
+
+
+def test_check_ranking_mcnemar_is_reported_but_does_not_decide_with_seeds():
+    correct_a, correct_b = _correctness(200, 100, 9000, 700)  # very significant for this network pair
+    check = check_ranking("A", "B", [95.6, 94.9, 95.4], [95.0, 95.3, 95.0], correct_a=correct_a, correct_b=correct_b)
+    assert check.outcome == "inconclusive"
+    assert "McNemar" in check.detail and "only A right 200" in check.detail
+
+
+def test_check_ranking_single_seed():
+    no_images = check_ranking("A", "B", [95.3], [95.0])
+    assert no_images.outcome == "inconclusive" and no_images.detectable is None
+    assert "1 seed" in no_images.detail
+
+    wins = _correctness(200, 100, 9000, 700)
+    assert check_ranking("A", "B", [95.3], [95.0], correct_a=wins[0], correct_b=wins[1]).outcome == "supports"
+    assert check_ranking("A", "B", [95.0], [95.3], correct_a=wins[1], correct_b=wins[0]).outcome == "contradicts"
+
+    close = _correctness(105, 100, 9000, 795)  # p far above 0.05
+    check = check_ranking("A", "B", [95.05], [95.0], correct_a=close[0], correct_b=close[1])
+    assert check.outcome == "inconclusive"
+    assert check.detectable == pytest.approx(minimal_detectable_difference_images(205 / 10_000, 10_000))
+    assert "smallest detectable" in check.detail
+
+
+# --------------------------------------------------------------------------- invalid input
+
+
+@pytest.mark.parametrize(
+    "correct_a, correct_b",
+    [
+        (np.array([True, False]), np.array([True, False, True])),  # different lengths
+        (np.array([1, 0, 1]), np.array([1, 1, 0])),  # not boolean
+        (np.array([0.9, 0.1]), np.array([True, False])),  # not boolean
+        (np.array([], dtype=bool), np.array([], dtype=bool)),  # empty
+        (np.ones((2, 2), dtype=bool), np.ones((2, 2), dtype=bool)),  # not 1-D
+    ],
+)
+def test_invalid_correctness_raises(correct_a, correct_b):
+    with pytest.raises(InvalidParameterError):
+        mcnemar(correct_a, correct_b)
+    with pytest.raises(InvalidParameterError):
+        bootstrap_difference(correct_a, correct_b)
+    with pytest.raises(InvalidParameterError):
+        check_ranking("A", "B", [1.0], [0.0], correct_a=correct_a, correct_b=correct_b)
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda: paired_seed_difference([1.0, 2.0], [1.0]),
+        lambda: paired_seed_difference([], []),
+        lambda: paired_seed_difference([1.0, float("nan")], [1.0, 2.0]),
+        lambda: paired_seed_difference(["x"], [1.0]),
+        lambda: paired_seed_difference([1.0, 2.0], [1.0, 1.5], confidence=1.5),
+        lambda: bootstrap_difference(np.array([True]), np.array([False]), n_resamples=0),
+        lambda: minimal_detectable_difference(-1.0, 3),
+        lambda: minimal_detectable_difference(1.0, 3, power=0.01),
+        lambda: minimal_detectable_difference(1.0, 3, alpha=0.0),
+        lambda: minimal_detectable_difference_images(1.5, 100),
+        lambda: minimal_detectable_difference_images(0.1, 0),
+        lambda: Check("claim", "maybe", "detail", None),
+        lambda: decide(["supports"]),
+        lambda: check_ranking("A", "B", [1.0], [0.0], claimed="a=b"),
+        lambda: check_ranking("A", "B", [1.0], [0.0], correct_a=np.array([True])),
+    ],
+)
+def test_invalid_parameters_raise(call):
+    with pytest.raises(InvalidParameterError):
+        call()
