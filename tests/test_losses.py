@@ -7,8 +7,9 @@ import torch.nn.functional as F
 
 from mixrepro.errors import InvalidParameterError, UnknownNameError
 from mixrepro.losses import (LOSSES, build_loss, decoupled_log_odds_form, decoupled_logit_gradient, decoupled_part,
-                             decoupled_terms, dm_bce, dm_bce_preset_for, dm_bce_targets, dm_ce, dm_ce_logit_gradient,
-                             dm_ce_preset_for, mce_logit_gradient, mixup_bce, soft_ce)
+                             decoupled_terms, dm_bce, dm_bce_targets, dm_ce, dm_ce_logit_gradient,
+                             mce_logit_gradient, mixup_bce, soft_ce)
+from mixrepro.methods import METHODS
 from mixrepro.mixers.base import MixTarget
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
@@ -258,12 +259,11 @@ def test_registry_presets_and_mixer_groups():
     assert build_loss("dm_ce", preset="dynamic").params["eta"] == 1.0
     assert build_loss("dm_ce", preset="dynamic", eta=0.5).params["eta"] == 0.5  # explicit wins
     assert build_loss("dm_bce", preset="interpolation").params == {"t": 0.5, "xi": 1.0, "reduction": "sum_classes"}
-    assert [dm_ce_preset_for(m) for m in ("mixup", "cutmix", "puzzlemix", "automix")] == \
-        ["static", "static", "dynamic", "dynamic"]
-    assert [dm_bce_preset_for(m) for m in ("mixup", "manifoldmix", "cutmix", "fmix")] == \
+    # the DM paper's appendix B.3 groups, as each method declares them
+    assert [METHODS.get(m).dm_ce_preset for m in ("mixup", "cutmix", "puzzlemix")] == ["static", "static", "dynamic"]
+    assert [METHODS.get(m).dm_bce_preset for m in ("mixup", "manifoldmix", "cutmix", "fmix")] == \
         ["interpolation", "interpolation", "cutting", "cutting"]
-    with pytest.raises(UnknownNameError, match="known mixers"):
-        dm_ce_preset_for("nomix")
+    assert METHODS.get("vanilla").dm_ce_preset is None
     with pytest.raises(UnknownNameError, match="known loss functions: bce, dm_bce, dm_ce, mce"):
         build_loss("focal")
     with pytest.raises(UnknownNameError, match="static"):

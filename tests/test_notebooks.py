@@ -20,8 +20,9 @@ from pathlib import Path
 
 import pytest
 
-from mixrepro import report
+from mixrepro import book_build, study
 from mixrepro.errors import InvalidParameterError, UnknownNameError
+from mixrepro.study.verdicts import VERDICTS_OUTPUT_KEY
 
 REPO = Path(__file__).resolve().parent.parent
 NOTEBOOKS = REPO / "notebooks"
@@ -35,8 +36,8 @@ COMMITTED = sorted(p.name for p in NOTEBOOKS.glob("*.ipynb"))
 @pytest.mark.parametrize("name", ["automix_table1", "automix_table13"])
 def test_printed_gain_row_matches_transcribed_cells(name):
     """The tables print 'Gain' = AutoMix minus the best other method: a check on every transcribed cell."""
-    table = report.load_paper_table(name)
-    inconsistent = json.loads((report.PAPER_NUMBERS_DIR / f"{name}.json").read_text()).get(
+    table = study.load_paper_table(name)
+    inconsistent = json.loads((study.PAPER_NUMBERS_DIR / f"{name}.json").read_text()).get(
         "printed_gain_inconsistent", {})
     for column, gain in table.printed_gain.items():
         if column in inconsistent:  # the paper's own Gain disagrees with its cells; documented there
@@ -46,7 +47,7 @@ def test_printed_gain_row_matches_transcribed_cells(name):
 
 
 def test_adautomix_ece_margins_match_printed_parentheses():
-    table = report.load_paper_table("adautomix_table6")
+    table = study.load_paper_table("adautomix_table6")
     printed = {"r18": -0.2, "swin": -0.0}
     for column, margin in printed.items():
         others = [table.value(m, column) for m in table.rows if m != "adautomix"]
@@ -55,14 +56,14 @@ def test_adautomix_ece_margins_match_printed_parentheses():
 
 def test_dm_table_a7_tiny_mce_equals_automix_table1():
     """DM Table A7's Tiny-ImageNet MCE accuracies are AutoMix Table 1's R-18 Tiny-ImageNet column."""
-    a7, t1 = report.load_paper_table("dm_tableA7"), report.load_paper_table("automix_table1")
+    a7, t1 = study.load_paper_table("dm_tableA7"), study.load_paper_table("automix_table1")
     for method in a7.rows:
         assert a7.value(method, "tiny_acc_mce") == t1.value(method, "tiny_r18"), method
 
 
 def test_every_paper_table_is_complete_and_referenced():
-    for path in sorted(report.PAPER_NUMBERS_DIR.glob("*.json")):
-        table = report.load_paper_table(path.stem)
+    for path in sorted(study.PAPER_NUMBERS_DIR.glob("*.json")):
+        table = study.load_paper_table(path.stem)
         assert table.table and table.caption and table.paper_key
         for method, row in table.rows.items():
             assert set(row) <= set(table.columns), (path.stem, method)
@@ -71,15 +72,15 @@ def test_every_paper_table_is_complete_and_referenced():
 
 def test_unknown_paper_table_lists_known_ones():
     with pytest.raises(InvalidParameterError, match="automix_table13"):
-        report.load_paper_table("automix_table99")
+        study.load_paper_table("automix_table99")
 
 
 def test_nearest_column_picks_closest_epochs():
-    table = report.load_paper_table("automix_table13")
-    assert report.nearest_column(table, dataset="cifar10-jpeg", model="resnet18", epochs=2) == "r18_200"
-    assert report.nearest_column(table, dataset="cifar10", model="resnext50", epochs=900) == "rx50_800"
+    table = study.load_paper_table("automix_table13")
+    assert study.nearest_column(table, dataset="cifar10-jpeg", model="resnet18", epochs=2) == "r18_200"
+    assert study.nearest_column(table, dataset="cifar10", model="resnext50", epochs=900) == "rx50_800"
     with pytest.raises(InvalidParameterError):
-        report.nearest_column(table, dataset="cifar100", model="resnet18", epochs=200)
+        study.nearest_column(table, dataset="cifar100", model="resnet18", epochs=200)
 
 
 # ----------------------------------------------------------------------------- statistics and checks
@@ -87,75 +88,75 @@ def test_nearest_column_picks_closest_epochs():
 
 def test_seed_stats_against_statistics_module():
     values = (91.2, 90.4, 92.9)
-    s = report.SeedStats(values)
+    s = study.SeedStats(values)
     assert s.mean == pytest.approx(statistics.mean(values))
     assert s.std == pytest.approx(statistics.stdev(values))
     assert s.se == pytest.approx(statistics.stdev(values) / math.sqrt(3))
-    assert report.SeedStats((5.0,)).se == 0.0
-    assert "1 seed" in report.SeedStats((5.0,)).text()
+    assert study.SeedStats((5.0,)).se == 0.0
+    assert "1 seed" in study.SeedStats((5.0,)).text()
 
 
 def test_check_order_pass_fail_inconclusive():
-    high, low = report.SeedStats((80.0, 81.0, 82.0)), report.SeedStats((70.0, 71.0, 72.0))
-    assert report.check_order("a", high, "b", low).outcome == "pass"
-    assert report.check_order("b", low, "a", high).outcome == "fail"
-    close = report.SeedStats((80.5, 81.5, 82.5))
-    assert report.check_order("c", close, "a", high).outcome == "inconclusive"
+    high, low = study.SeedStats((80.0, 81.0, 82.0)), study.SeedStats((70.0, 71.0, 72.0))
+    assert study.check_order("a", high, "b", low).outcome == "pass"
+    assert study.check_order("b", low, "a", high).outcome == "fail"
+    close = study.SeedStats((80.5, 81.5, 82.5))
+    assert study.check_order("c", close, "a", high).outcome == "inconclusive"
     # lower is better: the smaller ECE wins, and the statement says so
-    lower = report.check_order("b", low, "a", high, higher_is_better=False, quantity="ECE")
+    lower = study.check_order("b", low, "a", high, higher_is_better=False, quantity="ECE")
     assert lower.outcome == "pass" and lower.statement == "b ECE lower than a"
     # one seed: a sign test, and a tie fails
-    one = report.SeedStats((1.0,))
-    assert report.check_order("x", report.SeedStats((1.5,)), "y", one).outcome == "pass"
-    assert report.check_order("x", one, "y", one).outcome == "fail"
+    one = study.SeedStats((1.0,))
+    assert study.check_order("x", study.SeedStats((1.5,)), "y", one).outcome == "pass"
+    assert study.check_order("x", one, "y", one).outcome == "fail"
 
 
 def test_check_close_and_not_worse_bounds():
-    ours = report.SeedStats((96.0, 96.2, 96.4))
-    assert report.check_close("m", ours, 96.5).outcome == "pass"  # within 0.5 points
-    assert report.check_close("m", ours, 97.0).outcome == "fail"
-    err = report.SeedStats((70.0,))
-    assert report.check_not_worse("dm", report.SeedStats((70.9,)), "mce", err, higher_is_better=False).outcome == "pass"
-    assert report.check_not_worse("dm", report.SeedStats((71.5,)), "mce", err, higher_is_better=False).outcome == "fail"
+    ours = study.SeedStats((96.0, 96.2, 96.4))
+    assert study.check_close("m", ours, 96.5).outcome == "pass"  # within 0.5 points
+    assert study.check_close("m", ours, 97.0).outcome == "fail"
+    err = study.SeedStats((70.0,))
+    assert study.check_not_worse("dm", study.SeedStats((70.9,)), "mce", err, higher_is_better=False).outcome == "pass"
+    assert study.check_not_worse("dm", study.SeedStats((71.5,)), "mce", err, higher_is_better=False).outcome == "fail"
 
 
 def test_verdict_rule():
-    ok = report.Check("s", "pass", "")
-    bad = report.Check("s", "fail", "")
-    unsure = report.Check("s", "inconclusive", "")
-    assert report.decide_verdict([ok, ok]) == "reproduced"
-    assert report.decide_verdict([ok, unsure]) == "partly"
-    assert report.decide_verdict([bad, unsure]) == "not reproduced"
-    assert report.judge("c", "claim", "src", "cpu", [ok, bad]).verdict == "partly"
-    smoke = report.judge("c", "claim", "src", "smoke", [ok])
+    ok = study.Check("s", "pass", "")
+    bad = study.Check("s", "fail", "")
+    unsure = study.Check("s", "inconclusive", "")
+    assert study.decide_verdict([ok, ok]) == "reproduced"
+    assert study.decide_verdict([ok, unsure]) == "partly"
+    assert study.decide_verdict([bad, unsure]) == "not reproduced"
+    assert study.judge("c", "claim", "src", "cpu", [ok, bad]).verdict == "partly"
+    smoke = study.judge("c", "claim", "src", "smoke", [ok])
     assert smoke.verdict == "not tested here" and smoke.rule_outcome == "reproduced"
-    assert report.judge("c", "claim", "src", "smoke", [ok], needs_training=False).verdict == "reproduced"
-    missing = report.judge("c", "claim", "src", "gpu", [ok], untested_reason="no CIFAR-100 here")
+    assert study.judge("c", "claim", "src", "smoke", [ok], needs_training=False).verdict == "reproduced"
+    missing = study.judge("c", "claim", "src", "gpu", [ok], untested_reason="no CIFAR-100 here")
     assert missing.verdict == "not tested here" and missing.reason == "no CIFAR-100 here"
     with pytest.raises(UnknownNameError):
-        report.judge("c", "claim", "src", "tiny", [ok])
+        study.judge("c", "claim", "src", "tiny", [ok])
 
 
 def test_dm_symbolic_checks_fail_on_a_wrong_identity():
     import sympy
 
     z = sympy.Symbol("z")
-    assert report.check_symbolic("ok", [sympy.exp(z) * sympy.exp(-z) - 1]).outcome == "pass"
-    assert report.check_symbolic("wrong", [sympy.exp(z) - 1]).outcome == "fail"
-    assert report.check_identity("tiny", 1e-15).outcome == "pass"
-    assert report.check_identity("big", 1e-3).outcome == "fail"
+    assert study.check_symbolic("ok", [sympy.exp(z) * sympy.exp(-z) - 1]).outcome == "pass"
+    assert study.check_symbolic("wrong", [sympy.exp(z) - 1]).outcome == "fail"
+    assert study.check_identity("tiny", 1e-15).outcome == "pass"
+    assert study.check_identity("big", 1e-3).outcome == "fail"
 
 
 def test_dm_autograd_checks_pass():
-    checks = report.dm_autograd_checks(batch=16, num_classes=6, seed=3)
+    checks = study.dm_autograd_checks(batch=16, num_classes=6, seed=3)
     assert all(c.outcome == "pass" for group in checks.values() for c in group)
-    shift = report.lambda_sensitivity(batch=16, num_classes=6, seed=3)
+    shift = study.lambda_sensitivity(batch=16, num_classes=6, seed=3)
     assert shift["decoupled"] == 0.0 and shift["mce"] > 0.1
 
 
 def test_confidence_gap_is_signed_and_weighted():
     diagram = {"count": [0, 2, 6], "confidence": [None, 0.4, 0.9], "accuracy": [None, 0.5, 0.7]}
-    gap = report.confidence_gap({"reliability_10bins": diagram})
+    gap = study.confidence_gap({"reliability_10bins": diagram})
     assert gap == pytest.approx(100 * (2 * -0.1 + 6 * 0.2) / 8)
 
 
@@ -163,55 +164,55 @@ def test_confidence_gap_is_signed_and_weighted():
 
 
 def test_validate_parameters_defaults_and_errors(tmp_path):
-    p = report.validate_parameters(budget="smoke", dataset="cifar10-jpeg", model="resnet18", methods=None,
+    p = study.validate_parameters(budget="smoke", dataset="cifar10-jpeg", model="resnet18", methods=None,
                                    smoke_methods=["mixup", "cutmix"], table_methods=["vanilla", "comixup"])
     assert p.methods == ("mixup", "cutmix") and p.seeds == (0,) and p.train is True
-    cpu = report.validate_parameters(budget="cpu", dataset="cifar10-jpeg", model="resnet18", methods=None,
+    cpu = study.validate_parameters(budget="cpu", dataset="cifar10-jpeg", model="resnet18", methods=None,
                                      smoke_methods=["mixup"], table_methods=["vanilla", "comixup", "mixup"])
     assert cpu.methods == ("vanilla", "mixup") and cpu.seeds == (0, 1, 2)  # comixup is not implemented
     assert cpu.config("mixup", 1).seed == 1 and cpu.config("mixup", 1).epochs == 30
     with pytest.raises(UnknownNameError, match="known method"):
-        report.validate_parameters(budget="smoke", dataset="cifar10-jpeg", model="resnet18", methods=["mixpu"])
+        study.validate_parameters(budget="smoke", dataset="cifar10-jpeg", model="resnet18", methods=["mixpu"])
     with pytest.raises(UnknownNameError):
-        report.validate_parameters(budget="huge", dataset="cifar10-jpeg", model="resnet18", methods=["mixup"])
+        study.validate_parameters(budget="huge", dataset="cifar10-jpeg", model="resnet18", methods=["mixup"])
     with pytest.raises(InvalidParameterError, match="seeds"):
-        report.validate_parameters(budget="smoke", dataset="cifar10-jpeg", model="resnet18", methods=["mixup"],
+        study.validate_parameters(budget="smoke", dataset="cifar10-jpeg", model="resnet18", methods=["mixup"],
                                    seeds=[-1])
     with pytest.raises(InvalidParameterError, match="train"):
-        report.validate_parameters(budget="smoke", dataset="cifar10-jpeg", model="resnet18", methods=["mixup"],
+        study.validate_parameters(budget="smoke", dataset="cifar10-jpeg", model="resnet18", methods=["mixup"],
                                    train="yes")
 
 
 def test_methods_with_loss_option_are_those_whose_defaults_name_a_loss():
     from mixrepro.methods import METHODS
 
-    chosen = report.methods_with_loss_option(METHODS.names())
+    chosen = study.methods_with_loss_option(METHODS.names())
     assert "mixup" in chosen and "vanilla" in chosen
     assert all("loss" in METHODS.get(m).default_params for m in chosen)
-    assert report.methods_with_loss_option(["comixup"]) == []
+    assert study.methods_with_loss_option(["comixup"]) == []
 
 
 # ----------------------------------------------------------------------------- claims ledger
 
 
-def _notebook_with_verdicts(path: Path, verdicts: list[report.Verdict]) -> None:
+def _notebook_with_verdicts(path: Path, verdicts: list[study.Verdict]) -> None:
     payload = {"notebook": path.stem, "verdicts": [v.to_dict() for v in verdicts]}
     output = {"output_type": "display_data", "data": {"application/json": payload, "text/plain": "..."},
-              "metadata": {report.VERDICTS_OUTPUT_KEY: True}}
+              "metadata": {VERDICTS_OUTPUT_KEY: True}}
     nb = {"cells": [{"cell_type": "code", "source": "", "metadata": {}, "outputs": [output],
                      "execution_count": 1}], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
     path.write_text(json.dumps(nb))
 
 
 def test_claims_ledger_collects_every_recorded_verdict(tmp_path):
-    ok = report.Check("s", "pass", "")
-    _notebook_with_verdicts(tmp_path / "a.ipynb", [report.judge("A-1", "first", "P1", "cpu", [ok]),
-                                                   report.judge("A-2", "second", "P1", "smoke", [ok])])
-    _notebook_with_verdicts(tmp_path / "b.ipynb", [report.judge("B-1", "third", "P2", "gpu", [ok],
+    ok = study.Check("s", "pass", "")
+    _notebook_with_verdicts(tmp_path / "a.ipynb", [study.judge("A-1", "first", "P1", "cpu", [ok]),
+                                                   study.judge("A-2", "second", "P1", "smoke", [ok])])
+    _notebook_with_verdicts(tmp_path / "b.ipynb", [study.judge("B-1", "third", "P2", "gpu", [ok],
                                                                 untested_reason="no data")])
     (tmp_path / "c.ipynb").write_text(json.dumps({"cells": [], "metadata": {}}))
-    assert [v["claim_id"] for v in report.read_verdicts(tmp_path / "a.ipynb")] == ["A-1", "A-2"]
-    page = report.claims_ledger_markdown(sorted(tmp_path.glob("*.ipynb")))
+    assert [v["claim_id"] for v in study.read_verdicts(tmp_path / "a.ipynb")] == ["A-1", "A-2"]
+    page = book_build.claims_ledger_markdown(sorted(tmp_path.glob("*.ipynb")))
     assert "**3 claims**: 1 reproduced, 0 partly, 0 not reproduced, 2 not tested here." in page
     assert page.count("\n| A-") == 2 and page.count("\n| B-") == 1 and "no data" in page
     assert "## [a](notebooks/a.ipynb)" in page and "c.ipynb" not in page
@@ -221,9 +222,9 @@ def test_committed_notebooks_record_verdicts():
     """Every committed notebook is executed and has recorded at least one verdict for the ledger."""
     assert COMMITTED, "no notebooks committed"
     for name in COMMITTED:
-        verdicts = report.read_verdicts(NOTEBOOKS / name)
+        verdicts = study.read_verdicts(NOTEBOOKS / name)
         assert verdicts, f"{name} has no recorded verdicts (execute it with mixrepro.notebook_runner)"
-        assert all(v["verdict"] in report.VERDICTS for v in verdicts)
+        assert all(v["verdict"] in study.VERDICTS for v in verdicts)
 
 
 # ----------------------------------------------------------------------------- nbval regression
@@ -287,7 +288,7 @@ def test_book_builds_offline_with_warnings_as_errors(tmp_path):
     remote = re.compile(r"<(script|link)[^>]+(src|href)=\"https?://")
     assert not [p.name for p in pages if remote.search(p.read_text())]
     assert "_static/mathjax/" in (html / "notebooks" / "dm_propositions.html").read_text()
-    claims = sum(len(report.read_verdicts(NOTEBOOKS / name)) for name in COMMITTED)
+    claims = sum(len(study.read_verdicts(NOTEBOOKS / name)) for name in COMMITTED)
     assert f"{claims} claims" in (html / "claims_ledger.html").read_text()
 
 

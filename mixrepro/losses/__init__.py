@@ -11,8 +11,8 @@ parameters once and returns a callable ``loss(logits, target)``:
     dm_bce  dm_bce                   t=1, xi=0.8, reduction="sum_classes";
                                      presets "cutting" (t 1, xi 0.8), "interpolation" (t 0.5, xi 1)
 
-Explicit parameters override a preset's. ``dm_ce_preset_for(mixer)`` and
-``dm_bce_preset_for(mixer)`` name the paper's preset for a mixer.
+Explicit parameters override a preset's. Each method names its paper preset
+(``Method.dm_ce_preset`` / ``Method.dm_bce_preset``).
 """
 from __future__ import annotations
 
@@ -26,8 +26,8 @@ from ..errors import InvalidParameterError
 from ..mixers.base import MixTarget
 from ..registry import Registry
 from .decoupled import (DM_BCE_PRESETS, DM_CE_PRESETS, decoupled_log_odds_form, decoupled_logit_gradient,
-                        decoupled_part, decoupled_terms, dm_bce, dm_bce_params, dm_bce_preset_for, dm_bce_targets,
-                        dm_ce, dm_ce_logit_gradient, dm_ce_params, dm_ce_preset_for, lam_rescale)
+                        decoupled_part, decoupled_terms, dm_bce, dm_bce_params, dm_bce_targets,
+                        dm_ce, dm_ce_logit_gradient, dm_ce_params, lam_rescale)
 from .mixup_bce import mixup_bce, mixup_bce_params, mixup_bce_targets
 from .soft_ce import mce_logit_gradient, soft_ce
 
@@ -80,5 +80,5 @@ __all__ = [
     "LOSSES", "Loss", "build_loss", "soft_ce", "mixup_bce", "dm_ce", "dm_bce", "mce_logit_gradient",
     "decoupled_logit_gradient", "dm_ce_logit_gradient", "decoupled_terms", "decoupled_log_odds_form",
     "decoupled_part", "dm_bce_targets", "mixup_bce_targets", "lam_rescale", "DM_CE_PRESETS", "DM_BCE_PRESETS",
-    "dm_ce_preset_for", "dm_bce_preset_for", "dm_ce_params", "dm_bce_params", "mixup_bce_params",
+    "dm_ce_params", "dm_bce_params", "mixup_bce_params",
 ]

@@ -54,7 +54,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from ..errors import InvalidParameterError, UnknownNameError
+from ..errors import InvalidParameterError
 from ..mixers.base import MixTarget
 from ..registry import Registry
 from .mixup_bce import bce_on_targets, check_reduction
@@ -70,28 +70,6 @@ DM_CE_PRESETS.add("dynamic", {"eta": 1.0})
 DM_BCE_PRESETS: Registry[dict] = Registry("dm_bce preset")
 DM_BCE_PRESETS.add("cutting", {"t": 1.0, "xi": 0.8})
 DM_BCE_PRESETS.add("interpolation", {"t": 0.5, "xi": 1.0})
-
-# Paper 000, B.3. AdAutoMix is not in the paper; as a learned mixer it is grouped with the dynamic ones.
-STATIC_MIXERS = frozenset({"mixup", "cutmix", "manifoldmix", "saliencymix", "fmix", "resizemix"})
-DYNAMIC_MIXERS = frozenset({"puzzlemix", "automix", "samix", "adautomix"})
-INTERPOLATION_MIXERS = frozenset({"mixup", "manifoldmix"})
-
-
-def _known_mixer(mixer: str) -> str:
-    if mixer not in STATIC_MIXERS | DYNAMIC_MIXERS:
-        raise UnknownNameError("mixer", mixer, STATIC_MIXERS | DYNAMIC_MIXERS)
-    return mixer
-
-
-def dm_ce_preset_for(mixer: str) -> str:
-    """'static' or 'dynamic': the DM(CE) eta preset of a mixer (paper B.3)."""
-    return "dynamic" if _known_mixer(mixer) in DYNAMIC_MIXERS else "static"
-
-
-def dm_bce_preset_for(mixer: str) -> str:
-    """'interpolation' or 'cutting': the DM(BCE) (t, xi) preset of a mixer (paper B.3)."""
-    return "interpolation" if _known_mixer(mixer) in INTERPOLATION_MIXERS else "cutting"
-
 
 # ---------------------------------------------------------------- parameters
 

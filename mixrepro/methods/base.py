@@ -110,6 +110,15 @@ class Method(nn.Module, metaclass=ABCMeta):
     """
 
     name: str = ""
+    label: str = ""  # display name in tables and figures, e.g. "AutoMix"
+    color: str = "#7f7f7f"  # one fixed colour per method across every figure of the book
+    # The network the papers score: "online", or "ema" where they report the momentum network.
+    scored_network: str = "online"
+    # The Decoupled Mixup paper's loss presets for this mixer (its appendix B.3): DM(CE)'s eta
+    # ("static" mixers 0.1, "dynamic" ones 1.0) and DM(BCE)'s (t, xi) ("interpolation" or
+    # "cutting"); None for a method that takes no DM loss.
+    dm_ce_preset: str | None = None
+    dm_bce_preset: str | None = None
     # Bump when a change alters the numbers this method's runs produce (the method test
     # tests/test_method_fingerprints.py fails until you do): stored runs record it, and a
     # run made by another version is stale and never reused.

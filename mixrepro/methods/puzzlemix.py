@@ -33,12 +33,14 @@ class PuzzleMix(Method):
     """
 
     name = "puzzlemix"
+    label, color = "PuzzleMix", "#e377c2"
+    dm_ce_preset, dm_bce_preset = "dynamic", "cutting"
     default_params = {"alpha": 1.0, **PUZZLEMIX_DEFAULTS, "clean_lam": 1.0, **LOSS_DEFAULTS}
     default_min_lr = 0.0
 
     def __init__(self, model, num_classes: int, **params):
         super().__init__(model, num_classes, **params)
-        self.loss_fn = method_loss(self.params["loss"], "puzzlemix", self.params["loss_params"])
+        self.loss_fn = method_loss(self.params["loss"], type(self), self.params["loss_params"])
 
     @classmethod
     def validate_params(cls, params: dict) -> dict:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import torch
 
 from ..errors import InvalidParameterError, UnknownNameError
-from ..losses import build_loss, dm_bce_preset_for, dm_ce_preset_for
+from ..losses import build_loss
 from ..mixers import MixTarget, build_mixer, mixer_defaults
 from .base import Method, StepContext, StepOutput
 from .registry import METHODS
@@ -60,10 +60,9 @@ def paper_alpha(method: str, setting: str = "cifar") -> float:
     return PAPER_ALPHA[(method, setting)]
 
 
-def method_loss(loss: str, mixer: str | None, loss_params: dict):
-    """``build_loss`` with the DM paper's preset for ``mixer`` (none for vanilla); ``loss_params`` win."""
-    preset_for = {"dm_ce": dm_ce_preset_for, "dm_bce": dm_bce_preset_for}.get(loss)
-    preset = preset_for(mixer) if preset_for is not None and mixer is not None else None
+def method_loss(loss: str, method_cls: type, loss_params: dict):
+    """``build_loss`` with the DM paper's preset the method declares (none for vanilla); ``loss_params`` win."""
+    preset = {"dm_ce": method_cls.dm_ce_preset, "dm_bce": method_cls.dm_bce_preset}.get(loss)
     return build_loss(loss, preset, **loss_params)
 
 
@@ -90,7 +89,7 @@ class StaticMixMethod(Method):
             raise InvalidParameterError("loss_params", params["loss_params"], "a dict of loss parameters")
         mixer_params = {k: v for k, v in params.items() if k not in LOSS_DEFAULTS}
         mixer = build_mixer(cls.mixer_name, **mixer_params) if cls.mixer_name else None
-        return mixer, method_loss(params["loss"], cls.mixer_name, params["loss_params"])
+        return mixer, method_loss(params["loss"], cls, params["loss_params"])
 
     @classmethod
     def validate_params(cls, params: dict) -> dict:
@@ -119,6 +118,7 @@ class StaticMixMethod(Method):
 @METHODS.register("vanilla")
 class VanillaMethod(StaticMixMethod):
     name = "vanilla"
+    label, color = "Vanilla", "#555555"
     summary = "no mixing: the loss (plain cross-entropy by default) on the clean batch"
     default_params = dict(LOSS_DEFAULTS)
 
@@ -129,6 +129,8 @@ class VanillaMethod(StaticMixMethod):
 @METHODS.register("mixup")
 class MixupMethod(StaticMixMethod):
     name = mixer_name = "mixup"
+    label, color = "Mixup", "#1f77b4"
+    dm_ce_preset, dm_bce_preset = "static", "interpolation"
     summary = "Mixup: lam * x + (1 - lam) * x[perm], lam ~ Beta(alpha, alpha)"
     default_params = static_defaults("mixup")
 
@@ -136,6 +138,8 @@ class MixupMethod(StaticMixMethod):
 @METHODS.register("cutmix")
 class CutMixMethod(StaticMixMethod):
     name = mixer_name = "cutmix"
+    label, color = "CutMix", "#ff7f0e"
+    dm_ce_preset, dm_bce_preset = "static", "cutting"
     summary = "CutMix: a random box of x[perm] of area (1 - lam), label from the clipped box"
     default_params = static_defaults("cutmix")
 
@@ -145,6 +149,8 @@ class ManifoldMixMethod(StaticMixMethod):
     """Mixup of hidden features at a random stage; the mixer runs the model (``mixers.manifoldmix``)."""
 
     name = mixer_name = "manifoldmix"
+    label, color = "ManifoldMix", "#2ca02c"
+    dm_ce_preset, dm_bce_preset = "static", "interpolation"
     summary = "ManifoldMix: Mixup of the features after a random stage in `stages` (0 = input)"
     default_params = static_defaults("manifoldmix")
 
@@ -160,6 +166,8 @@ class ManifoldMixMethod(StaticMixMethod):
 @METHODS.register("saliencymix")
 class SaliencyMixMethod(StaticMixMethod):
     name = mixer_name = "saliencymix"
+    label, color = "SaliencyMix", "#d62728"
+    dm_ce_preset, dm_bce_preset = "static", "cutting"
     summary = "SaliencyMix: CutMix box centred on the saliency peak of x[perm[0]]"
     default_params = static_defaults("saliencymix")
 
@@ -167,6 +175,8 @@ class SaliencyMixMethod(StaticMixMethod):
 @METHODS.register("fmix")
 class FMixMethod(StaticMixMethod):
     name = mixer_name = "fmix"
+    label, color = "FMix", "#9467bd"
+    dm_ce_preset, dm_bce_preset = "static", "cutting"
     summary = "FMix: binary low-frequency Fourier mask holding round(lam * H * W) pixels of x"
     default_params = static_defaults("fmix")
 
@@ -174,5 +184,7 @@ class FMixMethod(StaticMixMethod):
 @METHODS.register("resizemix")
 class ResizeMixMethod(StaticMixMethod):
     name = mixer_name = "resizemix"
+    label, color = "ResizeMix", "#8c564b"
+    dm_ce_preset, dm_bce_preset = "static", "cutting"
     summary = "ResizeMix: x[perm] resized into a random box of scale tau ~ U(scope), lam = 1 - box area"
     default_params = static_defaults("resizemix")

@@ -63,7 +63,7 @@ import torch.nn.functional as F
 from scipy.stats import binom
 
 from ..errors import InvalidParameterError
-from .base import MixTarget, check_alpha, sample_beta, sample_perm
+from .base import MixTarget
 from .puzzlemix_graphcut import alpha_beta_swap, exact_convex_cut
 from .puzzlemix_transport import TRANSPORT_SOLVERS
 from .puzzlemix_transport import transport as transport_blocks

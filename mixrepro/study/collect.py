@@ -1,0 +1,82 @@
+"""Runs for a notebook: train-or-load every (method, seed), or say why a claim cannot be tested here."""
+from __future__ import annotations
+
+from typing import Iterable, Sequence
+
+from .parameters import NotebookParameters
+
+SHARED_EVALUATIONS = ("ece", "fgsm")  # computed for every run, so notebooks share runs
+DM_CE_PARAMS = {"loss": "dm_ce"}  # method_params that train a method with DM(CE) instead of MCE
+
+
+def dataset_available(name: str, root=None) -> bool:
+    """Whether a copy of dataset ``name`` is found under the data root (``mixrepro datasets``)."""
+    from ..data import describe_datasets
+
+    rows = {row["name"]: row for row in describe_datasets(root)}
+    if name not in rows:
+        from ..data import DATASETS
+
+        DATASETS.get(name)  # UnknownNameError listing the known datasets
+    return bool(rows[name]["available"])
+
+
+def collect_runs(params: NotebookParameters, *, methods: Sequence[str] | None = None, dataset: str | None = None,
+                 model: str | None = None, evaluations: Sequence[str] = SHARED_EVALUATIONS, log=None,
+                 **fields) -> tuple[dict, str | None]:
+    """Train-or-load every (method, seed) run: ({method: [RunRecord per seed]}, reason or None).
+
+    A run that is not stored and whose dataset is absent here is left out, and the
+    reason says so ('not tested here'); a missing run with ``train=False`` raises
+    MissingRunError with the command that trains it. Every notebook asks for the
+    same ``evaluations`` so a run trained for one serves all. Training progress goes
+    to ``log``, by default the kernel's own stderr (the terminal that runs papermill
+    or Jupyter), not into the notebook: a notebook's outputs are then the same whether
+    it trained or loaded, which is what nbval compares.
+    """
+    import contextlib
+    import sys
+
+    from ..results import ResultsStore
+    from ..runs import train_or_load
+
+    def quietly(fn, *args, **kwargs):
+        sink = log or sys.__stderr__
+        with contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
+            return fn(*args, **kwargs)
+
+    dataset = dataset or params.dataset
+    can_train = params.train and dataset_available(dataset)
+    store = ResultsStore(params.results_dir)
+    runs: dict[str, list] = {}
+    absent = []
+    for method in methods or params.methods:
+        records = []
+        for seed in params.seeds:
+            config = params.config(method, seed, **{"dataset": dataset, "model": model or params.model, **fields})
+            if store.load(config) is None and not dataset_available(dataset):
+                absent.append(f"{method} seed {seed}")
+                continue
+            records.append(quietly(train_or_load, config, results_root=params.results_dir, train=can_train,
+                                   evaluations=tuple(evaluations)))
+        if records:
+            runs[method] = records
+    reason = None
+    if absent:
+        reason = (f"dataset '{dataset}' is not available on this machine and no stored runs exist for "
+                  f"{', '.join(absent)}; see `mixrepro datasets` for how to obtain it")
+    return runs, reason
+
+
+def methods_with_loss_option(methods: Iterable[str]) -> list[str]:
+    """The given methods that take a ``loss`` parameter, i.e. can train with DM(CE) (DM_CE_PARAMS)."""
+    from ..methods import METHODS
+
+    return [m for m in methods if m in METHODS and "loss" in METHODS.get(m).default_params]
+
+
+def dataset_label(dataset: str) -> str:
+    """The label results must carry, e.g. 'CIFAR-10 (JPEG q75 copy)'."""
+    from ..data import DATASETS
+
+    return DATASETS.get(dataset).label

@@ -1,0 +1,86 @@
+"""The study's figures, built on matplotlib's pyplot-free Figure (no global backend state)."""
+from __future__ import annotations
+
+import statistics
+
+from .facts import method_color, scored_network
+from .paper_tables import PaperTable
+from .scores import SeedStats
+
+
+def _figure(width: float = 6.0, height: float = 3.2, ncols: int = 1):
+    """A pyplot-free Figure: no global backend state, nothing shown until it is glued."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height), dpi=80)
+    return fig, fig.subplots(1, ncols, squeeze=False)[0]
+
+
+def plot_top1_curves(runs: dict, table: PaperTable | None = None):
+    """Test top-1 per epoch of each method (seed mean): online solid, EMA dashed."""
+    fig, (ax,) = _figure()
+    for method, records in runs.items():
+        color = method_color(method)
+        for network, style in (("online", "-"), ("ema", "--")):
+            curves = [r.curve(f"{network}_top1") for r in records]
+            mean = [statistics.fmean(values) for values in zip(*curves)]
+            label = (table.label(method) if table else method) if network == "online" else None
+            ax.plot(range(1, len(mean) + 1), mean, style, color=color, marker=".", label=label)
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("test top-1 (%)")
+    ax.set_title("solid: online network, dashed: EMA network", fontsize=9)
+    ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    return fig
+
+
+def plot_reliability(runs: dict, n_bins: int = 10, table: PaperTable | None = None):
+    """Reliability diagrams (seed 0, the scored network) with each method's ECE."""
+    methods = list(runs)
+    fig, axes = _figure(width=min(2.2 * len(methods), 11), height=2.6, ncols=len(methods))
+    for ax, method in zip(axes, methods):
+        record = runs[method][0]
+        result = record.evaluations[scored_network(method)]["ece"]
+        diagram = result[f"reliability_{n_bins}bins"]
+        centres = [(lo + hi) / 2 for lo, hi in zip(diagram["bin_lower"], diagram["bin_upper"])]
+        accuracy = [a if a is not None else 0.0 for a in diagram["accuracy"]]
+        ax.bar(centres, accuracy, width=1 / n_bins, edgecolor="k", linewidth=0.5, label="accuracy")
+        confidence = [(c, v) for c, v in zip(centres, diagram["confidence"]) if v is not None]
+        ax.plot([c for c, _ in confidence], [v for _, v in confidence], "o", color="C1", ms=3, label="confidence")
+        ax.plot([0, 1], [0, 1], "r-", lw=1)
+        ax.set_title(f"{table.label(method) if table else method}\nECE {result[f'ece_percent_{n_bins}bins']:.1f}%",
+                     fontsize=8)
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1)
+        ax.tick_params(labelsize=7)
+    axes[0].set_ylabel("accuracy", fontsize=8)
+    axes[0].legend(fontsize=6, loc="upper left")
+    fig.tight_layout()
+    return fig
+
+
+def plot_accuracy_vs_fgsm(clean: dict[str, SeedStats], fgsm_error: dict[str, SeedStats],
+                          table: PaperTable | None = None, paper_columns: tuple[str, str] | None = None):
+    """Clean top-1 against FGSM error: ours (filled) and, when given, the paper's (hollow)."""
+    fig, axes = _figure(width=8 if paper_columns else 4.5, height=3.2, ncols=2 if paper_columns else 1)
+    for method in clean:
+        axes[0].errorbar(clean[method].mean, fgsm_error[method].mean, xerr=clean[method].std,
+                         yerr=fgsm_error[method].std, fmt="o", color=method_color(method),
+                         label=table.label(method) if table else method)
+    axes[0].set_title("ours", fontsize=9)
+    if paper_columns:
+        acc_col, err_col = paper_columns
+        for method in table.rows:
+            axes[1].plot(table.value(method, acc_col), table.value(method, err_col), "o", mfc="none",
+                         color=method_color(method), label=table.label(method))
+        axes[1].set_title(f"paper ({table.table})", fontsize=9)
+        axes[1].legend(fontsize=7)
+    for ax in axes:
+        ax.set_xlabel("clean top-1 (%)")
+        ax.set_ylabel("FGSM error (%)")
+    axes[0].legend(fontsize=7)
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,97 @@
+"""A notebook's parameters cell, validated, and what its budget changes from the paper's protocol."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+from ..config import BUDGETS, RunConfig, budget_deviations, config_for_budget
+from ..errors import InvalidParameterError
+from .display import fmt, markdown_table
+
+
+@dataclass(frozen=True)
+class NotebookParameters:
+    """The validated parameters of one notebook run."""
+
+    budget: str
+    dataset: str
+    model: str
+    methods: tuple[str, ...]
+    seeds: tuple[int, ...]
+    train: bool
+    results_dir: Path
+
+    def config(self, method: str, seed: int, **fields) -> RunConfig:
+        """The run for ``method`` and ``seed`` at this budget; ``fields`` override (e.g. method_params)."""
+        return config_for_budget(self.budget, **{"method": method, "dataset": self.dataset, "model": self.model,
+                                                 "seed": seed, **fields})
+
+    def deviations(self, method: str | None = None) -> dict[str, tuple]:
+        """{field: (ours, paper's)} for this budget (see mixrepro.config.budget_deviations)."""
+        return budget_deviations(self.config(method or self.methods[0], self.seeds[0]))
+
+
+def _names_in(kind: str, names, known) -> tuple[str, ...]:
+    if isinstance(names, str):
+        names = [names]
+    if not isinstance(names, (list, tuple)) or not names:
+        raise InvalidParameterError(kind, names, f"None, 'all' or a non-empty list of {known.names()}")
+    for name in names:
+        known.get(name)  # raises UnknownNameError listing the known names
+    return tuple(names)
+
+
+def validate_parameters(*, budget: str, dataset: str, model: str, methods=None, seeds=None, train: bool = True,
+                        results_dir="results", smoke_methods: Sequence[str] = (),
+                        table_methods: Sequence[str] = ()) -> NotebookParameters:
+    """Check a notebook's ``parameters`` cell; unknown names list the known ones.
+
+    ``methods``: a list of method names; ``'all'`` for every method of the paper's
+    table that this study implements (``table_methods``, else every method); None for
+    the notebook's default: ``smoke_methods`` at the smoke budget, else ``'all'``.
+    ``seeds``: a list of non-negative integers, or None for the budget's seeds.
+    ``results_dir``: the results store, relative to the notebook's folder unless absolute.
+    """
+    from ..data import DATASETS
+    from ..methods import METHODS
+    from ..models import MODELS
+
+    budget_spec = BUDGETS.get(budget)
+    DATASETS.get(dataset)
+    MODELS.get(model)
+    if methods is None:
+        methods = list(smoke_methods) if budget == "smoke" and smoke_methods else "all"
+    if methods == "all":
+        methods = [m for m in table_methods if m in METHODS] or METHODS.names()
+    methods = _names_in("methods", methods, METHODS)
+    if seeds is None:
+        seeds = budget_spec.seeds
+    if isinstance(seeds, int) or not isinstance(seeds, (list, tuple)) or not seeds:
+        raise InvalidParameterError("seeds", seeds, "None (the budget's seeds) or a non-empty list of integers >= 0")
+    for seed in seeds:
+        if not (isinstance(seed, int) and not isinstance(seed, bool) and seed >= 0):
+            raise InvalidParameterError("seeds", seeds, "integers >= 0")
+    if not isinstance(train, bool):
+        raise InvalidParameterError("train", train, "True (train missing runs) or False (load only)")
+    if not isinstance(results_dir, (str, Path)) or str(results_dir) == "":
+        raise InvalidParameterError("results_dir", results_dir, "a folder path")
+    return NotebookParameters(budget, dataset, model, methods, tuple(seeds), train, Path(results_dir))
+
+
+def deviations_markdown(params: NotebookParameters, paper_protocol: dict | None = None) -> str:
+    """A table of what this budget changes from the paper's protocol (never silent).
+
+    ``paper_protocol``: {setting: the paper's value} where the table's protocol differs
+    from the RunConfig defaults (e.g. ``{"epochs": 400, "dataset": "cifar100"}``).
+    """
+    config = params.config(params.methods[0], params.seeds[0]).to_dict()
+    paper = {name: ref for name, (_, ref) in params.deviations().items()}
+    paper.update(paper_protocol or {})
+    rows = [[name, fmt(config.get(name), none="all"), fmt(ref, none="all")] for name, ref in paper.items()
+            if config.get(name) != ref]
+    if not rows:
+        return "Our protocol equals the paper's."
+    budget = BUDGETS.get(params.budget)
+    return (f"Budget **{params.budget}** ({budget.description}); seeds {list(params.seeds)}.\n\n"
+            + markdown_table(["setting", "ours", "paper"], rows))

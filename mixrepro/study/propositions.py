@@ -1,0 +1,18 @@
+"""Decoupled Mixup's Propositions 1 and 2 as checks (the identities live beside the losses)."""
+from __future__ import annotations
+
+from ..losses.dm_propositions import autograd_differences, symbolic_identities
+from .verdicts import Check, check_identity, check_symbolic
+
+
+def dm_symbolic_checks(num_classes: int = 4) -> dict[str, list[Check]]:
+    """{'prop1': [...], 'prop2': [...]}: each identity passes when sympy simplifies it to exactly 0."""
+    return {prop: [check_symbolic(statement, differences) for statement, differences in items]
+            for prop, items in symbolic_identities(num_classes).items()}
+
+
+def dm_autograd_checks(batch: int = 64, num_classes: int = 10, seed: int = 0, tolerance: float = 1e-10
+                       ) -> dict[str, list[Check]]:
+    """{'prop1': [...], 'prop2': [...]}: autograd against the closed forms, within ``tolerance``."""
+    return {prop: [check_identity(statement, difference, tolerance) for statement, difference in items]
+            for prop, items in autograd_differences(batch, num_classes, seed).items()}

@@ -1,0 +1,230 @@
+"""Checks of a claim against our numbers and the verdict rule that turns them into a verdict.
+
+The verdict rule
+----------------
+A check compares two means over seeds. With ``k = 2`` and SE the standard error
+of the difference (0 with one seed, which makes the check a sign test):
+
+* ``check_order(a, b)`` passes when ``mean(a) - mean(b) > k * SE`` in the paper's
+  direction, fails when it exceeds ``k * SE`` the other way (or is exactly 0 with one
+  seed), and is inconclusive otherwise;
+* ``check_close(ours, paper)`` passes when ``|mean - paper| <= max(k * SE, tol)``
+  (tol 0.5 points by default) and fails otherwise. It is only made where our
+  protocol equals the paper's (:func:`comparable_to_paper`).
+
+The verdict of a claim (:func:`judge`): *not tested here* when the data, model or
+method is unavailable (the reason is recorded), or when the claim needs trained
+networks and the budget is ``smoke`` (two epochs on 1,000 images only show that
+the code runs); otherwise *reproduced* if every check passes, *not reproduced* if
+none passes, *partly* in between."""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Sequence
+
+from ..config import BUDGETS
+from ..errors import InvalidParameterError
+from .display import fmt, glue, markdown_table
+from .paper_tables import PaperTable, comparable_to_paper
+from .scores import SeedStats
+
+VERDICTS = ("reproduced", "partly", "not reproduced", "not tested here")
+EVIDENCE_BUDGETS = ("cpu", "gpu", "paper")  # budgets whose numbers count as evidence
+VERDICTS_OUTPUT_KEY = "mixrepro_verdicts"  # output metadata key the claims ledger looks for
+K_SE = 2.0
+DEFAULT_TOLERANCE = 0.5
+
+
+@dataclass(frozen=True)
+class Check:
+    """One testable statement and its outcome: 'pass', 'fail' or 'inconclusive'."""
+
+    statement: str
+    outcome: str
+    detail: str
+
+
+def check_order(name_a: str, a: SeedStats, name_b: str, b: SeedStats, *, higher_is_better: bool = True,
+                k: float = K_SE, unit: str = "points", quantity: str = "") -> Check:
+    """'a is better than b' (the paper's claim) against our means over seeds (module rule).
+
+    ``higher_is_better=False`` states the claim as 'a is lower than b' (ECE, FGSM error);
+    ``quantity`` names what is compared in the statement (e.g. 'FGSM error').
+    """
+    diff = (a.mean - b.mean) if higher_is_better else (b.mean - a.mean)
+    se = math.hypot(a.se, b.se)
+    if diff > k * se:
+        outcome = "pass"
+    elif diff < -k * se or diff == 0:
+        outcome = "fail"
+    else:
+        outcome = "inconclusive"
+    word = "higher" if higher_is_better else "lower"
+    se_text = f"{k:g}·SE = {k * se:.2f}" if se > 0 else "one seed per method: sign only"
+    subject = f"{name_a} {quantity}".strip()
+    return Check(f"{subject} {word} than {name_b}", outcome,
+                 f"{name_a} {a.mean:.2f} vs {name_b} {b.mean:.2f}: margin {diff:+.2f} {unit} ({se_text})")
+
+
+def check_close(name: str, ours: SeedStats, paper: float, *, k: float = K_SE,
+                tolerance: float = DEFAULT_TOLERANCE) -> Check:
+    """Our mean within max(k·SE, tolerance) of the paper's number."""
+    gap = ours.mean - paper
+    bound = max(k * ours.se, tolerance)
+    outcome = "pass" if abs(gap) <= bound else "fail"
+    return Check(f"{name} matches the paper", outcome,
+                 f"ours {ours.mean:.2f} vs paper {paper:.2f}: gap {gap:+.2f} (bound {bound:.2f})")
+
+
+def check_not_worse(name_a: str, a: SeedStats, name_b: str, b: SeedStats, *, higher_is_better: bool = True,
+                    tolerance: float = 1.0, k: float = K_SE, quantity: str = "") -> Check:
+    """'a is no worse than b' (e.g. "keeps a competitive FGSM error"): a trails b by at most max(k·SE, tolerance)."""
+    shortfall = (b.mean - a.mean) if higher_is_better else (a.mean - b.mean)
+    bound = max(k * math.hypot(a.se, b.se), tolerance)
+    outcome = "pass" if shortfall <= bound else "fail"
+    return Check(f"{name_a} {quantity}".strip() + f" no worse than {name_b}", outcome,
+                 f"{name_a} {a.mean:.2f} vs {name_b} {b.mean:.2f}: shortfall {shortfall:+.2f} (bound {bound:.2f})")
+
+
+def check_identity(statement: str, max_abs_difference: float, tolerance: float = 1e-10) -> Check:
+    """A numerical identity: passes when the largest absolute difference is within ``tolerance``."""
+    # Rounding residuals differ between machines; the detail names only which side of the
+    # tolerance they fall, so the recorded verdict is the same everywhere.
+    if max_abs_difference <= tolerance:
+        return Check(statement, "pass", f"max |difference| <= {tolerance:.0e}")
+    return Check(statement, "fail", f"max |difference| = {max_abs_difference:.3g} > {tolerance:.0e}")
+
+
+def check_symbolic(statement: str, differences) -> Check:
+    """Symbolic identities: passes when sympy simplifies every ``lhs - rhs`` to exactly 0."""
+    import sympy
+
+    residuals = [sympy.simplify(d) for d in differences]
+    nonzero = [r for r in residuals if r != 0]
+    detail = (f"all {len(residuals)} residuals simplify to 0" if not nonzero
+              else f"{len(nonzero)} of {len(residuals)} residuals do not vanish, e.g. {nonzero[0]}")
+    return Check(statement, "pass" if not nonzero else "fail", detail)
+
+
+def decide_verdict(checks: Sequence[Check]) -> str:
+    """reproduced (every check passes), not reproduced (none passes), partly (in between)."""
+    if not checks:
+        raise InvalidParameterError("checks", checks, "at least one Check")
+    passed = sum(c.outcome == "pass" for c in checks)
+    if passed == len(checks):
+        return "reproduced"
+    return "not reproduced" if passed == 0 else "partly"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """One claim's verdict, as the claims ledger records it."""
+
+    claim_id: str
+    claim: str
+    source: str
+    verdict: str
+    reason: str
+    budget: str
+    checks: tuple[Check, ...] = ()
+    rule_outcome: str | None = None  # what the rule gives on these numbers, also when not counted
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["checks"] = [asdict(c) for c in self.checks]
+        return d
+
+
+def judge(claim_id: str, claim: str, source: str, budget: str, checks: Sequence[Check] = (),
+          untested_reason: str | None = None, needs_training: bool = True) -> Verdict:
+    """Apply the module's verdict rule; ``untested_reason`` (data, model, method absent) wins.
+
+    ``needs_training=False`` for claims decided without trained networks (identities
+    of the losses), which every budget can test.
+    """
+    BUDGETS.get(budget)
+    checks = tuple(checks)
+    outcome = decide_verdict(checks) if checks else None
+    if untested_reason:
+        return Verdict(claim_id, claim, source, "not tested here", untested_reason, budget, checks, outcome)
+    if needs_training and budget not in EVIDENCE_BUDGETS:
+        reason = (f"budget '{budget}' only shows that the pipeline runs; its numbers are not evidence. "
+                  f"Rerun with budget 'cpu' or 'gpu' (the rule gives '{outcome}' on these numbers)")
+        return Verdict(claim_id, claim, source, "not tested here", reason, budget, checks, outcome)
+    if outcome is None:
+        raise InvalidParameterError("checks", checks, "at least one Check, or an untested_reason")
+    passed = sum(c.outcome == "pass" for c in checks)
+    return Verdict(claim_id, claim, source, outcome, f"{passed} of {len(checks)} checks pass", budget, checks, outcome)
+
+
+def winner_checks(winner: str, stats: dict[str, SeedStats], table: PaperTable, *, higher_is_better: bool = True,
+                  unit: str = "points", quantity: str = "") -> list[Check]:
+    """'winner beats each other method we ran' as ordering checks."""
+    if winner not in stats:
+        return []
+    return [check_order(table.label(winner), stats[winner], table.label(m), s, higher_is_better=higher_is_better,
+                        unit=unit, quantity=quantity) for m, s in stats.items() if m != winner]
+
+
+def closeness_checks(table: PaperTable, column: str, stats: dict[str, SeedStats], runs: dict,
+                     tolerance: float = DEFAULT_TOLERANCE) -> tuple[list[Check], str | None]:
+    """check_close for each method with a paper number, or a reason why our protocol is not comparable."""
+    spec = table.columns[column]
+    config = next(iter(runs.values()))[0].config
+    if not comparable_to_paper(config, spec):
+        paper = {"width": 1.0, "train_subset": None, "test_subset": None, "epochs": spec["epochs"],
+                 "model": spec["model"]}
+        changed = ", ".join(f"{k} {fmt(getattr(config, k), none='all')} (paper {fmt(v, none='all')})"
+                            for k, v in paper.items() if getattr(config, k) != v)
+        return [], f"absolute numbers need the paper's protocol; our runs differ in: {changed}"
+    checks = [check_close(table.label(m), s, table.value(m, column), tolerance=tolerance)
+              for m, s in stats.items() if table.value(m, column) is not None]
+    return checks, None
+
+
+def checks_markdown(verdict: Verdict) -> str:
+    rows = [[c.statement, c.outcome, c.detail] for c in verdict.checks]
+    return markdown_table(["check", "outcome", "numbers"], rows) if rows else "(no checks: nothing to compare)"
+
+
+def all_checks_markdown(verdicts: Sequence[Verdict]) -> str:
+    """Every check of every claim, one row each."""
+    rows = [[v.claim_id, c.statement, c.outcome, c.detail] for v in verdicts for c in v.checks]
+    return markdown_table(["claim", "check", "outcome", "numbers"], rows) if rows else "(no checks were made)"
+
+
+def verdicts_markdown(verdicts: Sequence[Verdict]) -> str:
+    rows = [[v.claim_id, v.claim, f"**{v.verdict}**", v.reason] for v in verdicts]
+    return markdown_table(["id", "claim", "verdict", "why"], rows)
+
+
+def record_verdicts(notebook: str, verdicts: Sequence[Verdict]) -> None:
+    """Show the verdicts and leave them in the notebook's outputs for the claims ledger.
+
+    The JSON goes out as a display output tagged ``mixrepro_verdicts`` in its
+    metadata; each verdict word is glued as ``verdict_<claim_id>`` for the prose.
+    """
+    from IPython.display import Markdown, display
+
+    payload = {"notebook": notebook, "verdicts": [v.to_dict() for v in verdicts]}
+    display({"application/json": payload, "text/markdown": verdicts_markdown(verdicts),
+             "text/plain": json.dumps(payload, sort_keys=True, indent=1)},
+            raw=True, metadata={VERDICTS_OUTPUT_KEY: True})
+    for v in verdicts:
+        glue(f"verdict_{v.claim_id}", Markdown(f"**{v.verdict}**"))
+    glue("verdicts_table", Markdown(verdicts_markdown(verdicts)))
+    glue("checks_table", Markdown(all_checks_markdown(verdicts)))
+
+
+def read_verdicts(notebook_path) -> list[dict]:
+    """The verdicts a notebook recorded in its outputs (empty when it has none)."""
+    nb = json.loads(Path(notebook_path).read_text())
+    found = []
+    for cell in nb.get("cells", []):
+        for out in cell.get("outputs", []):
+            if out.get("metadata", {}).get(VERDICTS_OUTPUT_KEY):
+                found.extend(out["data"]["application/json"]["verdicts"])
+    return found
