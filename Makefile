@@ -1,5 +1,6 @@
 # One entry point for set-up, tests, notebooks and the book.
-#   make test                    install (first time) and run the test suite
+#   make test                    install (first time), lint (ruff) and run the whole test suite
+#   make test-fast               the same without the tests marked slow (the edit-test loop)
 #   make reproduce BUDGET=smoke  run every notebook with papermill, then build the book
 #   make book                    build the book from the committed notebooks (never trains)
 VENV    ?= .venv
@@ -8,7 +9,7 @@ BUDGET  ?= smoke
 PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed
 
-.PHONY: install test reproduce book notebooks clean-book
+.PHONY: install test test-fast lint reproduce book notebooks clean-book
 
 install: $(STAMP)
 
@@ -19,8 +20,14 @@ $(STAMP): requirements.lock pyproject.toml
 	$(PY) -m pip install --quiet --no-deps -e .
 	touch $(STAMP)
 
-test: $(STAMP)
+lint: $(STAMP)
+	$(PY) -m ruff check mixrepro tests
+
+test: lint
 	$(PY) -m pytest
+
+test-fast: lint
+	$(PY) -m pytest -m "not slow"
 
 notebooks: $(STAMP)
 	$(PY) -m mixrepro.notebook_runner --budget $(BUDGET)
@@ -32,3 +39,23 @@ book: $(STAMP)
 
 clean-book:
 	rm -rf book/_build
+
+# GPU study on a lent machine (scripts/gpu_study.sh): `make gpu-carry` here fills .gpu-carry/
+# (PyMaxflow wheel, data archive, code revision); carry `.gpu-carry` and run `make gpu-study`
+# there (OUT set by the machine; PLAN names the sweep plan, WORKERS its processes).
+# `make gpu-study-dry` runs the same script on this CPU with tiny settings (20 s deadline).
+PLAN     ?= pilot
+WORKERS  ?=
+DRY_OUT  ?= runs/scratch/gpu-study-dry
+STUDY_ARGS = --plan $(PLAN) $(if $(WORKERS),--workers $(WORKERS))
+
+.PHONY: gpu-carry gpu-study gpu-study-dry
+
+gpu-carry: $(STAMP)
+	PY=$(PY) bash scripts/gpu_carry.sh
+
+gpu-study:
+	bash scripts/gpu_study.sh $(STUDY_ARGS)
+
+gpu-study-dry: $(STAMP)
+	OUT=$${OUT:-$(DRY_OUT)} PYTHON=$(PY) bash scripts/gpu_study.sh --dry-run $(STUDY_ARGS)

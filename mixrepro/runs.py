@@ -31,7 +31,8 @@ def _budget_base(config: RunConfig, budget: str) -> RunConfig:
     return config_for_budget(budget, method=config.method, dataset=config.dataset, seed=config.seed)
 
 
-def train_or_load(config: RunConfig, *, results_root=None, train: bool = True, evaluations=(), **fit_kwargs) -> RunRecord:
+def train_or_load(config: RunConfig, *, results_root=None, train: bool = True, evaluations=(),
+                  **fit_kwargs) -> RunRecord:
     """The stored run for ``config``; trained first if missing and ``train``; with ``evaluations`` added.
 
     Evaluations already in evaluations.json are not recomputed; missing ones run on the

@@ -1,4 +1,5 @@
 """``mixrepro train`` / ``mixrepro eval``: argument validation, the printed result, end to end."""
+from types import SimpleNamespace
 import json
 import shlex
 import time
@@ -26,7 +27,7 @@ def doubles(tmp_path, monkeypatch):
     datasets = Registry("dataset")
     for name, spec in mixrepro.data.DATASETS.items():
         datasets.add(name, spec)
-    datasets.add("fake", None)
+    datasets.add("fake", SimpleNamespace(kind="array"))  # only its kind is read before the doubles load it
     monkeypatch.setattr(mixrepro.data, "DATASETS", datasets)
     monkeypatch.setenv("MIXREPRO_CACHE", str(tmp_path / "cache"))
     install_doubles(monkeypatch)
@@ -48,7 +49,8 @@ def test_set_items_are_typed_and_checked(doubles):
 
 
 @pytest.mark.parametrize("argv,message", [
-    (["--set", "epoch=3"], "invalid value for --set key: 'epoch'; allowed: one of batch_size, ema_schedule, epochs, lr"),
+    (["--set", "epoch=3"],
+     "invalid value for --set key: 'epoch'; allowed: one of batch_size, ema_schedule, epochs, lr"),
     (["--set", "method.beta=3"], "method.alpha"),
     (["--set", "epochs=2.5"], "invalid value for epochs: '2.5'; allowed: int"),
     (["--set", "epochs=0"], "invalid value for epochs: 0"),
@@ -69,6 +71,8 @@ def test_train_errors_exit_2_with_a_message(doubles, tmp_path, capsys, argv, mes
     (["--method", "mixupp", "--dataset", "fake"], "unknown method 'mixupp'; known methods: tiny, tiny_ce"),
     (["--method", "tiny", "--dataset", "cifar11"], "unknown dataset 'cifar11'; known datasets: "),
     (["--method", "tiny", "--dataset", "fake", "--set", "model=resnet19"], "unknown model 'resnet19'"),
+    (["--method", "tiny", "--dataset", "cub200"], "'cub200' is a 'files' dataset, which it does not train"),
+    (["--method", "tiny", "--dataset", "cifar10-c"], "allowed: a dataset the trainer can train (cifar10, "),
 ])
 def test_unknown_names_list_the_known_ones(doubles, capsys, argv, message):
     assert cli.main(["train", *argv]) == 2

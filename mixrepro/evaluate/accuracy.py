@@ -9,7 +9,6 @@ normalises internally), e.g. ``TensorBatcher(..., train=False).epoch()`` or
 """
 from __future__ import annotations
 
-import contextlib
 import statistics
 from typing import Iterable, Iterator, Sequence
 
@@ -17,18 +16,7 @@ import torch
 from torch import nn
 
 from ..errors import InvalidParameterError
-
-
-@contextlib.contextmanager
-def eval_mode(model: nn.Module):
-    """Put every submodule in eval mode; restore each one's previous flag on exit."""
-    flags = [(m, m.training) for m in model.modules()]
-    model.eval()
-    try:
-        yield model
-    finally:
-        for module, was_training in flags:
-            module.training = was_training
+from ..validation import eval_mode  # noqa: F401  (re-exported for the evaluations)
 
 
 def model_device(model: nn.Module) -> torch.device:

@@ -49,12 +49,12 @@ the forms used here are those the proofs derive (see the function docstrings).
 """
 from __future__ import annotations
 
-import math
 
 import torch
 import torch.nn.functional as F
 
 from ..errors import InvalidParameterError
+from ..validation import check_finite
 from ..mixers.base import MixTarget
 from ..registry import Registry
 from .mixup_bce import bce_on_targets, check_reduction
@@ -73,22 +73,16 @@ DM_BCE_PRESETS.add("interpolation", {"t": 0.5, "xi": 1.0})
 
 # ---------------------------------------------------------------- parameters
 
-def _number(name: str, value, ok, allowed: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or not ok(value):
-        raise InvalidParameterError(name, value, allowed)
-    return float(value)
-
-
 def _check_t_xi(t, xi) -> tuple[float, float]:
-    t = _number("t", t, lambda v: 0 < v <= 1, "a number in (0, 1]")
-    xi = _number("xi", xi, lambda v: v > 0, "a positive number")
+    t = check_finite("t", t, lambda v: 0 < v <= 1, "a number in (0, 1]")
+    xi = check_finite("xi", xi, lambda v: v > 0, "a positive number")
     return t, xi
 
 
 def dm_ce_params(eta: float = 0.1, xi: float | None = None, t: float | None = None, terms: str = "both",
                  same_class: str = "ce") -> dict:
     """Validated parameters of :func:`dm_ce` (defaults filled in)."""
-    eta = _number("eta", eta, lambda v: v >= 0, "a number >= 0 (0.1 static mixers, 1 dynamic)")
+    eta = check_finite("eta", eta, lambda v: v >= 0, "a number >= 0 (0.1 static mixers, 1 dynamic)")
     if xi is None:
         if t is not None:
             raise InvalidParameterError("t", t, "None unless xi is set (t only scales (lam/t)^xi)")

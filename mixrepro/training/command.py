@@ -83,8 +83,11 @@ def config_from_args(args) -> RunConfig:
     """The RunConfig the arguments describe; every name and value is checked before any work starts."""
     from .. import data, models
 
+    from .components import check_trainable
+
     BUDGETS.get(args.budget)
     data.DATASETS.get(args.dataset)
+    check_trainable(args.dataset)
     config_changes, method_params = parse_set_items(args.set, args.method)
     config = config_for_budget(args.budget, method=args.method, dataset=args.dataset, seed=args.seed,
                                method_params=method_params, **config_changes)

@@ -11,6 +11,7 @@ import hashlib
 import torch
 
 from ..config import RunConfig
+from ..errors import InvalidParameterError
 from .runtime import Runtime
 
 EVAL_BATCH_SIZE = 500  # evaluation only; does not change what is measured
@@ -28,11 +29,24 @@ def step_generator(config: RunConfig) -> torch.Generator:
     return torch.Generator().manual_seed(derived_seed(config.seed, "steps"))
 
 
+def check_trainable(dataset: str) -> None:
+    """The trainer trains in-memory image arrays; file-list datasets (CUB, Aircraft, Cars) and the
+    corruption sets (evaluation only) are refused before any work starts, naming what it can train."""
+    from ..data import DATASETS, dataset_info
+
+    if dataset_info(dataset).kind != "array":
+        trainable = [name for name in DATASETS.names() if dataset_info(name).kind == "array"]
+        raise InvalidParameterError(
+            "dataset", dataset, f"a dataset the trainer can train ({', '.join(trainable)}); "
+            f"'{dataset}' is a {dataset_info(dataset).kind!r} dataset, which it does not train")
+
+
 def load_run_data(config: RunConfig, data_root=None):
     """The dataset with the config's subsets applied (train: seeded by the run; test: fixed)."""
     from ..data import load_dataset
     from ..data.subsets import balanced_subset
 
+    check_trainable(config.dataset)
     ds = load_dataset(config.dataset, root=data_root)
     changes = {}
     if config.train_subset is not None:
