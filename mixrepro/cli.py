@@ -49,6 +49,12 @@ def _eval(args) -> int:
     return cli_eval(args)
 
 
+def _bench(args) -> int:
+    from .training.bench import cli_bench
+
+    return cli_bench(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mixrepro", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -83,6 +89,11 @@ def build_parser() -> argparse.ArgumentParser:
     add_eval_arguments(p)
     p.set_defaults(func=_eval)
 
+    p = sub.add_parser("bench", help="seconds per training step of each method, and the ratio to vanilla")
+    from .training.bench import add_bench_arguments
+
+    add_bench_arguments(p)
+    p.set_defaults(func=_bench)
     return parser
 
 

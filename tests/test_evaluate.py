@@ -1,4 +1,4 @@
-"""Evaluations: accuracy, ECE, FGSM, mixed-sample accuracy, timing and the registry.
+"""Evaluations: accuracy, ECE, FGSM, mixed-sample accuracy and the registry.
 
 Corruption and occlusion are in test_evaluate_robustness.py; both use the
 small StagedClassifier double defined here.
@@ -6,7 +6,6 @@ small StagedClassifier double defined here.
 from __future__ import annotations
 
 import json
-import time
 
 import pytest
 import torch
@@ -23,7 +22,6 @@ from mixrepro.evaluate.calibration import (
 )
 from mixrepro.evaluate.fgsm import fgsm_accuracy, fgsm_examples
 from mixrepro.evaluate.mixed_accuracy import mixed_correct, mixed_sample_accuracy
-from mixrepro.evaluate.timing import time_method, time_training_steps
 from mixrepro.mixers.base import MixTarget
 from mixrepro.models.base import StagedClassifier
 
@@ -325,41 +323,6 @@ def test_mixed_sample_accuracy_all_same_label_raises():
         mixed_sample_accuracy(model, batches_of(x, torch.zeros(8, dtype=torch.long)), _half_mixup, torch.Generator())
 
 
-# ---------------------------------------------------------------- timing
-
-
-def test_time_training_steps_skips_warmup_and_measures_sleep():
-    calls = []
-
-    def step(i):
-        calls.append(i)
-        time.sleep(0.002 if i >= 2 else 0.05)
-
-    r = time_training_steps(step, n_steps=5, warmup=2, images_per_step=10)
-    assert calls == list(range(7))
-    assert 0.002 <= r["seconds_per_step"] < 0.04  # the slow warm-up steps are not counted
-    assert r["images_per_second"] == pytest.approx(10 / r["seconds_per_step"])
-    with pytest.raises(InvalidParameterError):
-        time_training_steps(step, n_steps=0)
-
-
-def test_time_method_leaves_the_callers_weights_alone():
-    from mixrepro.methods.base import Method, StepOutput
-
-    class PlainCE(Method):
-        name = "plain-ce-test"
-
-        def training_step(self, x, y, ctx):
-            return StepOutput(F.cross_entropy(self.model(x), y))
-
-    method = PlainCE(tiny_model(), 10)
-    before = [p.clone() for p in method.parameters()]
-    x8, y = tiny_data(n=8)
-    r = time_method(method, x8.permute(0, 3, 1, 2).float() / 255, y, n_steps=2, warmup=1)
-    assert r["batch_size"] == 8 and r["seconds_per_step"] > 0 and r["images_per_second"] > 0
-    assert all(torch.equal(a, b) for a, b in zip(before, method.parameters()))
-
-
 # ---------------------------------------------------------------- registry
 
 
@@ -402,13 +365,3 @@ def test_eval_mode_restores_after_an_exception():
         with eval_mode(model):
             raise RuntimeError("boom")
     assert all(m.training for m in model.modules())
-
-
-def test_compare_method_costs_times_each_method_on_one_batch():
-    from mixrepro.evaluate.timing import compare_method_costs
-
-    rows = compare_method_costs(["mixup", "automix"], dataset="synthetic", width=0.125, batch_size=8,
-                                n_steps=1, warmup=0)
-    assert [r["method"] for r in rows] == ["mixup", "automix"]
-    assert rows[0]["relative_to_first"] == 1.0
-    assert all(r["seconds_per_step"] > 0 and r["batch_size"] == 8 for r in rows)

@@ -96,37 +96,58 @@ def test_seed_stats_against_statistics_module():
     assert "1 seed" in study.SeedStats((5.0,)).text()
 
 
-def test_check_order_pass_fail_inconclusive():
+def test_check_order_is_paired_over_seeds():
     high, low = study.SeedStats((80.0, 81.0, 82.0)), study.SeedStats((70.0, 71.0, 72.0))
-    assert study.check_order("a", high, "b", low).outcome == "pass"
-    assert study.check_order("b", low, "a", high).outcome == "fail"
-    close = study.SeedStats((80.5, 81.5, 82.5))
-    assert study.check_order("c", close, "a", high).outcome == "inconclusive"
+    assert study.check_order("a", high, "b", low).outcome == "supports"
+    assert study.check_order("b", low, "a", high).outcome == "contradicts"
+    # the same means, but the per-seed differences disagree in sign: the seeds cannot tell
+    noisy = study.SeedStats((83.0, 79.0, 81.0))
+    check = study.check_order("c", noisy, "a", high)
+    assert check.outcome == "inconclusive" and check.detectable > 0 and "smallest detectable" in check.detail
+    # a constant gain on every seed is a clear win although the spread over seeds is large
+    shifted = study.SeedStats((81.0, 82.0, 83.0))
+    assert study.check_order("d", shifted, "a", high).outcome == "supports"
     # lower is better: the smaller ECE wins, and the statement says so
     lower = study.check_order("b", low, "a", high, higher_is_better=False, quantity="ECE")
-    assert lower.outcome == "pass" and lower.statement == "b ECE lower than a"
-    # one seed: a sign test, and a tie fails
-    one = study.SeedStats((1.0,))
-    assert study.check_order("x", study.SeedStats((1.5,)), "y", one).outcome == "pass"
-    assert study.check_order("x", one, "y", one).outcome == "fail"
+    assert lower.outcome == "supports" and lower.statement == "b ECE lower than a"
+
+
+def test_check_order_with_one_seed_needs_per_image_evidence():
+    import numpy as np
+
+    one, other = study.SeedStats((1.5,)), study.SeedStats((1.0,))
+    assert study.check_order("x", one, "y", other).outcome == "inconclusive"
+    right = np.zeros(1000, bool)
+    right[:600] = True
+    wrong = right.copy()
+    wrong[:100] = False  # y misses 100 images x gets right: McNemar p << 0.05
+    x, y = study.SeedStats((60.0,), (right,)), study.SeedStats((50.0,), (wrong,))
+    assert study.check_order("x", x, "y", y).outcome == "supports"
+    assert study.check_order("y", y, "x", x).outcome == "contradicts"
 
 
 def test_check_close_and_not_worse_bounds():
     ours = study.SeedStats((96.0, 96.2, 96.4))
-    assert study.check_close("m", ours, 96.5).outcome == "pass"  # within 0.5 points
-    assert study.check_close("m", ours, 97.0).outcome == "fail"
+    assert study.check_close("m", ours, 96.5).outcome == "supports"  # within 0.5 points
+    assert study.check_close("m", ours, 97.0).outcome == "contradicts"
     err = study.SeedStats((70.0,))
-    assert study.check_not_worse("dm", study.SeedStats((70.9,)), "mce", err, higher_is_better=False).outcome == "pass"
-    assert study.check_not_worse("dm", study.SeedStats((71.5,)), "mce", err, higher_is_better=False).outcome == "fail"
+    worse = study.check_not_worse("dm", study.SeedStats((70.9,)), "mce", err, higher_is_better=False)
+    assert worse.outcome == "supports"
+    assert study.check_not_worse("dm", study.SeedStats((71.5,)), "mce", err, higher_is_better=False).outcome \
+        == "contradicts"
 
 
 def test_verdict_rule():
-    ok = study.Check("s", "pass", "")
-    bad = study.Check("s", "fail", "")
-    unsure = study.Check("s", "inconclusive", "")
+    ok = study.Check("s", "supports", "")
+    bad = study.Check("s", "contradicts", "")
+    unsure = study.Check("s", "inconclusive", "", detectable=1.2)
     assert study.decide_verdict([ok, ok]) == "reproduced"
     assert study.decide_verdict([ok, unsure]) == "partly"
     assert study.decide_verdict([bad, unsure]) == "not reproduced"
+    # missing evidence is not a negative result
+    assert study.decide_verdict([unsure, unsure]) == "inconclusive at this budget"
+    inconclusive = study.judge("c", "claim", "src", "cpu", [unsure])
+    assert inconclusive.verdict == "inconclusive at this budget" and "1.2" in inconclusive.reason
     assert study.judge("c", "claim", "src", "cpu", [ok, bad]).verdict == "partly"
     smoke = study.judge("c", "claim", "src", "smoke", [ok])
     assert smoke.verdict == "not tested here" and smoke.rule_outcome == "reproduced"
@@ -141,15 +162,15 @@ def test_dm_symbolic_checks_fail_on_a_wrong_identity():
     import sympy
 
     z = sympy.Symbol("z")
-    assert study.check_symbolic("ok", [sympy.exp(z) * sympy.exp(-z) - 1]).outcome == "pass"
-    assert study.check_symbolic("wrong", [sympy.exp(z) - 1]).outcome == "fail"
-    assert study.check_identity("tiny", 1e-15).outcome == "pass"
-    assert study.check_identity("big", 1e-3).outcome == "fail"
+    assert study.check_symbolic("ok", [sympy.exp(z) * sympy.exp(-z) - 1]).outcome == "supports"
+    assert study.check_symbolic("wrong", [sympy.exp(z) - 1]).outcome == "contradicts"
+    assert study.check_identity("tiny", 1e-15).outcome == "supports"
+    assert study.check_identity("big", 1e-3).outcome == "contradicts"
 
 
 def test_dm_autograd_checks_pass():
     checks = study.dm_autograd_checks(batch=16, num_classes=6, seed=3)
-    assert all(c.outcome == "pass" for group in checks.values() for c in group)
+    assert all(c.outcome == "supports" for group in checks.values() for c in group)
     shift = study.lambda_sensitivity(batch=16, num_classes=6, seed=3)
     assert shift["decoupled"] == 0.0 and shift["mce"] > 0.1
 
@@ -205,7 +226,7 @@ def _notebook_with_verdicts(path: Path, verdicts: list[study.Verdict]) -> None:
 
 
 def test_claims_ledger_collects_every_recorded_verdict(tmp_path):
-    ok = study.Check("s", "pass", "")
+    ok = study.Check("s", "supports", "")
     _notebook_with_verdicts(tmp_path / "a.ipynb", [study.judge("A-1", "first", "P1", "cpu", [ok]),
                                                    study.judge("A-2", "second", "P1", "smoke", [ok])])
     _notebook_with_verdicts(tmp_path / "b.ipynb", [study.judge("B-1", "third", "P2", "gpu", [ok],
@@ -213,7 +234,8 @@ def test_claims_ledger_collects_every_recorded_verdict(tmp_path):
     (tmp_path / "c.ipynb").write_text(json.dumps({"cells": [], "metadata": {}}))
     assert [v["claim_id"] for v in study.read_verdicts(tmp_path / "a.ipynb")] == ["A-1", "A-2"]
     page = book_build.claims_ledger_markdown(sorted(tmp_path.glob("*.ipynb")))
-    assert "**3 claims**: 1 reproduced, 0 partly, 0 not reproduced, 2 not tested here." in page
+    assert ("**3 claims**: 1 reproduced, 0 partly, 0 not reproduced, 0 inconclusive at this budget, "
+            "2 not tested here.") in page
     assert page.count("\n| A-") == 2 and page.count("\n| B-") == 1 and "no data" in page
     assert "## [a](notebooks/a.ipynb)" in page and "c.ipynb" not in page
 

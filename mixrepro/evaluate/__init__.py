@@ -2,7 +2,8 @@
 
 One file per evaluation: ``accuracy`` (top-k, the scored number of a run),
 ``calibration`` (ECE, reliability diagrams), ``fgsm``, ``corruption``,
-``occlusion``, ``mixed_accuracy``, ``timing``.
+``occlusion``, ``mixed_accuracy``. (The cost of a training step is measured by
+``mixrepro bench``, in ``mixrepro.training.bench``.)
 
 ``EVALUATIONS`` maps a name to a function
 ``f(model, test_x, test_y, *, device, generator, batch_size, **options) -> dict``
@@ -27,7 +28,6 @@ from .corruption import corruption_accuracy
 from .fgsm import PAPER_EPS, fgsm_accuracy, fgsm_examples
 from .mixed_accuracy import mixed_sample_accuracy
 from .occlusion import PAPER_RATIOS, occlusion_accuracy
-from .timing import time_method, time_training_steps
 
 EVALUATIONS: Registry = Registry("evaluation")
 
@@ -107,5 +107,4 @@ __all__ = [
     "EVALUATIONS", "run_evaluations", "predict_logits", "evaluate_topk", "topk_accuracy", "score_last_epochs",
     "array_batches", "ece", "ece_reference_sorted", "reliability_diagram_data", "calibration_report",
     "fgsm_examples", "fgsm_accuracy", "corruption_accuracy", "occlusion_accuracy", "mixed_sample_accuracy",
-    "time_training_steps", "time_method",
 ]

@@ -80,7 +80,10 @@ def evaluate_topk(model: nn.Module, batches: Iterable, ks: Sequence[int] = (1, 5
 
 
 def score_last_epochs(values: Sequence[float], window: int = 10) -> dict[str, float]:
-    """The reported number of a run from its per-epoch top-1 accuracies (REFERENCE.md section 1).
+    """The reported number of a run from its per-epoch top-1 accuracies.
+
+    The papers' rule and the reference scripts' window: book/protocol_notes.md, "How the papers
+    score a run".
 
     - ``median_last{window}``: the paper's rule, median over the last ``window`` epochs;
     - ``median_ref_window{window+1}``: the reference summary script, epochs >= E - window,

@@ -1,4 +1,4 @@
-"""Expected calibration error and reliability diagrams (REFERENCE.md section 7).
+"""Expected calibration error and reliability diagrams (book/protocol_notes.md, "Calibration (ECE)").
 
 Confidence is the maximum softmax probability. Bins are equal-width intervals
 (a, b] of [0, 1] (the first bin also holds a confidence of exactly 0, which a
@@ -69,7 +69,7 @@ def ece(probs_or_logits, labels, n_bins: int = 10, from_logits: bool | None = No
 
 
 def ece_reference_sorted(probs_or_logits, labels, n_bins: int = 10, from_logits: bool | None = None) -> float:
-    """WRONG, on purpose: the reference code's ECE, kept to measure its effect (REFERENCE.md 7).
+    """WRONG, on purpose: the reference code's ECE, kept to measure its effect (protocol notes, "Calibration").
 
     The reference sorts the per-bin accuracies and the per-bin confidences
     independently before pairing them, so a bin's accuracy is compared with

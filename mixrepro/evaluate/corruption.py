@@ -1,4 +1,4 @@
-"""Accuracy under common corruptions (CIFAR-10-C / CIFAR-100-C; REFERENCE.md section 7).
+"""Accuracy under common corruptions (CIFAR-10-C / CIFAR-100-C; book/protocol_notes.md, "Data").
 
 Two sources, always named in the result:
 

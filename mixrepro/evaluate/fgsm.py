@@ -1,4 +1,4 @@
-"""One-step FGSM white-box attack (Goodfellow et al. 2015; REFERENCE.md section 7).
+"""One-step FGSM white-box attack (Goodfellow et al. 2015; book/protocol_notes.md, "FGSM").
 
 x_adv = clamp(x + eps * sign(grad_x CE(model(x), y)), 0, 1), with x in [0, 1]
 pixel space and eps = 8/255 as in the papers' tables. The model is in eval mode

@@ -1,4 +1,4 @@
-"""Accuracy on mixed samples (AutoMix Fig. 4 right, DM Fig. A1 left; REFERENCE.md section 7).
+"""Accuracy on mixed samples (AutoMix Fig. 4 right, DM Fig. A1 left; book/protocol_notes.md).
 
 For a sample mixed from sources with labels y_a and y_b:
 

@@ -1,4 +1,4 @@
-"""Accuracy under random patch occlusion (AdAutoMix Sec. 4.4 / Table 7, DM Fig. 6; REFERENCE.md 7).
+"""Accuracy under random patch occlusion (AdAutoMix Sec. 4.4 / Table 7, DM Fig. 6; protocol notes).
 
 The papers drop random 16x16 patches of a 224 px image, i.e. cells of a 14x14
 grid, at occlusion ratios 0%, 10%, ..., 90% of the cells. 14 does not divide

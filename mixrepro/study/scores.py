@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import math
 import statistics
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ..errors import InvalidParameterError, MixreproError
 from ..results import NETWORKS
@@ -17,6 +17,9 @@ class SeedStats:
     """Mean, sample standard deviation and standard error over seeds (std, se = 0 for one seed)."""
 
     values: tuple[float, ...]
+    # Per seed, which test images the scored network got right (from the runs' predictions.json),
+    # for paired per-image tests; empty where the runs stored no predictions.
+    correct: tuple = field(default=(), compare=False, repr=False)
 
     @property
     def n(self) -> int:
@@ -58,9 +61,22 @@ def run_evaluation(record, name: str, key: str, network: str) -> float:
 
 
 def scored_stats(runs: dict, value_of=None) -> dict[str, SeedStats]:
-    """{method: SeedStats} of the paper's score (median top-1 of the last 10 epochs, the scored network)."""
-    value_of = value_of or (lambda record, method: run_top1(record, scored_network(method)))
-    return {m: SeedStats(tuple(float(value_of(r, m)) for r in records)) for m, records in runs.items()}
+    """{method: SeedStats} of the paper's score (median top-1 of the last 10 epochs, the scored network),
+    with the scored network's per-image results where every run stored them."""
+    if value_of is not None:
+        return {m: SeedStats(tuple(float(value_of(r, m)) for r in records)) for m, records in runs.items()}
+    return {m: SeedStats(tuple(run_top1(r, scored_network(m)) for r in records),
+                         per_image_correct(records, scored_network(m)))
+            for m, records in runs.items()}
+
+
+def per_image_correct(records, network: str) -> tuple:
+    """Per run, a boolean array over the shared test images; () unless every run stored its predictions."""
+    from ..evaluate.predictions import correct_per_image
+
+    if not records or not all(r.predictions for r in records):
+        return ()
+    return tuple(correct_per_image(r.predictions, network) for r in records)
 
 
 def evaluation_stats(runs: dict, name: str, key: str, network: str | None = None) -> dict[str, SeedStats]:

@@ -2,21 +2,28 @@
 
 The verdict rule
 ----------------
-A check compares two means over seeds. With ``k = 2`` and SE the standard error
-of the difference (0 with one seed, which makes the check a sign test):
+Every check ends in one of three outcomes: *supports*, *contradicts* or
+*inconclusive* (the numbers we could afford cannot tell; the check then prints the
+smallest difference its seeds could have detected).
 
-* ``check_order(a, b)`` passes when ``mean(a) - mean(b) > k * SE`` in the paper's
-  direction, fails when it exceeds ``k * SE`` the other way (or is exactly 0 with one
-  seed), and is inconclusive otherwise;
-* ``check_close(ours, paper)`` passes when ``|mean - paper| <= max(k * SE, tol)``
-  (tol 0.5 points by default) and fails otherwise. It is only made where our
+* ``check_order(a, b)`` ("a beats b"): seeds are paired (same seed = same data order
+  and initialisation), so with two or more seeds per method the paired t interval of
+  the per-seed differences decides (95 %): wholly on the claimed side supports, wholly
+  on the other side contradicts, otherwise inconclusive. With one seed, McNemar's
+  exact test on the two networks' per-image results decides when it is significant
+  (p < 0.05), else the check is inconclusive (``mixrepro.study.paired``).
+* ``check_close(ours, paper)`` supports when ``|mean - paper| <= max(2 SE, tol)``
+  (tol 0.5 points by default) and contradicts otherwise. It is only made where our
   protocol equals the paper's (:func:`comparable_to_paper`).
+* ``check_not_worse(a, b)`` supports when a trails b by at most ``max(2 SE, tol)``.
 
-The verdict of a claim (:func:`judge`): *not tested here* when the data, model or
+A claim's verdict (:func:`judge`): *not tested here* when the data, model or
 method is unavailable (the reason is recorded), or when the claim needs trained
 networks and the budget is ``smoke`` (two epochs on 1,000 images only show that
-the code runs); otherwise *reproduced* if every check passes, *not reproduced* if
-none passes, *partly* in between."""
+the code runs); otherwise the rule of ``mixrepro.study.paired.decide``: every check
+supports -> *reproduced*; some contradict and none supports -> *not reproduced*;
+supports mixed with contradicts or inconclusive -> *partly*; all inconclusive ->
+*inconclusive at this budget*."""
 from __future__ import annotations
 
 import json
@@ -28,45 +35,32 @@ from typing import Sequence
 from ..config import BUDGETS
 from ..errors import InvalidParameterError
 from .display import fmt, glue, markdown_table
+from .paired import VERDICTS, Check, check_ranking, decide  # noqa: F401  (VERDICTS: the ledger reads it here)
 from .paper_tables import PaperTable, comparable_to_paper
 from .scores import SeedStats
 
-VERDICTS = ("reproduced", "partly", "not reproduced", "not tested here")
 EVIDENCE_BUDGETS = ("cpu", "gpu", "paper")  # budgets whose numbers count as evidence
 VERDICTS_OUTPUT_KEY = "mixrepro_verdicts"  # output metadata key the claims ledger looks for
 K_SE = 2.0
 DEFAULT_TOLERANCE = 0.5
 
 
-@dataclass(frozen=True)
-class Check:
-    """One testable statement and its outcome: 'pass', 'fail' or 'inconclusive'."""
-
-    statement: str
-    outcome: str
-    detail: str
-
-
 def check_order(name_a: str, a: SeedStats, name_b: str, b: SeedStats, *, higher_is_better: bool = True,
-                k: float = K_SE, unit: str = "points", quantity: str = "") -> Check:
-    """'a is better than b' (the paper's claim) against our means over seeds (module rule).
+                unit: str = "points", quantity: str = "") -> Check:
+    """'a is better than b' (the paper's claim), paired over seeds (module rule).
 
     ``higher_is_better=False`` states the claim as 'a is lower than b' (ECE, FGSM error);
-    ``quantity`` names what is compared in the statement (e.g. 'FGSM error').
+    ``quantity`` names what is compared in the statement (e.g. 'FGSM error'). Per-image
+    results of the first seed (``SeedStats.correct``) add McNemar's test.
     """
-    diff = (a.mean - b.mean) if higher_is_better else (b.mean - a.mean)
-    se = math.hypot(a.se, b.se)
-    if diff > k * se:
-        outcome = "pass"
-    elif diff < -k * se or diff == 0:
-        outcome = "fail"
-    else:
-        outcome = "inconclusive"
+    paired_images = a.correct and b.correct and len(a.correct[0]) == len(b.correct[0])
+    check = check_ranking(name_a, name_b, a.values, b.values, claimed="a>b" if higher_is_better else "b>a",
+                          correct_a=a.correct[0] if paired_images else None,
+                          correct_b=b.correct[0] if paired_images else None)
     word = "higher" if higher_is_better else "lower"
-    se_text = f"{k:g}·SE = {k * se:.2f}" if se > 0 else "one seed per method: sign only"
     subject = f"{name_a} {quantity}".strip()
-    return Check(f"{subject} {word} than {name_b}", outcome,
-                 f"{name_a} {a.mean:.2f} vs {name_b} {b.mean:.2f}: margin {diff:+.2f} {unit} ({se_text})")
+    return Check(f"{subject} {word} than {name_b}", check.outcome, check.detail.replace(" points", f" {unit}"),
+                 check.detectable)
 
 
 def check_close(name: str, ours: SeedStats, paper: float, *, k: float = K_SE,
@@ -74,7 +68,7 @@ def check_close(name: str, ours: SeedStats, paper: float, *, k: float = K_SE,
     """Our mean within max(k·SE, tolerance) of the paper's number."""
     gap = ours.mean - paper
     bound = max(k * ours.se, tolerance)
-    outcome = "pass" if abs(gap) <= bound else "fail"
+    outcome = "supports" if abs(gap) <= bound else "contradicts"
     return Check(f"{name} matches the paper", outcome,
                  f"ours {ours.mean:.2f} vs paper {paper:.2f}: gap {gap:+.2f} (bound {bound:.2f})")
 
@@ -84,7 +78,7 @@ def check_not_worse(name_a: str, a: SeedStats, name_b: str, b: SeedStats, *, hig
     """'a is no worse than b' (e.g. "keeps a competitive FGSM error"): a trails b by at most max(k·SE, tolerance)."""
     shortfall = (b.mean - a.mean) if higher_is_better else (a.mean - b.mean)
     bound = max(k * math.hypot(a.se, b.se), tolerance)
-    outcome = "pass" if shortfall <= bound else "fail"
+    outcome = "supports" if shortfall <= bound else "contradicts"
     return Check(f"{name_a} {quantity}".strip() + f" no worse than {name_b}", outcome,
                  f"{name_a} {a.mean:.2f} vs {name_b} {b.mean:.2f}: shortfall {shortfall:+.2f} (bound {bound:.2f})")
 
@@ -94,8 +88,8 @@ def check_identity(statement: str, max_abs_difference: float, tolerance: float =
     # Rounding residuals differ between machines; the detail names only which side of the
     # tolerance they fall, so the recorded verdict is the same everywhere.
     if max_abs_difference <= tolerance:
-        return Check(statement, "pass", f"max |difference| <= {tolerance:.0e}")
-    return Check(statement, "fail", f"max |difference| = {max_abs_difference:.3g} > {tolerance:.0e}")
+        return Check(statement, "supports", f"max |difference| <= {tolerance:.0e}")
+    return Check(statement, "contradicts", f"max |difference| = {max_abs_difference:.3g} > {tolerance:.0e}")
 
 
 def check_symbolic(statement: str, differences) -> Check:
@@ -106,17 +100,28 @@ def check_symbolic(statement: str, differences) -> Check:
     nonzero = [r for r in residuals if r != 0]
     detail = (f"all {len(residuals)} residuals simplify to 0" if not nonzero
               else f"{len(nonzero)} of {len(residuals)} residuals do not vanish, e.g. {nonzero[0]}")
-    return Check(statement, "pass" if not nonzero else "fail", detail)
+    return Check(statement, "supports" if not nonzero else "contradicts", detail)
 
 
 def decide_verdict(checks: Sequence[Check]) -> str:
-    """reproduced (every check passes), not reproduced (none passes), partly (in between)."""
+    """The verdict of at least one check, by the rule of ``mixrepro.study.paired.decide``."""
     if not checks:
         raise InvalidParameterError("checks", checks, "at least one Check")
-    passed = sum(c.outcome == "pass" for c in checks)
-    if passed == len(checks):
-        return "reproduced"
-    return "not reproduced" if passed == 0 else "partly"
+    return decide(checks)
+
+
+def verdict_reason(checks: Sequence[Check]) -> str:
+    """'2 of 3 checks support; 1 inconclusive (smallest detectable difference 1.1 points)'."""
+    counts = {o: sum(c.outcome == o for c in checks) for o in ("supports", "contradicts", "inconclusive")}
+    text = f"{counts['supports']} of {len(checks)} checks support"
+    if counts["contradicts"]:
+        text += f", {counts['contradicts']} contradict"
+    if counts["inconclusive"]:
+        detectable = [c.detectable for c in checks if c.outcome == "inconclusive" and c.detectable is not None]
+        text += f", {counts['inconclusive']} inconclusive"
+        if detectable:
+            text += f" (smallest difference these runs could detect: {min(detectable):.2g} to {max(detectable):.2g})"
+    return text
 
 
 @dataclass(frozen=True)
@@ -156,8 +161,7 @@ def judge(claim_id: str, claim: str, source: str, budget: str, checks: Sequence[
         return Verdict(claim_id, claim, source, "not tested here", reason, budget, checks, outcome)
     if outcome is None:
         raise InvalidParameterError("checks", checks, "at least one Check, or an untested_reason")
-    passed = sum(c.outcome == "pass" for c in checks)
-    return Verdict(claim_id, claim, source, outcome, f"{passed} of {len(checks)} checks pass", budget, checks, outcome)
+    return Verdict(claim_id, claim, source, outcome, verdict_reason(checks), budget, checks, outcome)
 
 
 def winner_checks(winner: str, stats: dict[str, SeedStats], table: PaperTable, *, higher_is_better: bool = True,
