@@ -3,7 +3,7 @@
 A :class:`RunConfig` fully describes a training run; its hash keys the results
 store. A budget profile (``smoke``, ``cpu``, ``gpu``, ``paper``) changes only
 dataset size, model width, epochs and seeds; every other value keeps the paper's
-setting (REFERENCE.md section 1). What a budget changes is reported by
+setting (AutoMix, ECCV 2022, section 4.1; book/protocol_notes.md). What a budget changes is reported by
 :func:`budget_deviations` so notebooks can print it.
 """
 from __future__ import annotations

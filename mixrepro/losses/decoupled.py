@@ -1,4 +1,4 @@
-"""Decoupled Mixup losses DM(CE) and DM(BCE) (Liu, Li et al., NeurIPS 2023; paper 000).
+"""Decoupled Mixup losses DM(CE) and DM(BCE) (Liu, Li et al., NeurIPS 2023, appendix; protocol notes).
 
 Notation for a two-source mixed sample: classes a = y_a, b = y_b with weights
 lam_a = lam, lam_b = 1 - lam; logits z, p = softmax(z).

@@ -1,4 +1,4 @@
-"""Mixup cross-entropy (MCE) and its logit gradient (DM paper 000, Proposition 1)."""
+"""Mixup cross-entropy (MCE) and its logit gradient (Decoupled Mixup, NeurIPS 2023, appendix A.1, Proposition 1)."""
 from __future__ import annotations
 
 import torch

@@ -9,9 +9,9 @@ method's name; it calls, per iteration::
     method.after_step(ctx)                   # EMA update etc.
 
 Every method keeps an EMA copy of its classifier (``method.ema``) so every run
-reports both the online and the EMA network (REFERENCE.md section 1): learned
-methods use theirs as the momentum encoder; for static methods it is evaluated
-only.
+reports both the online and the EMA network (book/protocol_notes.md, "How the papers
+score a run"): learned methods use theirs as the momentum encoder; for static methods
+it is evaluated only.
 """
 from __future__ import annotations
 
@@ -48,7 +48,7 @@ class StepOutput:
 
 
 def automix_momentum(progress: float, start: float = 0.999, end: float = 0.999999, warm: float = 0.1) -> float:
-    """EMA momentum of the AutoMix family (REFERENCE.md section 3).
+    """EMA momentum of the AutoMix family (book/protocol_notes.md, "The EMA (momentum) network").
 
     Constant ``start`` for the first ``warm`` fraction of iterations, then a cosine
     rise to ``end`` at the last iteration.

@@ -10,11 +10,12 @@ Parameters of each method: its mixer's (``alpha`` and the mixer's options, see
 ``mixrepro.mixers``), ``loss`` (a name of ``mixrepro.losses.build_loss``) and
 ``loss_params`` (passed to ``build_loss`` over the preset the DM paper gives for
 the mixer: eta 0.1 for static mixers; (t, xi) = (1, 0.8) for cutting-based mixers,
-(0.5, 1) for Mixup and ManifoldMix). Cosine floor 0 (REFERENCE.md section 1).
+(0.5, 1) for Mixup and ManifoldMix; DM appendix B.3). Cosine floor 0 (reference configs;
+book/protocol_notes.md, "Optimiser and learning-rate schedule").
 The EMA copy kept by ``Method`` is evaluated only.
 
 Default alphas are the CIFAR values; ``PAPER_ALPHA[(method, setting)]`` holds the
-per-dataset values of the AutoMix paper's appendix (paper 001, "Reproduction settings").
+per-dataset values of the AutoMix paper (ECCV 2022), appendix A.1, "Reproduction settings".
 """
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ from ..mixers import MixTarget, build_mixer, mixer_defaults
 from .base import Method, StepContext, StepOutput
 from .registry import METHODS
 
-PAPER_ALPHA_SOURCE = "AutoMix (ECCV 2022) appendix, 'Reproduction settings' (paper 001)"
+PAPER_ALPHA_SOURCE = "AutoMix (ECCV 2022), appendix A.1, 'Reproduction settings'"
 ALPHA_SETTINGS = {
     "cifar": "CIFAR-10 and CIFAR-100",
     "imagenet_r18": "Tiny-ImageNet and ImageNet-1k, PyTorch-style training, ResNet-18",

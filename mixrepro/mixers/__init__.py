@@ -7,7 +7,7 @@ the parameters (defaults: the papers' CIFAR values). An instance is called as
     logits, target = mixer(model, x, y, generator)    # manifoldmix mixes inside the model
 
 with one lam and one permutation per batch, every draw from ``generator``
-(REFERENCE.md section 2). The pure functions (``mixup(x, y, lam, perm)``,
+(book/protocol_notes.md, "Static mixers"). The pure functions (``mixup(x, y, lam, perm)``,
 ``cutmix(x, y, lam, perm, box)``...) take those draws as arguments.
 PuzzleMix lives in its own modules (``puzzlemix*.py``).
 """

@@ -1,8 +1,8 @@
 """CutMix (Yun et al., ICCV 2019): paste a box of the partner image; the label follows the box area.
 
 The box has sides sqrt(1 - lam) * (H, W) around a uniformly drawn centre and is
-clipped to the image, so lam is recomputed from the clipped area (REFERENCE.md
-section 2). Half sides are ``int(0.5 * scale * side)``, which equals the CutMix
+clipped to the image, so lam is recomputed from the clipped area (book/protocol_notes.md,
+"Static mixers"). Half sides are ``int(0.5 * scale * side)``, which equals the CutMix
 paper code's ``int(scale * side) // 2`` and torchvision's ``int(r * side)``.
 
 ``Box``, ``box_around``, ``random_box``, ``crop``, ``paste`` and ``box_lam`` are shared

@@ -1,6 +1,6 @@
 """FMix (Harris et al., 2020): a binary mask cut from a random low-frequency Fourier image.
 
-Per batch (REFERENCE.md section 2): lam ~ Beta(alpha, alpha), one permutation and one
+Per batch (book/protocol_notes.md, "Static mixers"): lam ~ Beta(alpha, alpha), one permutation and one
 mask. The grey image is the inverse FFT of complex Gaussian noise whose amplitude
 at frequency f is 1 / max(f, 1 / max(H, W)) ** decay_power (decay power 3); the mask
 is 1 on exactly round(lam * H * W) of its largest pixels (ties broken by pixel index)

@@ -1,7 +1,7 @@
 """Manifold Mixup (Verma et al., ICML 2019): Mixup of hidden representations at a random stage.
 
 Per batch: a stage k drawn uniformly from ``stages`` (default {0, 1, 2}: the input,
-after residual stage 1, after stage 2; REFERENCE.md section 2), then
+after residual stage 1, after stage 2; book/protocol_notes.md, "Static mixers"), then
 
     h = model.forward_features(x, k);  logits = model.forward_from(lam * h + (1 - lam) * h[perm], k)
 

@@ -2,7 +2,7 @@
 
     x_mix = lam * x + (1 - lam) * x[perm],   target = (y: lam, y[perm]: 1 - lam),   lam ~ Beta(alpha, alpha)
 
-One lam and one permutation per batch (REFERENCE.md section 2).
+One lam and one permutation per batch (book/protocol_notes.md, "Static mixers").
 """
 from __future__ import annotations
 

@@ -5,7 +5,7 @@ saliency map (Montabone & Soto, 2010) of ONE image, ``x[perm[0]]`` (the partner 
 sample 0, the image whose patch sample 0 receives, as in the SaliencyMix code), gives
 the box centre at its maximum (first maximum in row-major order, as ``np.argmax``);
 the box has CutMix's size for lam and is the same for the whole batch; the label
-weight is recomputed from the clipped box (REFERENCE.md section 2).
+weight is recomputed from the clipped box (book/protocol_notes.md, "SaliencyMix").
 
 ``fine_grained_saliency`` is our batched torch implementation of OpenCV's
 ``cv2.saliency.StaticSaliencyFineGrained`` on 8-bit images, step by step:

@@ -1,4 +1,4 @@
-"""CIFAR ResNets and ResNeXt (REFERENCE.md section 1).
+"""CIFAR ResNets and ResNeXt (AutoMix, ECCV 2022, section 4.1; book/protocol_notes.md, "Backbones").
 
 Differences from the ImageNet architectures: a 3x3 stride-1 stem conv (+BN+ReLU)
 and no max-pool, so a 32 px input keeps 32 px through stage 1 and stage outputs are

@@ -1,4 +1,6 @@
-"""``mixrepro bench``: wall-clock cost of one training step of each method (REFERENCE.md section 8).
+"""``mixrepro bench``: wall-clock cost of one training step of each method.
+
+The papers' published costs are collected in book/protocol_notes.md, "Published costs".
 
 A benchmarked step is a training step: the run is built by the trainer's own
 builders (``components.load_run_data``, ``build_run_method``, ``train_batcher``) and

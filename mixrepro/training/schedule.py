@@ -1,4 +1,7 @@
-"""Optimiser and learning-rate schedule of the common CIFAR protocol (REFERENCE.md section 1).
+"""Optimiser and learning-rate schedule of the common CIFAR protocol.
+
+AutoMix (ECCV 2022), section 4.1, and the reference configs; the cosine floor per method
+is in book/protocol_notes.md, "Optimiser and learning-rate schedule".
 
 SGD with momentum and weight decay on every trainable parameter of the method
 (backbone and Mix Block / generator alike, as in the reference CIFAR configs);
