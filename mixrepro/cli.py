@@ -31,6 +31,12 @@ def _train(args) -> int:
     return cli_train(args)
 
 
+def _verify(args) -> int:
+    from .verify import cli_verify
+
+    return cli_verify(args)
+
+
 def _runs(args) -> int:
     from .runs import cli_runs
 
@@ -71,6 +77,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_train_arguments(p)
     p.set_defaults(func=_train)
+
+    p = sub.add_parser("verify", help="retrain stored runs from their records; exit 0 if bit-identical")
+    from .verify import add_verify_arguments
+
+    add_verify_arguments(p)
+    p.set_defaults(func=_verify)
 
     p = sub.add_parser("runs", help="list stored runs; --stale: those made by older method code")
     p.add_argument("--stale", action="store_true", help="only runs whose method code changed since")

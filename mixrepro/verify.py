@@ -1,0 +1,110 @@
+"""``mixrepro verify RUN_DIR``: retrain a stored run from its record and say whether its numbers come back.
+
+The run is retrained from scratch under the runtime it recorded (device type,
+precision, memory layout, thread count), into a scratch results store and a
+scratch checkpoint cache, so neither the committed run nor its final weights are
+touched. Then every per-epoch number (losses, method logs, test scores; wall
+times aside) and the final per-image predictions are compared: on the CPU with the
+same thread count, precision and torch build they must be bit-identical; otherwise
+the report says how far each column moved.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+from dataclasses import dataclass, field
+
+from .errors import InvalidParameterError
+from .results import TIMING_COLUMNS, ResultsStore, RunRecord
+
+
+@dataclass
+class Verification:
+    run_dir: str
+    runtime: dict
+    identical: bool
+    predictions_identical: bool | None
+    max_abs_difference: dict[str, float] = field(default_factory=dict)  # per column that differs
+
+    def summary(self) -> str:
+        where = (f"{self.runtime.get('device_type', 'cpu')}, {self.runtime.get('precision', 'fp32')}, "
+                 f"{self.runtime.get('threads')} thread(s)")
+        if self.identical:
+            return f"{self.run_dir}: reproduced bit for bit ({where})"
+        worst = sorted(self.max_abs_difference.items(), key=lambda kv: -kv[1])[:5]
+        columns = ", ".join(f"{k} {v:.3g}" for k, v in worst)
+        return f"{self.run_dir}: NOT identical ({where}); largest differences: {columns}"
+
+
+def recorded_runtime(record: RunRecord) -> dict:
+    """The runtime a run recorded; runs from before runtimes were recorded ran fp32 on their device."""
+    env = record.environment
+    runtime = dict(env.get("runtime") or {})
+    runtime.setdefault("device_type", env.get("device_type", "cpu"))
+    runtime.setdefault("precision", "fp32")
+    runtime.setdefault("channels_last", False)
+    runtime.setdefault("threads", env.get("torch_threads"))
+    return runtime
+
+
+def column_differences(stored: list[dict], again: list[dict]) -> dict[str, float]:
+    """{column: max |difference|} over epochs for every numeric column that differs (timings aside)."""
+    if len(stored) != len(again):
+        return {"epochs": float(abs(len(stored) - len(again)))}
+    differences: dict[str, float] = {}
+    for old, new in zip(stored, again):
+        for key in set(old) | set(new):
+            if key in TIMING_COLUMNS:
+                continue
+            a, b = old.get(key), new.get(key)
+            if a == b:
+                continue
+            gap = abs(a - b) if isinstance(a, (int, float)) and isinstance(b, (int, float)) else float("inf")
+            differences[key] = max(differences.get(key, 0.0), gap)
+    return differences
+
+
+def verify_run(run_dir, *, data_root=None, progress: bool = False) -> Verification:
+    """Retrain the run in ``run_dir`` from scratch under its recorded runtime and compare."""
+    from .training import fit
+
+    record = ResultsStore.load_dir(run_dir)
+    runtime = recorded_runtime(record)
+    if runtime["device_type"] == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            raise InvalidParameterError("run", str(run_dir), "a run trained on the CPU (this machine has no CUDA)")
+    with tempfile.TemporaryDirectory(prefix="mixrepro-verify-") as scratch:
+        previous_cache = os.environ.get("MIXREPRO_CACHE")
+        os.environ["MIXREPRO_CACHE"] = os.path.join(scratch, "cache")
+        try:
+            again = fit(record.config, results_root=os.path.join(scratch, "results"), device=runtime["device_type"],
+                        amp=runtime["precision"] == "bf16", channels_last=runtime["channels_last"],
+                        threads=runtime["threads"], resume=False, progress=progress, data_root=data_root)
+        finally:
+            if previous_cache is None:
+                os.environ.pop("MIXREPRO_CACHE", None)
+            else:
+                os.environ["MIXREPRO_CACHE"] = previous_cache
+    differences = column_differences(record.epochs, again.epochs)
+    predictions = (record.predictions == again.predictions) if record.predictions else None
+    return Verification(str(run_dir), runtime, not differences and predictions is not False, predictions,
+                        differences)
+
+
+def cli_verify(args) -> int:
+    """Exit status 0 when every run reproduced bit for bit, 1 otherwise."""
+    results = [verify_run(run_dir, data_root=args.data_root, progress=not args.no_progress)
+               for run_dir in args.run_dirs]
+    for result in results:
+        print(result.summary())
+    return 0 if all(r.identical for r in results) else 1
+
+
+def add_verify_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="a stored run directory")
+    parser.add_argument("--data-root", default=None, help="data root (default: $MIXREPRO_DATA, else ./data)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+
