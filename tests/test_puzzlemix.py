@@ -24,6 +24,15 @@ from mixrepro.models import build_model
 HP = dict(beta=1.2, gamma=0.5, eta=0.2, neigh_size=4, n_labels=3)
 
 
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """Small tensors: one intra-op thread is faster, and far faster on a loaded 2-core machine."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
 def gen(seed=0):
     return torch.Generator().manual_seed(seed)
 
@@ -207,7 +216,8 @@ def test_swap_on_puzzlemix_energies_is_swap_optimal_and_almost_always_global():
 def test_label_distance_and_exact_on_larger_grid_not_worse_than_swap():
     assert np.allclose(label_distance(3), [[0, 0.25, 1], [0.25, 0, 0.25], [1, 0.25, 0]])
     u, wd, wr = realistic_energy(7, grid=8)
-    assert grid_energy(exact_convex_cut(u, wd, wr), u, wd, wr)[0] <= grid_energy(alpha_beta_swap(u, wd, wr), u, wd, wr)[0] + 1e-12
+    exact, swap = exact_convex_cut(u, wd, wr), alpha_beta_swap(u, wd, wr)
+    assert grid_energy(exact, u, wd, wr)[0] <= grid_energy(swap, u, wd, wr)[0] + 1e-12
 
 
 # ---------------------------------------------------------------- prior
@@ -428,8 +438,8 @@ def test_registered_with_paper_defaults():
     assert PuzzleMix.default_min_lr == 0.0
 
 
-@pytest.mark.parametrize("bad", [dict(solver="greedy"), dict(transport_solver="greedy"), dict(n_labels=1), dict(t_size=0), dict(alpha=0),
-                                 dict(block_nums=(1,)), dict(clean_lam=-1), dict(gamma=-0.1), dict(nope=1)])
+@pytest.mark.parametrize("bad", [dict(solver="greedy"), dict(transport_solver="greedy"), dict(n_labels=1),
+                                 dict(t_size=0), dict(alpha=0), dict(block_nums=(1,)), dict(clean_lam=-1), dict(gamma=-0.1), dict(nope=1)])
 def test_invalid_parameters_are_rejected(bad):
     with pytest.raises(InvalidParameterError):
         tiny_method(**bad)
@@ -447,3 +457,172 @@ def test_geometry_is_checked():
     x_a, x_b, s_a, s_b = random_pair(b=2, size=32)
     with pytest.raises(InvalidParameterError):
         mix_sources(x_a, x_b, s_a, s_b, 0.5, 2, **HP, t_size=3)  # 3 px transport blocks do not tile 16 px blocks
+
+
+# ---------------------------------------------------------------- fast paths vs the straightforward ones (bit-exact)
+
+
+def reference_data_smoothness(x_a, x_b, grid, weight, neigh_size):
+    """The straightforward data term: every pair's discrepancy from :func:`boundary_discrepancy` (pools again)."""
+    imgs = {"a": x_a, "b": x_b}
+    pairs = {(s, t): boundary_discrepancy(imgs[s], imgs[t], grid, neigh_size) for s in "ab" for t in "ab"}
+    show = {s: torch.zeros(len(x_a), grid, grid) for s in "ab"}
+    extra = []
+    for axis, (first, second) in enumerate([(np.s_[:, :-1, :], np.s_[:, 1:, :]), (np.s_[:, :, :-1], np.s_[:, :, 1:])]):
+        P = {st: weight * pairs[st][axis] for st in pairs}
+        for s in "ab":
+            show[s][first] += (P[s, "a"] + P[s, "b"]) / 2
+            show[s][second] += (P["a", s] + P["b", s]) / 2
+        extra.append((P["a", "b"] + P["b", "a"] - P["a", "a"] - P["b", "b"]) / 2)
+    return show["a"], show["b"], extra[0], extra[1]
+
+
+@pytest.fixture
+def reference_mixing(monkeypatch):
+    """Switch the mixers to the straightforward paths: dense transport costs, per-pair pooling."""
+    import functools
+
+    import mixrepro.mixers.puzzlemix as pm
+
+    def use():
+        monkeypatch.setattr(pm, "data_smoothness", reference_data_smoothness)
+        monkeypatch.setattr(pm, "transport_blocks", functools.partial(transport, fast=False))
+
+    return use
+
+
+def outputs(out):
+    return out.mixed, out.mask, out.source_a, out.source_b
+
+
+def assert_same_bits(got, want):
+    assert len(got) == len(want)
+    for g, w in zip(got, want):
+        assert g.dtype == w.dtype and g.shape == w.shape and torch.equal(g, w)
+
+
+def test_exact_plans_match_dense_assignment():
+    from mixrepro.mixers.puzzlemix_transport import assignment_plans, exact_plans
+
+    g = gen(21)
+    for grid in (2, 4, 8, 16):
+        sal = block_saliency(torch.rand(12, grid, grid, generator=g) ** 4, grid)
+        visible = torch.rand(12, grid, grid, generator=g) > torch.rand(12, 1, 1, generator=g)
+        visible[0], visible[1] = True, False  # the samples that skip the solver
+        for eps in (0.8, 0.05, 0.0):
+            assert torch.equal(exact_plans(sal, visible, eps), assignment_plans(transport_cost(sal, visible, eps)))
+
+
+def mixing_cases():
+    for block_num in (2, 4, 8, 16):
+        for lam in (0.13, 0.5, 0.9):
+            for kw in ({}, {"solver": "exact"}, {"transport_solver": "iterative"}, {"t_size": -1}, {"t_eps": 0.05}):
+                yield block_num, lam, kw
+
+
+def test_mix_sources_matches_reference_path(reference_mixing):
+    from mixrepro.mixers.puzzlemix import data_smoothness
+
+    x, _, s, _ = random_pair(b=12, seed=13)
+    perm = torch.randperm(12, generator=gen(14))
+    for grid, neigh in ((2, 4), (4, 4), (8, 4), (16, 2), (8, 1)):
+        assert_same_bits(data_smoothness(x, x[perm], grid, 0.03, neigh),
+                         reference_data_smoothness(x, x[perm], grid, 0.03, neigh))
+    cases = list(mixing_cases())
+    fast = [outputs(mix_sources(x, x[perm], s, s[perm], lam, bn, **kw)) for bn, lam, kw in cases]
+    reference_mixing()
+    for (bn, lam, kw), got in zip(cases, fast):
+        assert_same_bits(got, outputs(mix_sources(x, x[perm], s, s[perm], lam, bn, **kw)))
+
+
+def real_batch(n=48):
+    """n CIFAR-10 training images in [0, 1] and their labels (skips where the copy is absent)."""
+    import os
+    from pathlib import Path
+
+    from mixrepro.data import load_dataset
+    from mixrepro.data.cifar_jpeg import ARCHIVE
+
+    for root in (os.environ.get("MIXREPRO_DATA"), "/work/shared/data"):
+        if root and (Path(root) / ARCHIVE).is_file():
+            ds = load_dataset("cifar10-jpeg", root=root)
+            return ds.train_x[:n].permute(0, 3, 1, 2).float().div(255), ds.train_y[:n]
+    pytest.skip(f"{ARCHIVE} is in neither $MIXREPRO_DATA nor /work/shared/data")
+
+
+@pytest.mark.data
+def test_mix_sources_and_puzzlemix_match_reference_path_on_real_images(reference_mixing):
+    x, y = real_batch()
+    saliency = frozen_bn_saliency(tiny_method().model, x, y)
+    perm = torch.randperm(len(x), generator=gen(15))
+    cases = list(mixing_cases())
+    fast = [outputs(mix_sources(x, x[perm], saliency, saliency[perm], lam, bn, **kw)) for bn, lam, kw in cases]
+    fast_pm = puzzlemix(x, y, 0.4, perm, saliency, 16, **HP)
+    reference_mixing()
+    for (bn, lam, kw), got in zip(cases, fast):
+        assert_same_bits(got, outputs(mix_sources(x, x[perm], saliency, saliency[perm], lam, bn, **kw)))
+    ref_pm = puzzlemix(x, y, 0.4, perm, saliency, 16, **HP)
+    assert_same_bits((fast_pm[0], fast_pm[1].weights, fast_pm[1].labels),
+                     (ref_pm[0], ref_pm[1].weights, ref_pm[1].labels))
+
+
+def record_training(x, y, steps=3, clean_lam=1.0, reference=False, autocast=False, monkeypatch=None):
+    """Losses, logs, mixed batches, parameter gradients and final weights of ``steps`` SGD steps."""
+    import mixrepro.methods.puzzlemix as method_module
+
+    method = tiny_method(clean_lam=clean_lam)
+    method.merged_clean_backward = not reference
+    opt = torch.optim.SGD(method.model.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-4)
+    mixes = []
+    original = method_module.puzzlemix
+
+    def recording(*a, **k):
+        x_mix, target = original(*a, **k)
+        mixes.append((x_mix, target.weights, target.labels))
+        return x_mix, target
+
+    monkeypatch.setattr(method_module, "puzzlemix", recording)
+    g = gen(7)
+    rec = []
+    for step in range(steps):
+        xs, ys = x[step::steps], y[step::steps]
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+            out = method.training_step(xs, ys, StepContext(step, steps, 0, g))
+        opt.zero_grad(set_to_none=True)
+        out.loss.backward()
+        rec.append((out.loss.detach(), out.logs, [p.grad.clone() for p in method.model.parameters()]))
+        opt.step()
+    monkeypatch.setattr(method_module, "puzzlemix", original)
+    return rec, mixes, [p.detach().clone() for p in method.model.parameters()], dict(method.model.named_buffers())
+
+
+def assert_same_training(got, want):
+    (rec_g, mix_g, par_g, buf_g), (rec_w, mix_w, par_w, buf_w) = got, want
+    for (loss_g, logs_g, grads_g), (loss_w, logs_w, grads_w) in zip(rec_g, rec_w, strict=True):
+        assert torch.equal(loss_g, loss_w) and logs_g == logs_w
+        assert_same_bits(grads_g, grads_w)
+    for g, w in zip(mix_g, mix_w, strict=True):
+        assert_same_bits(g, w)
+    assert_same_bits(par_g, par_w)
+    assert buf_g.keys() == buf_w.keys()
+    assert_same_bits(list(buf_g.values()), list(buf_w.values()))
+
+
+@pytest.mark.parametrize("clean_lam, autocast", [(1.0, False), (1.0, True), (0.5, False), (0.0, False)])
+def test_training_steps_match_reference_path(monkeypatch, reference_mixing, clean_lam, autocast):
+    """One merged clean backward (the default for clean_lam = 1 without autocast) and the fast mixers
+    give the bits of the straightforward step: clean graph backpropagated twice, reference mixers."""
+    x, y = batch(24, seed=3)
+    fast = record_training(x, y, clean_lam=clean_lam, autocast=autocast, monkeypatch=monkeypatch)
+    reference_mixing()
+    want = record_training(x, y, clean_lam=clean_lam, autocast=autocast, reference=True, monkeypatch=monkeypatch)
+    assert_same_training(fast, want)
+
+
+@pytest.mark.data
+@pytest.mark.parametrize("clean_lam", [1.0, 0.0])
+def test_training_steps_match_reference_path_on_real_images(monkeypatch, reference_mixing, clean_lam):
+    x, y = real_batch(96)
+    fast = record_training(x, y, clean_lam=clean_lam, monkeypatch=monkeypatch)
+    reference_mixing()
+    assert_same_training(fast, record_training(x, y, clean_lam=clean_lam, reference=True, monkeypatch=monkeypatch))

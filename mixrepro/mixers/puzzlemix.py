@@ -40,7 +40,8 @@ from ``block_nums`` (2, 4, 8, 16 = 2^U{1..4} at 32 px). Per sample:
    the target weighs y by lam_i = 1 - mean(m_i), per sample.
 
 Defaults, CIFAR (where they come from):
-alpha = 1 (AutoMix paper appendix, "PuzzleMix adopts alpha = 1"; REFERENCE.md section 1);
+alpha = 1 (AutoMix, ECCV 2022, appendix A.1, "PuzzleMix adopts alpha = 1";
+book/protocol_notes.md, "Mixing alpha per method");
 beta = 1.2, gamma = 0.5, eta = 0.2, neigh_size = 4, n_labels = 3, t_eps = 0.8,
 transport on: the official PuzzleMix CIFAR command line and OpenMixup's CIFAR
 configs agree. t_size = 4 px: both set it for CIFAR (OpenMixup's function default
@@ -138,9 +139,13 @@ def boundary_discrepancy(first: torch.Tensor, second: torch.Tensor, grid: int, n
     next block in ``second``, averaged over channels and along the boundary.
     Returns (down [B, G-1, G], right [B, G, G-1]).
     """
-    p1, p2 = F.avg_pool2d(first, neigh_size), F.avg_pool2d(second, neigh_size)
+    return pooled_boundary_discrepancy(F.avg_pool2d(first, neigh_size), F.avg_pool2d(second, neigh_size), grid)
+
+
+def pooled_boundary_discrepancy(p1: torch.Tensor, p2: torch.Tensor, grid: int):
+    """:func:`boundary_discrepancy` of images already average-pooled by ``neigh_size``."""
     k = p1.shape[-1] // grid  # pooled pixels per block
-    b = len(first)
+    b = len(p1)
     down = (p1[:, :, k - 1:(grid - 1) * k:k, :] - p2[:, :, k::k, :]).abs().mean(1)
     right = (p1[:, :, :, k - 1:(grid - 1) * k:k] - p2[:, :, :, k::k]).abs().mean(1)
     return down.reshape(b, grid - 1, grid, k).mean(-1), right.reshape(b, grid, k, grid - 1).mean(2)
@@ -153,8 +158,8 @@ def label_prior(lam: float, n_labels: int) -> np.ndarray:
 
 def data_smoothness(x_a, x_b, grid, weight, neigh_size):
     """Per node cost of showing a / b ([B, G, G] each) and per edge extra weight, from boundary discrepancies."""
-    imgs = {"a": x_a, "b": x_b}
-    pairs = {(s, t): boundary_discrepancy(imgs[s], imgs[t], grid, neigh_size) for s in "ab" for t in "ab"}
+    pooled = {"a": F.avg_pool2d(x_a, neigh_size), "b": F.avg_pool2d(x_b, neigh_size)}  # each image once
+    pairs = {(s, t): pooled_boundary_discrepancy(pooled[s], pooled[t], grid) for s in "ab" for t in "ab"}
     show = {s: torch.zeros(len(x_a), grid, grid, device=x_a.device) for s in "ab"}
     extra = []
     # axis 0: vertical edges (upper node, lower node); axis 1: horizontal edges (left node, right node)

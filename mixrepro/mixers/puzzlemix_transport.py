@@ -10,7 +10,11 @@ mask shows this source at all), PuzzleMix chooses a transport plan ``Pi``
 (squared distance between block positions, normalised by the grid's extent):
 saliency kept visible minus the distance moved. We solve it exactly as a
 linear assignment (``scipy.optimize.linear_sum_assignment`` per sample), so the
-plan is always a permutation of blocks (``solver="exact"``, the default).
+plan is always a permutation of blocks (``solver="exact"``, the default). The
+default path (:func:`exact_plans`) builds each sample's cost matrix in one reused
+buffer and skips samples visible everywhere or nowhere (their plan is the
+identity); ``transport(..., fast=False)`` keeps the dense [B, n, n] reference
+(:func:`transport_cost`, :func:`assignment_plans`), with the same result bit for bit.
 
 ``solver="iterative"`` is the reference code's approximate GPU solver, our own
 implementation of it: T rounds in which every block claims its cheapest
@@ -23,6 +27,8 @@ The empty positions arise where the source is hidden (cost >= 0), so on the
 inputs we tried no hole was visible in the mixed image.
 """
 from __future__ import annotations
+
+from functools import lru_cache
 
 import numpy as np
 import torch
@@ -53,6 +59,41 @@ def assignment_plans(cost: torch.Tensor) -> torch.Tensor:
         source[cols] = rows
         sources.append(source)
     return torch.from_numpy(np.stack(sources))
+
+
+@lru_cache(maxsize=16)
+def _position_cost_numpy(grid: int) -> np.ndarray:
+    """:func:`position_cost` as a read-only float64 array (the same bits), computed once per grid."""
+    cost = position_cost(grid).numpy()
+    cost.flags.writeable = False
+    return cost
+
+
+def exact_plans(saliency: torch.Tensor, visible: torch.Tensor, eps: float) -> torch.Tensor:
+    """:func:`assignment_plans` of :func:`transport_cost`, the same result, without the [B, n, n] tensor.
+
+    Each sample's cost matrix is built in one reused float64 buffer with the same floating-point
+    operations (``eps * C`` once, minus the outer product ``s z^T``), so scipy sees the same bits.
+    A sample whose source is visible everywhere or nowhere skips the solver: its cost is ``eps * C``
+    minus a row constant (``s_i``) or nothing, and any permutation but the identity moves a block a
+    squared distance of at least 1 / (T - 1)**2 (the diagonal of C is exactly 0), so the identity is
+    the unique optimum by a margin far above rounding (for ``eps >= 1e-3``), and the solver would return
+    it too.
+    """
+    grid = saliency.shape[-1]
+    n = grid * grid
+    s = saliency.detach().reshape(len(saliency), n).double().cpu().numpy()
+    z = visible.detach().reshape(len(visible), n).double().cpu().numpy()
+    eps_cost = eps * _position_cost_numpy(grid)
+    trivial = (z.min(1) == z.max(1)) & (eps >= 1e-3)  # margin >= 2e-3 / (T - 1)**2 >> rounding
+    sources = np.tile(np.arange(n, dtype=np.int64), (len(s), 1))
+    cost = np.empty((n, n))
+    for b in np.flatnonzero(~trivial):
+        np.multiply.outer(s[b], z[b], out=cost)
+        np.subtract(eps_cost, cost, out=cost)
+        rows, cols = linear_sum_assignment(cost)
+        sources[b, cols] = rows
+    return torch.from_numpy(sources)
 
 
 def _round_winners(choice: torch.Tensor, claimed: torch.Tensor, n: int):
@@ -115,8 +156,15 @@ def permute_blocks(x: torch.Tensor, source: torch.Tensor, grid: int) -> torch.Te
 
 
 def transport(x: torch.Tensor, saliency: torch.Tensor, visible: torch.Tensor, eps: float,
-              solver: str = "exact") -> torch.Tensor:
-    """Move each image's blocks (grid from ``saliency`` [B, T, T]) to keep salient ones visible."""
+              solver: str = "exact", fast: bool = True) -> torch.Tensor:
+    """Move each image's blocks (grid from ``saliency`` [B, T, T]) to keep salient ones visible.
+
+    ``fast=False``: the exact solver through the dense :func:`transport_cost` and
+    :func:`assignment_plans` (the reference path; same result as the default :func:`exact_plans`).
+    """
     grid = saliency.shape[-1]
-    source = TRANSPORT_SOLVERS[solver](transport_cost(saliency, visible, eps))
+    if solver == "exact" and fast:
+        source = exact_plans(saliency, visible, eps)
+    else:
+        source = TRANSPORT_SOLVERS[solver](transport_cost(saliency, visible, eps))
     return permute_blocks(x, source, grid)

@@ -68,7 +68,6 @@ def build_run_method(config: RunConfig, dataset, runtime: Runtime):
     model = build_model(config.model, dataset.num_classes, width=config.width, mean=dataset.mean, std=dataset.std,
                         in_channels=dataset.image_shape[0], generator=torch.Generator().manual_seed(init_seed))
     method = build_method(config.method, model, dataset.num_classes, **config.method_params)
-    method.ema_schedule = config.ema_schedule
     method.to(runtime.device)
     if runtime.channels_last:
         method.to(memory_format=torch.channels_last)

@@ -127,6 +127,7 @@ def start_run(config: RunConfig, runtime: Runtime, *, data_root=None, saved: dic
     """The run's live objects, restored from the checkpoint ``saved`` when one is given."""
     dataset = components.load_run_data(config, data_root)
     method = components.build_run_method(config, dataset, runtime)
+    method.ema_schedule = config.ema_schedule
     run = Run(config, runtime, dataset, method, build_optimizer(config, method.parameters()),
               components.step_generator(config), TrainState())
     if saved is not None:
