@@ -439,7 +439,8 @@ def test_registered_with_paper_defaults():
 
 
 @pytest.mark.parametrize("bad", [dict(solver="greedy"), dict(transport_solver="greedy"), dict(n_labels=1),
-                                 dict(t_size=0), dict(alpha=0), dict(block_nums=(1,)), dict(clean_lam=-1), dict(gamma=-0.1), dict(nope=1)])
+                                 dict(t_size=0), dict(alpha=0), dict(block_nums=(1,)), dict(clean_lam=-1),
+                                 dict(gamma=-0.1), dict(nope=1)])
 def test_invalid_parameters_are_rejected(bad):
     with pytest.raises(InvalidParameterError):
         tiny_method(**bad)
