@@ -1,0 +1,120 @@
+"""The reduced-budget pilot: which cpu setting lets Mixup's gain over Vanilla stand out from seed noise.
+
+Reads the runs of a sweep plan (``mixrepro.sweep``) from the store without training,
+groups them by setting (training images x epochs), and compares Mixup with Vanilla
+paired over seeds and per test image. A setting qualifies for the study's ``cpu``
+budget when the paired check supports "Mixup beats Vanilla" (the gain exceeds what
+the seeds' spread allows); among qualifying settings the cheaper one wins.
+"""
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass
+
+from ..results import ResultsStore
+from .display import markdown_table
+from .facts import method_label
+from .paired import mcnemar
+from .scores import SeedStats, per_image_correct
+from .verdicts import check_order
+
+
+@dataclass(frozen=True)
+class PilotRun:
+    setting: str  # e.g. "10,000 images x 120 epochs"
+    method: str
+    seed: int
+    record: object | None  # RunRecord, or None while the run is pending
+
+
+def setting_name(config) -> str:
+    images = f"{config.train_subset:,}" if config.train_subset else "all 50,000"
+    return f"{images} images x {config.epochs} epochs"
+
+
+def pilot_runs(plan_name: str = "pilot", results_root=None) -> list[PilotRun]:
+    """Every run of the plan, with its stored record or None where it has not finished yet."""
+    from ..sweep import PLANS
+
+    store = ResultsStore(results_root)
+    return [PilotRun(setting_name(c), c.method, c.seed, store.load(c)) for c in PLANS.get(plan_name).configs]
+
+
+def runs_table(runs: list[PilotRun]) -> str:
+    """One row per planned run: setting, method, seed, online and EMA top-1, wall time, images/s."""
+    rows = []
+    for run in runs:
+        if run.record is None:
+            rows.append([run.setting, method_label(run.method), run.seed, "pending", "", "", ""])
+            continue
+        s = run.record.summary
+        rows.append([run.setting, method_label(run.method), run.seed, f"{s['online']['median_last10']:.2f}",
+                     f"{s['ema']['median_last10']:.2f}", f"{s['wall_time_s'] / 3600:.2f}",
+                     f"{s['train_images_per_s']:.0f}"])
+    return markdown_table(["setting", "method", "seed", "online top-1 (median last 10)", "EMA top-1",
+                           "wall time (h)", "images/s"], rows)
+
+
+def _paired_records(runs: list[PilotRun], setting: str) -> tuple[list, list]:
+    """Vanilla and Mixup records of ``setting`` for the seeds where both finished, in seed order."""
+    by = {(r.method, r.seed): r.record for r in runs if r.setting == setting and r.record is not None}
+    seeds = sorted(s for (m, s) in by if m == "mixup" and ("vanilla", s) in by)
+    return [by[("vanilla", s)] for s in seeds], [by[("mixup", s)] for s in seeds]
+
+
+def compare_setting(runs: list[PilotRun], setting: str, network: str = "online") -> dict:
+    """Mixup vs Vanilla at one setting: per-seed gaps, the paired check, McNemar per seed, CPU-hours."""
+    vanilla, mixup = _paired_records(runs, setting)
+    if not vanilla:
+        return {"setting": setting, "seeds": 0}
+    score = lambda r: r.summary[network]["median_last10"]  # noqa: E731
+    a = SeedStats(tuple(map(score, mixup)), per_image_correct(mixup, network))
+    b = SeedStats(tuple(map(score, vanilla)), per_image_correct(vanilla, network))
+    check = check_order("Mixup", a, "Vanilla", b)
+    mcnemar_p = [mcnemar(x, y).p_value for x, y in zip(a.correct, b.correct)]
+    hours = sum(r.summary["wall_time_s"] for r in vanilla + mixup) / 3600 / (2 * len(vanilla))
+    return {"setting": setting, "seeds": len(vanilla), "gaps": [x - y for x, y in zip(a.values, b.values)],
+            "check": check, "mcnemar_p": mcnemar_p, "hours_per_run": hours,
+            "vanilla_mean": statistics.fmean(b.values), "mixup_mean": statistics.fmean(a.values)}
+
+
+def comparison_table(comparisons: list[dict]) -> str:
+    rows = []
+    for c in comparisons:
+        if not c["seeds"]:
+            rows.append([c["setting"], 0, "", "", "no paired seeds yet", ""])
+            continue
+        gaps = ", ".join(f"{g:+.2f}" for g in c["gaps"])
+        p = ", ".join(f"{v:.2g}" for v in c["mcnemar_p"]) or "–"
+        rows.append([c["setting"], c["seeds"], gaps, p, f"**{c['check'].outcome}**: {c['check'].detail}",
+                     f"{c['hours_per_run']:.2f}"])
+    return markdown_table(["setting", "paired seeds", "Mixup − Vanilla per seed (points)",
+                           "McNemar p per seed", "paired check (Mixup beats Vanilla)", "wall hours per run"], rows)
+
+
+def choose_setting(comparisons: list[dict]) -> str | None:
+    """The cheapest setting whose paired check supports 'Mixup beats Vanilla'; None if none does (yet)."""
+    qualifying = [c for c in comparisons if c["seeds"] >= 2 and c["check"].outcome == "supports"]
+    return min(qualifying, key=lambda c: c["hours_per_run"])["setting"] if qualifying else None
+
+
+def plot_pilot_curves(runs: list[PilotRun], network: str = "online"):
+    """One panel per setting: test top-1 at the scored epochs, each run a line (colour = method)."""
+    from .facts import method_color
+    from .figures import _figure
+
+    settings = list(dict.fromkeys(r.setting for r in runs))
+    fig, axes = _figure(width=4.2 * len(settings), height=3.2, ncols=len(settings))
+    for ax, setting in zip(axes, settings):
+        for run in (r for r in runs if r.setting == setting and r.record is not None):
+            points = [(row["epoch"], row[f"{network}_top1"]) for row in run.record.epochs
+                      if row.get(f"{network}_top1") is not None]
+            ax.plot(*zip(*points), marker=".", color=method_color(run.method), alpha=0.85,
+                    linestyle="-" if run.seed == 0 else "--", label=f"{method_label(run.method)} seed {run.seed}")
+        ax.set_title(setting, fontsize=9)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(f"test top-1, {network} network (%)")
+        if ax.has_data():
+            ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
