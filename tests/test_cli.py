@@ -14,7 +14,7 @@ from mixrepro.registry import Registry
 from mixrepro.results import ResultsStore
 from mixrepro.runs import train_command
 from mixrepro.training.command import config_from_args
-from test_train_doubles import METHOD_DOUBLES, install_doubles
+from doubles import METHOD_DOUBLES, install_doubles
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from mixrepro.training.components import step_generator
 from mixrepro.training.loop import Run, TrainState, train_one_epoch
 from mixrepro.training.runtime import make_runtime
 from mixrepro.training.schedule import build_optimizer
-from test_train_doubles import FakeBatcher, build_double_method, fake_dataset, tiny_config
+from doubles import FakeBatcher, build_double_method, fake_dataset, tiny_config
 
 
 def train_one_epoch_as(ctx: DistContext, batch_norm: bool = False) -> dict:

@@ -18,7 +18,7 @@ from mixrepro.runs import is_stale, train_or_load
 from mixrepro.training import TrainingInterrupted, fit
 from mixrepro.training.checkpoint import ResumeMismatchError
 from mixrepro.training.loop import CURVE_POINTS, SCORED_WINDOW, scored_epoch
-from test_train_doubles import install_doubles, tiny_config
+from doubles import install_doubles, tiny_config
 
 STORE = Path(__file__).resolve().parent.parent / "notebooks" / "results"
 

@@ -13,7 +13,7 @@ from mixrepro.runs import train_or_load
 from mixrepro.training import TrainingInterrupted, fit
 from mixrepro.training import checkpoint as ckpt
 from mixrepro.training.schedule import build_optimizer, cosine_lr
-from test_train_doubles import install_doubles, tiny_config
+from doubles import install_doubles, tiny_config
 
 
 @pytest.fixture
@@ -50,7 +50,7 @@ def test_cosine_lr_matches_torch_scheduler_stepped_per_epoch():
 
 
 def test_optimizer_trains_everything_but_the_ema_copy():
-    from test_train_doubles import TinyMixup, TinyNet
+    from doubles import TinyMixup, TinyNet
 
     method = TinyMixup(TinyNet(), 6)
     method.mix_block = torch.nn.Conv2d(2, 1, 1)  # stands in for a learned method's extra module
@@ -211,7 +211,7 @@ def tiny_registered(monkeypatch):
     import mixrepro.methods  # noqa: F401
     import mixrepro.methods.registry as method_registry
     from mixrepro.registry import Registry
-    from test_train_doubles import TinyMixup
+    from doubles import TinyMixup
 
     registry = Registry("method")
     for name, cls in method_registry.METHODS.items():

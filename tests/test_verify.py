@@ -11,7 +11,7 @@ from mixrepro.config import config_for_budget
 from mixrepro.results import ResultsStore
 from mixrepro.training import fit
 from mixrepro.verify import column_differences, recorded_runtime, verify_run
-from test_train_doubles import install_doubles, tiny_config
+from doubles import install_doubles, tiny_config
 
 
 def _tamper(run_dir, column: str, delta: float) -> None:
