@@ -161,11 +161,13 @@ class Method(nn.Module, metaclass=ABCMeta):
     def after_step(self, ctx: StepContext) -> None:
         """Update the EMA copy's parameters (BN buffers come from its own passes or are copied)."""
         m = self.ema_momentum(ctx)
-        for p_ema, p in zip(self.ema.parameters(), self.model.parameters()):
-            p_ema.mul_(m).add_(p.detach(), alpha=1 - m)
+        # One batched call per operation instead of a Python loop over tensors; the same
+        # arithmetic (ema * m + (1 - m) * p), so the same bits as the per-tensor update.
+        ema_params = list(self.ema.parameters())
+        torch._foreach_mul_(ema_params, m)
+        torch._foreach_add_(ema_params, [p.detach() for p in self.model.parameters()], alpha=1 - m)
         if self.ema_copies_buffers:
-            for b_ema, b in zip(self.ema.buffers(), self.model.buffers()):
-                b_ema.copy_(b)
+            torch._foreach_copy_(list(self.ema.buffers()), list(self.model.buffers()))
 
     def eval_networks(self) -> dict[str, nn.Module]:
         return {"online": self.model, "ema": self.ema}

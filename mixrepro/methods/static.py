@@ -106,7 +106,8 @@ class StaticMixMethod(Method):
     def training_step(self, x: torch.Tensor, y: torch.Tensor, ctx: StepContext) -> StepOutput:
         logits, target = self.mixed_forward(x, y, ctx.generator)
         loss = self.loss_fn(logits, target)
-        return StepOutput(loss, {"lam": float(target.weights[0, 0])})
+        # a float64 tensor, not float(): no host synchronisation inside a step on CUDA, same mean
+        return StepOutput(loss, {"lam": target.weights[0, 0].detach().double()})
 
     @classmethod
     def describe(cls) -> dict:

@@ -213,7 +213,7 @@ def train_one_epoch(run: Run, step_fn, batches, epoch: int, *, show: bool, stop_
         ctx = StepContext(step=state.step, total_steps=total, epoch=epoch, generator=run.generator)
         out = train_step(run, step_fn, x, y, ctx)
         for key, value in {"train_loss": out.loss.detach(), **out.logs}.items():
-            sums[key] = sums.get(key, 0.0) + (value.detach().float() if torch.is_tensor(value) else value)
+            sums[key] = sums.get(key, 0.0) + (accumulable(value) if torch.is_tensor(value) else value)
         state.step, images, n = state.step + 1, images + len(x), n + 1
         if show and n % PROGRESS_EVERY == 0:  # .item() waits for the GPU: not every step
             bar.set_postfix(loss=f"{out.loss.item():.3f}")
@@ -222,6 +222,12 @@ def train_one_epoch(run: Run, step_fn, batches, epoch: int, *, show: bool, stop_
     seconds = time.perf_counter() - start
     means = distributed.mean_over_ranks({k: float(v) / n for k, v in sums.items()}, rt.dist, rt.device)
     return {**means, "train_images": images, "train_time_s": seconds, "train_images_per_s": images / seconds}
+
+
+def accumulable(value: torch.Tensor) -> torch.Tensor:
+    """A logged tensor as summed over an epoch: at least float32 (bf16 logs would lose the sum), float64
+    kept (a float64 log sums exactly as the Python float it replaces, without a host sync per step)."""
+    return value.detach().to(torch.promote_types(value.dtype, torch.float32))
 
 
 def train_step(run: Run, step_fn, x: torch.Tensor, y: torch.Tensor, ctx: StepContext):
