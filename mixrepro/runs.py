@@ -32,15 +32,17 @@ def _budget_base(config: RunConfig, budget: str) -> RunConfig:
 
 
 def train_or_load(config: RunConfig, *, results_root=None, train: bool = True, evaluations=(),
-                  **fit_kwargs) -> RunRecord:
+                  accept_stale: bool = False, **fit_kwargs) -> RunRecord:
     """The stored run for ``config``; trained first if missing and ``train``; with ``evaluations`` added.
 
-    Evaluations already in evaluations.json are not recomputed; missing ones run on the
+    A run trained by an older version of its method's code is retrained (or, with
+    ``train=False``, refused with StaleRunError) unless ``accept_stale`` (audits of
+    historical runs). Evaluations already in evaluations.json are not recomputed; missing ones run on the
     final weights from the checkpoint cache, for both the online and the EMA network.
     """
     store = ResultsStore(results_root)
     record = store.load(config)
-    if record is not None and is_stale(record):
+    if record is not None and is_stale(record) and not accept_stale:
         if not train:
             raise StaleRunError(config, record, current_code_version(config.method),
                                 train_command(config, results_root) + " --restart")

@@ -7,6 +7,7 @@ import pytest
 from scipy import stats
 
 from mixrepro.errors import InvalidParameterError
+from mixrepro.study import paired
 from mixrepro.study.paired import (
     VERDICTS,
     Check,
@@ -352,3 +353,24 @@ def test_invalid_correctness_raises(correct_a, correct_b):
 def test_invalid_parameters_raise(call):
     with pytest.raises(InvalidParameterError):
         call()
+
+
+def test_mcnemar_bound_is_never_below_the_exact_p_value():
+    rng = np.random.default_rng(7)
+    for _ in range(200):
+        n = int(rng.integers(20, 400))
+        a = rng.random(n) < rng.uniform(0.2, 0.9)
+        b = rng.random(n) < rng.uniform(0.2, 0.9)
+        exact = paired.mcnemar(a, b).p_value
+        assert paired.mcnemar_bound(int(a.sum()), int(b.sum()), n) >= exact - 1e-12
+
+
+def test_mcnemar_bound_decides_a_one_seed_gap_only_when_it_is_large():
+    assert paired.mcnemar_bound(3650, 2100, 5000) < 1e-10  # a 31-point gap on 5,000 images
+    assert paired.mcnemar_bound(3650, 3600, 5000) > 0.05  # a 1-point gap: the counts cannot tell
+    big = paired.check_ranking("online", "EMA", [73.0], [42.0], n_images=5000)
+    assert big.outcome == "supports" and "bound from the accuracies" in big.detail
+    small = paired.check_ranking("online", "EMA", [73.0], [72.0], n_images=5000)
+    assert small.outcome == "inconclusive"
+    with pytest.raises(InvalidParameterError):
+        paired.mcnemar_bound(5001, 10, 5000)

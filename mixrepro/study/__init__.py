@@ -17,13 +17,13 @@ Every notebook of the study follows one pattern (book page "How to rerun"):
 Notebooks import this package (``from mixrepro import study``) and call its names.
 """
 from .collect import DM_CE_PARAMS, SHARED_EVALUATIONS, collect_runs, dataset_available, dataset_label, \
-    methods_with_loss_option
+    methods_with_loss_option, needs
 from .display import fmt, glue, glue_figure, glue_number, glue_text, markdown_table, show_markdown
 from .facts import method_color, method_label, scored_network
 from .figures import plot_accuracy_vs_fgsm, plot_reliability, plot_top1_curves
 from .paper_tables import PAPER_NUMBERS_DIR, PaperTable, comparable_to_paper, load_paper_table, nearest_column, \
     paper_table_markdown
-from .parameters import NotebookParameters, deviations_markdown, validate_parameters
+from .parameters import NotebookParameters, deviations_markdown, open_table_notebook, validate_parameters
 from .propositions import dm_autograd_checks, dm_symbolic_checks
 from .scores import SeedStats, comparison_markdown, confidence_gap, evaluation_stats, run_evaluation, run_top1, \
     scored_stats
@@ -34,7 +34,8 @@ from ..losses.dm_propositions import lambda_sensitivity
 
 __all__ = [
     "DM_CE_PARAMS", "SHARED_EVALUATIONS", "collect_runs", "dataset_available", "dataset_label",
-    "methods_with_loss_option", "fmt", "glue", "glue_figure", "glue_number", "glue_text", "markdown_table",
+    "methods_with_loss_option", "needs", "open_table_notebook",
+    "fmt", "glue", "glue_figure", "glue_number", "glue_text", "markdown_table",
     "show_markdown", "method_color", "method_label", "scored_network", "plot_accuracy_vs_fgsm", "plot_reliability",
     "plot_top1_curves", "PAPER_NUMBERS_DIR", "PaperTable", "comparable_to_paper", "load_paper_table",
     "nearest_column", "paper_table_markdown", "NotebookParameters", "deviations_markdown", "validate_parameters",

@@ -80,3 +80,16 @@ def dataset_label(dataset: str) -> str:
     from ..data import DATASETS
 
     return DATASETS.get(dataset).label
+
+
+def needs(available, *methods: str, at_least: int = 0, missing: str | None = None) -> str | None:
+    """Why a claim cannot be tested, or None: ``missing`` (runs absent here) first, then the named
+    ``methods`` absent from ``available`` (a dict or collection of method names), then too few methods."""
+    if missing:
+        return missing
+    absent = [m for m in methods if m not in available]
+    if absent:
+        return f"needs {', '.join(absent)}, which did not run"
+    if len(available) < at_least:
+        return f"needs at least {at_least} methods with runs ({len(available)} ran)"
+    return None

@@ -118,6 +118,26 @@ def mcnemar(correct_a, correct_b) -> McNemarResult:
     )
 
 
+def mcnemar_bound(correct_count_a: int, correct_count_b: int, n_images: int) -> float:
+    """The largest McNemar p-value two networks with these correct counts on the same images can have.
+
+    Without per-image results the discordant images are unknown, but their net count is not:
+    only_a - only_b = correct_a - correct_b. Under that constraint the exact test's p grows with
+    the number of discordant images, so its value at the largest number the counts allow is an
+    upper bound on the real p (a conservative test for runs that stored no predictions).
+    """
+    for name, value in (("correct_count_a", correct_count_a), ("correct_count_b", correct_count_b)):
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= n_images:
+            raise InvalidParameterError(name, value, f"an integer in [0, {n_images}]")
+    gap = correct_count_a - correct_count_b
+    wrong_a, wrong_b = n_images - correct_count_a, n_images - correct_count_b
+    most_discordant = min(2 * min(correct_count_a, wrong_b) - gap, 2 * min(correct_count_b, wrong_a) + gap)
+    if most_discordant <= 0:
+        return 1.0
+    only_a = (most_discordant + gap) // 2
+    return min(1.0, float(stats.binomtest(only_a, most_discordant, 0.5).pvalue))
+
+
 def bootstrap_difference(
     correct_a, correct_b, *, n_resamples: int = 2000, seed: int = 0, confidence: float = 0.95
 ) -> tuple[float, float]:
@@ -308,6 +328,7 @@ def check_ranking(
     correct_b=None,
     claimed: str = "a>b",
     confidence: float = 0.95,
+    n_images: int | None = None,
 ) -> Check:
     """Check a claim that one method beats the other, from paired per-seed scores (points).
 
@@ -343,6 +364,11 @@ def check_ranking(
         outcome, detectable = "inconclusive", None
         detail = f"{name_a} - {name_b} = {_signed(paired.mean_difference)} points (1 seed, no spread estimate)"
 
+    if correct_a is None and paired.n == 1 and n_images:
+        bound = mcnemar_bound(round(scores_a[0] * n_images / 100), round(scores_b[0] * n_images / 100), n_images)
+        detail += f"; McNemar p <= {bound:.2g} on {n_images} images (bound from the accuracies alone)"
+        if bound < 1.0 - confidence and paired.mean_difference != 0:
+            outcome = "supports" if sign * paired.mean_difference > 0 else "contradicts"
     if correct_a is not None:
         test = mcnemar(correct_a, correct_b)
         detail += (

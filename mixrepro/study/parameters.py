@@ -95,3 +95,21 @@ def deviations_markdown(params: NotebookParameters, paper_protocol: dict | None 
     budget = BUDGETS.get(params.budget)
     return (f"Budget **{params.budget}** ({budget.description}); seeds {list(params.seeds)}.\n\n"
             + markdown_table(["setting", "ours", "paper"], rows))
+
+
+def open_table_notebook(table: str, *, budget: str, dataset: str, model: str, methods=None, seeds=None,
+                        train: bool = True, results_dir="results",
+                        smoke_methods: Sequence[str] = ("vanilla", "mixup", "cutmix", "automix")):
+    """The opening of every paper-table notebook: (paper table, validated parameters), printed.
+
+    The paper's table decides which methods ``'all'`` means; at the smoke budget only
+    ``smoke_methods`` run (a pipeline check).
+    """
+    from .paper_tables import load_paper_table
+
+    paper = load_paper_table(table)
+    params = validate_parameters(budget=budget, dataset=dataset, model=model, methods=methods, seeds=seeds,
+                                 train=train, results_dir=results_dir, smoke_methods=smoke_methods,
+                                 table_methods=list(paper.rows))
+    print(params)
+    return paper, params

@@ -20,6 +20,9 @@ class SeedStats:
     # Per seed, which test images the scored network got right (from the runs' predictions.json),
     # for paired per-image tests; empty where the runs stored no predictions.
     correct: tuple = field(default=(), compare=False, repr=False)
+    # Test images each value was measured on, where known: with one seed and no per-image results,
+    # a conservative McNemar bound from the accuracies alone can still decide (paired.mcnemar_bound).
+    n_images: int | None = field(default=None, compare=False)
 
     @property
     def n(self) -> int:

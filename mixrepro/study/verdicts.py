@@ -56,7 +56,8 @@ def check_order(name_a: str, a: SeedStats, name_b: str, b: SeedStats, *, higher_
     paired_images = a.correct and b.correct and len(a.correct[0]) == len(b.correct[0])
     check = check_ranking(name_a, name_b, a.values, b.values, claimed="a>b" if higher_is_better else "b>a",
                           correct_a=a.correct[0] if paired_images else None,
-                          correct_b=b.correct[0] if paired_images else None)
+                          correct_b=b.correct[0] if paired_images else None,
+                          n_images=a.n_images if a.n_images == b.n_images else None)
     word = "higher" if higher_is_better else "lower"
     subject = f"{name_a} {quantity}".strip()
     return Check(f"{subject} {word} than {name_b}", check.outcome, check.detail.replace(" points", f" {unit}"),

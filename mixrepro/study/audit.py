@@ -1,0 +1,73 @@
+"""The protocol audit of committed reduced-budget runs: EMA horizon, online vs EMA, learned-mask statistics.
+
+Loads runs only (never trains). Learned-mask statistics are read from the columns each
+run's ``epochs.csv`` has: runs from before the learned methods shared one set of log
+keys name them per method (``LEGACY_MASK_COLUMNS``).
+"""
+from __future__ import annotations
+
+import math
+
+from ..methods.base import automix_momentum, ema_horizon
+from ..runs import train_or_load
+from .display import markdown_table
+from .facts import method_label
+
+# method: (|mask mean - lambda|, spatial std, largest source weight) columns of runs logged
+# before the shared Mix Block log keys (mixrepro.methods.mixblock).
+LEGACY_MASK_COLUMNS = {
+    "automix": ("mask_mean_gap_gen", "mask_std_gen", None),
+    "samix": ("mask_mean_gap_gen", "mask_std_gen", None),
+    "adautomix": ("mask_mean_gap", "mask_std", "mask_max"),
+}
+HORIZON_POINTS = [("start", 0.0), ("end of the constant phase (10%)", 0.1), ("half-way", 0.5), ("90%", 0.9)]
+
+
+def load_audited(audited, results_dir, methods, seed: int, short_epochs: int):
+    """(the long Mixup run, {method: short run}) of the audited budget, loaded without training.
+
+    The audit is about the runs as they were made: runs of older method code (stale) are read as
+    they are, and their code version is part of what the page reports."""
+    def load(method, **fields):
+        return train_or_load(audited.config(method, seed, **fields), results_root=results_dir, train=False,
+                             accept_stale=True)
+
+    return load("mixup"), {m: load(m, epochs=short_epochs) for m in methods}
+
+
+def horizon_table(epochs: int, steps_per_epoch: int) -> str:
+    """The paper schedule's averaging horizon at points of a run of ``epochs`` epochs."""
+    steps = epochs * steps_per_epoch
+    rows = []
+    for label, progress in HORIZON_POINTS + [("last iteration", (steps - 1) / steps)]:
+        m = automix_momentum(progress)
+        horizon = ema_horizon(m)
+        rows.append([label, f"{progress * epochs:.1f}", f"{m:.6f}", f"{horizon:,.0f}",
+                     f"{horizon / steps_per_epoch:,.1f}", f"{horizon / steps:,.2f}"])
+    return markdown_table(["horizon at", "epoch", "m", "horizon (iterations)", "horizon (epochs)",
+                           "horizon / run length"], rows)
+
+
+def _cell(row, column, digits):
+    return "–" if column is None or row.get(column) is None else f"{row[column]:.{digits}f}"
+
+
+def short_runs_table(short_runs: dict) -> tuple[str, list[float], list[float]]:
+    """(table per method and epoch, every mask spatial std, every |mask mean - lambda|)."""
+    rows, stds, gaps = [], [], []
+    for method, record in short_runs.items():
+        gap_col, std_col, max_col = LEGACY_MASK_COLUMNS.get(method, (None, None, None))
+        for row in record.epochs:
+            rows.append([method_label(method), row["epoch"], f"{row['online_top1']:.2f}", f"{row['ema_top1']:.2f}",
+                         _cell(row, gap_col, 3), _cell(row, std_col, 4), _cell(row, max_col, 3)])
+            if std_col:
+                stds.append(row[std_col])
+                gaps.append(row[gap_col])
+    table = markdown_table(["method", "epoch", "online top-1 (%)", "EMA top-1 (%)", "|mask mean − λ|",
+                            "mask spatial std", "AdAutoMix mask_max"], rows)
+    return table, stds, gaps
+
+
+def binary_mask_std() -> float:
+    """Spatial std of a {0, 1} mask covering half the image: what a decisive mask would show."""
+    return math.sqrt(0.5 * 0.5)
