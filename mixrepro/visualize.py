@@ -1,31 +1,20 @@
 """Figures of what a mixing method feeds the classifier: sources, masks, mixed images.
 
 Works for any method with ``mix_for_display(x, y, generator) -> MixDisplay`` (AutoMix, SAMix,
-AdAutoMix; static mixers may gain it by returning a ``MixDisplay``). The figure is a matplotlib
-``Figure`` built without pyplot, so it leaves no global state behind (safe in notebooks and
-tests); matplotlib is imported only when a figure is drawn.
+AdAutoMix; static mixers may gain it by returning a ``MixDisplay``, defined in
+``mixrepro.methods.mixblock``). The figure is a matplotlib ``Figure`` built without pyplot, so
+it leaves no global state behind (safe in notebooks and tests); matplotlib is imported only
+when a figure is drawn.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 
+# The display record is defined beside the methods that produce it: visualize imports the
+# methods' types, never the reverse, so a method never pulls in plotting code.
+from .methods.mixblock import MixDisplay
 
-@dataclass
-class MixDisplay:
-    """What ``mixed_samples_figure`` draws: N sources, their per-pixel masks, the mixed image.
-
-    sources  list of N tensors [B, C, H, W]
-    masks    [B, N, H, W], each pixel's masks sum to 1
-    mixed    [B, C, H, W]
-    weights  [B, N] label weights (the lambdas)
-    """
-
-    sources: list
-    masks: torch.Tensor
-    mixed: torch.Tensor
-    weights: torch.Tensor
+__all__ = ["MixDisplay", "mixed_samples_figure"]
 
 
 def _image(t: torch.Tensor):

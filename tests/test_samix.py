@@ -1,16 +1,12 @@
-"""SAMix (class-level AMix): Mix Block+, adaptive lambda encoding, mask loss, pBCE, lambda adjusting."""
+"""SAMix (class-level AMix): Mix Block+, adaptive lambda encoding, mask loss, pBCE, lambda adjusting, options."""
 import math
 
+import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
-from mixrepro.errors import InvalidParameterError
-from mixrepro.losses import soft_ce
-from mixrepro.methods.automix import AutoMix, PairDraws
-from mixrepro.methods.registry import METHODS
-from mixrepro.methods.samix import SAMix, MixBlockPlus, dropout, mask_variance, pbce, scurve
-from mixrepro.mixers.base import MixTarget
-from test_automix import (
+from learned_helpers import (
     NUM_CLASSES,
     assert_backbone_part_leaves_mix_block_alone,
     assert_deterministic,
@@ -19,8 +15,16 @@ from test_automix import (
     batch,
     ctx_at,
     make_method,
+    permute_space,
+    scale_weights_,
     tiny_model,
 )
+from mixrepro.errors import InvalidParameterError
+from mixrepro.losses import soft_ce
+from mixrepro.methods.automix import AutoMix, PairDraws
+from mixrepro.methods.registry import METHODS
+from mixrepro.methods.samix import SAMix, MixBlockPlus, dropout, mask_variance, pbce, scurve
+from mixrepro.mixers.base import MixTarget
 
 
 def block(encoding="learnable", p=0.0, channels=16):
@@ -106,7 +110,7 @@ def test_mask_loss_is_l1_margin_minus_variance():
     g = torch.Generator().manual_seed(0)
     mask = torch.rand(4, 1, 8, 8, generator=g)
     loss, parts = method.mask_loss(mask, 0.8)
-    l1 = max(abs(0.8 - mask.mean().item()) - 0.1, 0)
+    l1 = float(np.maximum(np.abs(0.8 - mask.mean(dim=(1, 2, 3)).numpy()) - 0.1, 0).mean())  # per sample (default)
     var = sum(((m - m.mean()) ** 2).mean().item() for m in mask) / 4
     assert float(parts["loss_lambda"]) == pytest.approx(l1, abs=1e-6)
     assert float(parts["mask_variance"]) == pytest.approx(var, abs=1e-6)
@@ -119,13 +123,23 @@ def test_mask_loss_is_l1_margin_minus_variance():
     assert float(mask_variance(mask, "batch")) == pytest.approx(((mask - mask.mean()) ** 2).mean().item(), abs=1e-6)
 
 
-def test_lambda_adjusting_sets_each_backbone_mask_mean_to_lambda():
+def test_lambda_adjusting_raises_backbone_masks_below_lambda_and_leaves_the_others():
+    """SAMix paper rule (default): the paper init's masks have means ~0.5, so lam 0.7 raises them, 0.35 not."""
     method = make_method(SAMix)
     x, _ = batch()
-    draws = PairDraws(0.7, torch.randperm(len(x)), 0.35, torch.randperm(len(x)))
-    mask = method.classifier_mask(method.encoder_features(x), x, draws, torch.Generator().manual_seed(0))
-    assert torch.allclose(mask.mean(dim=(1, 2, 3)), torch.full((len(x),), 0.35), atol=1e-5)
-    assert mask.min() >= 0 and mask.max() <= 1
+    z = method.encoder_features(x)
+
+    def backbone_mask(m, lam):
+        draws = PairDraws(0.6, torch.randperm(len(x)), lam, torch.randperm(len(x)))
+        return m.classifier_mask(z, x, draws, torch.Generator().manual_seed(0))
+
+    raised, kept = backbone_mask(method, 0.7), backbone_mask(method, 0.35)
+    assert torch.allclose(raised.mean(dim=(1, 2, 3)), torch.full((len(x),), 0.7), atol=1e-5)
+    assert torch.allclose(kept.mean(dim=(1, 2, 3)), torch.full((len(x),), 0.5), atol=0.01)
+    assert raised.min() >= 0 and raised.max() <= 1
+    two_sided = make_method(SAMix, mask_adjust_rule="two-sided")
+    lowered = backbone_mask(two_sided, 0.35)  # AutoMix's rule moves every mean to lambda
+    assert torch.allclose(lowered.mean(dim=(1, 2, 3)), torch.full((len(x),), 0.35), atol=1e-5)
 
 
 @pytest.mark.parametrize("kind", ["ce+pbce", "ce", "pbce", "bce"])
@@ -164,6 +178,16 @@ def test_trains_a_few_steps_without_nan(params):
 def test_registry_and_validation():
     assert METHODS.get("samix") is SAMix and issubclass(SAMix, AutoMix)
     assert SAMix.default_min_lr == 0.05 and SAMix.default_params["dropout"] == 0.1
+    d = SAMix.default_params
+    assert (d["mask_adjust_rule"], d["mask_loss_mean"], d["content_activation"], d["dropout_on"],
+            d["sigmoid_after_upsample"]) == ("one-sided", "sample", "relu", "hidden", False)
+    r = SAMix.reference_params
+    assert (r["mask_loss_mean"], r["content_activation"], r["dropout_on"], r["sigmoid_after_upsample"]) == \
+        ("batch", "elu", "output", True)
+    for bad in ({"content_activation": "gelu"}, {"dropout_on": "input"}, {"sigmoid_after_upsample": "yes"},
+                {"mask_adjust_rule": "down"}):
+        with pytest.raises(InvalidParameterError):
+            SAMix(tiny_model(), NUM_CLASSES, **bad)
     for bad in ({"lam_encoding": "concat"}, {"generation_loss": "nce"}, {"scurve_k": 0.5}, {"lam_embed": True}):
         with pytest.raises(InvalidParameterError):
             SAMix(tiny_model(), NUM_CLASSES, **bad)
@@ -175,3 +199,70 @@ def test_display_masks_sum_to_one():
     shown = method.mix_for_display(x, y, torch.Generator().manual_seed(0))
     assert torch.allclose(shown.masks.sum(1), torch.ones(3, 32, 32)) and method.training
     assert ctx_at(0, torch.Generator()).progress == 0
+
+
+# ------------------------------------------------------------------------------------------------
+# Mix Block+ against an independent formulation; structure; options
+# ------------------------------------------------------------------------------------------------
+
+
+def einsum_mix_block_plus(mb, z, perm, lam, generator_seed):
+    """Eq. 5 of the SAMix paper written out: global attention on concat(z_i', z_j'), non-linear content."""
+    b, c, h, w = z.shape
+    zi = z * (1 + scurve(lam, 1.25))
+    zj = z[perm] * (1 + scurve(1 - lam, 1.25))
+    zcat = torch.cat([zi, zj], 1).flatten(2)  # [b, 2c, n]
+    q = torch.einsum("dc,bcn->bdn", mb.query.weight[:, :, 0, 0], zcat) + mb.query.bias[None, :, None]
+    k = torch.einsum("dc,bcm->bdm", mb.key.weight[:, :, 0, 0], zcat) + mb.key.bias[None, :, None]
+    hid = torch.einsum("ec,bcm->bem", mb.content_in.weight[:, :, 0, 0], zj.flatten(2))  # no bias
+    mean, var = hid.mean(dim=(0, 2), keepdim=True), hid.var(dim=(0, 2), unbiased=False, keepdim=True)
+    hid = (hid - mean) / torch.sqrt(var + mb.content_bn.eps) * mb.content_bn.weight[None, :, None] \
+        + mb.content_bn.bias[None, :, None]  # BatchNorm in train mode: batch statistics
+    hid = F.elu(hid) if mb.activation == "elu" else torch.clamp(hid, min=0)
+    g = torch.Generator().manual_seed(generator_seed)
+    if mb.dropout_on == "hidden":
+        hid = hid * (torch.rand(hid.shape[0], hid.shape[1], h, w, generator=g) >= mb.dropout_p).flatten(2) \
+            / (1 - mb.dropout_p)
+    content = torch.einsum("e,bem->bm", mb.content_out.weight[0, :, 0, 0], hid) + mb.content_out.bias
+    if mb.dropout_on == "output":
+        content = content * (torch.rand(b, 1, h, w, generator=g) >= mb.dropout_p).flatten(1) / (1 - mb.dropout_p)
+    attn = torch.softmax(torch.einsum("bdn,bdm->bnm", q, k) / math.sqrt(q.shape[1]), dim=-1)
+    return 1 - torch.sigmoid(torch.einsum("bnm,bm->bn", attn, content)).view(b, 1, h, w)
+
+
+@pytest.mark.parametrize("activation,dropout_on", [("relu", "hidden"), ("elu", "output")])
+def test_mix_block_plus_matches_an_einsum_version(activation, dropout_on):
+    mb = MixBlockPlus(8, "scurve", 1.25, 0.3, torch.Generator().manual_seed(0), activation, dropout_on)
+    scale_weights_(mb, 0.5)
+    z = torch.randn(4, 8, 4, 4, generator=torch.Generator().manual_seed(2))
+    perm, lam = torch.tensor([3, 2, 0, 1]), 0.3
+    out = mb(z, perm, lam, (4, 4), torch.Generator().manual_seed(9))  # at feature size: no upsampling
+    expected = einsum_mix_block_plus(mb, z, perm, lam, 9)
+    assert torch.allclose(out, expected, atol=1e-5)
+    assert out.std() > 0.05
+
+
+def test_mask_follows_a_spatial_permutation_and_depends_on_the_partner():
+    mb = scale_weights_(block("scurve", channels=16), 0.5)
+    z = torch.randn(5, 16, 4, 4, generator=torch.Generator().manual_seed(3))
+    perm, order = torch.tensor([1, 2, 3, 4, 0]), torch.randperm(16, generator=torch.Generator().manual_seed(4))
+    mask = mb(z, perm, 0.4, (4, 4))
+    assert torch.allclose(mb(permute_space(z, order), perm, 0.4, (4, 4)), permute_space(mask, order), atol=1e-5)
+    other = mb(z, torch.tensor([2, 3, 4, 0, 1]), 0.4, (4, 4))
+    assert (other - mask).abs().flatten(1).max(1).values.min() > 1e-3
+
+
+def test_sigmoid_and_upsampling_order_option():
+    paper = scale_weights_(block("scurve", channels=16), 2.0)
+    reference = MixBlockPlus(16, "scurve", 1.25, 0.0, torch.Generator().manual_seed(0), sigmoid_after_upsample=True)
+    reference.load_state_dict(paper.state_dict())
+    z = torch.randn(4, 16, 4, 4, generator=torch.Generator().manual_seed(5))
+    perm = torch.tensor([1, 0, 3, 2])
+    assert torch.allclose(paper(z, perm, 0.4, (4, 4)), reference(z, perm, 0.4, (4, 4)), atol=1e-6)  # same size
+    with torch.no_grad():
+        a, b = paper(z, perm, 0.4, (16, 16)), reference(z, perm, 0.4, (16, 16))
+        coarse = paper(z, perm, 0.4, (4, 4))
+    assert torch.allclose(a, 1 - F.interpolate(1 - coarse, size=(16, 16), mode="bilinear", align_corners=False),
+                          atol=1e-6)  # paper: upsample the probabilities
+    assert 1e-3 < float((a - b).abs().max()) < 0.7  # the orders differ where the logits change fast
+    assert b.min() >= 0 and b.max() <= 1

@@ -1,4 +1,4 @@
-"""AdAutoMix (Qin, Jin et al., ICLR 2024; paper 003): an adversarial N-image mixing generator.
+"""AdAutoMix (Qin, Jin et al., "Adversarial AutoMixup", ICLR 2024): an adversarial N-image mixing generator.
 
 Paper step (Eq. 2-16, Alg. 1), ``schedule="paper"`` (default)::
 
@@ -37,9 +37,23 @@ Reference options:
 - ``lam_embed``: the paper concatenates lambda_n as a feature channel (default); the reference
   CIFAR configs do not (False).
 
-``AdAutoMix.reference_params`` collects these. Not implemented: the OpenMixup port's flipped
-lambda-margin comparison (REFERENCE.md section 5): the paper describes no margin and the
-official code's default (lam_margin=-1) disables it, so there is no margin here.
+- ``lam_margin``: the official CIFAR configs set 0.03 (the class default there, -1, disables
+  it): when the first source's lambda is <= m or >= 1 - m, the target network's generated mix is
+  replaced by the plain linear N-mix (constant masks lambda_n) for that step, so in the paper
+  schedule the generator gets no ascent gradient that step. The paper describes no margin, so
+  our default is 0 (off). Not implemented: the OpenMixup port's flipped comparison, which takes
+  the fallback whenever lambda_1 > m, i.e. almost always.
+- ``mixblock_lr_mult``: lr multiplier of the generator's parameter group (``param_groups()``;
+  the trainer scales each group's lr by its ``lr_mult``). Note that in the paper schedule
+  ``ascent_scale`` scales only the adversarial part of the generator's gradient.
+
+``AdAutoMix.reference_params`` collects these. Not implemented: the reference's separate clean
+and mixed classifier heads (AutoMix and SAMix have ``separate_heads``).
+
+Logs: losses, mask statistics (``mask_std``, ``mask_mean_gap``, ``mask_max``, each also for the
+target's mix with suffix ``_cls``), and the lambda-response moments shared with AutoMix and
+SAMix over every (sample, source) of the generator's mix (keys in ``mixblock.py``;
+``AdAutoMix.lambda_floor()`` is the gap a lambda-blind generator would score).
 """
 from __future__ import annotations
 
@@ -53,19 +67,22 @@ from torch import nn
 from ..errors import InvalidParameterError
 from ..losses import soft_ce
 from ..mixers.base import MixTarget, check_alpha, sample_beta, sample_perm
-from .automix import (
+from .base import Method, StepContext, StepOutput
+from .mixblock import (
+    MixDisplay,
     attend,
     check_choice,
     check_init_seed,
     check_range,
+    detached_logs,
     eval_mode,
+    ignore_lambda_floor,
     lambda_planes,
+    lambda_response_logs,
     mask_init_generator,
     normal_init_,
-    to_logs,
+    split_param_groups,
 )
-from ..visualize import MixDisplay
-from .base import Method, StepContext, StepOutput
 from .registry import METHODS
 
 LAMBDA_SAMPLERS = ("normalized_beta", "dirichlet")
@@ -110,7 +127,7 @@ def sample_mix_weights(n: int, alpha: float, method: str, generator: torch.Gener
 
 
 class AdAutoMixGenerator(nn.Module):
-    """Attention-based N-image mask generator (paper 003 Eq. 5-7, Fig. 3).
+    """Attention-based N-image mask generator (AdAutoMix paper, Eq. 5-7, Fig. 3).
 
     Per image: q_n, k_n = ReLU(1x1 conv C(+1) -> C/2), v_n = 1x1 conv C(+1) -> 1;
     P_n = softmax(sum_{m != n} q_n k_m^T / sqrt(C/2)) v_n; masks = softmax over n of the
@@ -166,6 +183,8 @@ class AdAutoMix(Method):
     """AdAutoMix: target network vs. an adversarial N-image mask generator; see the module docstring."""
 
     name = "adautomix"
+    label, color = "AdAutoMix", "#08306b"
+    scored_network = "ema"  # the papers report the momentum (EMA) network
     default_params = {
         "alpha": 1.0,  # Beta(alpha, alpha) concentration ("lambda = 1.0" in appendix A.2)
         "num_sources": 3,  # N
@@ -181,9 +200,12 @@ class AdAutoMix(Method):
         "ascent_scale": 1.0,  # gradient-reversal factor: generator lr / backbone lr
         "feature_stage": 3,
         "init_seed": None,
+        "lam_margin": 0.0,  # paper: none; official CIFAR configs 0.03 (plain N-mix for the target near 0/1)
+        "mixblock_lr_mult": 1.0,  # lr multiplier of the generator's parameter group (param_groups())
     }
-    # Overrides that reproduce the official repository's behaviour (REFERENCE.md section 5).
-    reference_params = {"schedule": "reference", "cosine_sign": "reference", "cosine_on": "logits", "lam_embed": False}
+    # Overrides that reproduce the official repository's behaviour.
+    reference_params = {"schedule": "reference", "cosine_sign": "reference", "cosine_on": "logits", "lam_embed": False,
+                        "lam_margin": 0.03}
     default_min_lr = 0.05
     ema_copies_buffers = False  # the teacher runs in train mode and keeps its own BN statistics
 
@@ -206,6 +228,8 @@ class AdAutoMix(Method):
         if params["cosine_weight"] is not None:
             check_range("cosine_weight", params["cosine_weight"], 0.0, math.inf)
         check_range("ascent_scale", params["ascent_scale"], 0.0, math.inf)
+        check_range("lam_margin", params["lam_margin"], 0.0, 0.5)
+        check_range("mixblock_lr_mult", params["mixblock_lr_mult"], 0.0, math.inf)
         check_choice("lambda_sampler", params["lambda_sampler"], LAMBDA_SAMPLERS)
         check_choice("schedule", params["schedule"], SCHEDULES)
         check_choice("cosine_sign", params["cosine_sign"], COSINE_SIGNS)
@@ -217,6 +241,20 @@ class AdAutoMix(Method):
         return params
 
     # -- pieces --------------------------------------------------------------------------------
+
+    def param_groups(self) -> list[dict]:
+        """Optimiser groups: one group, or the generator apart with ``lr_mult = mixblock_lr_mult``."""
+        return split_param_groups(self, [self.generator_net], self.params["mixblock_lr_mult"])
+
+    def lambda_floor(self) -> float:
+        """E|mask mean - lambda| of the best lambda-blind generator under this run's lambda sampler."""
+        p = self.params
+        return ignore_lambda_floor(float(p["alpha"]), p["num_sources"], p["lambda_sampler"])
+
+    def margin_fallback(self, lams: list[float]) -> bool:
+        """Whether lam_margin sends the target network the plain linear N-mix this step."""
+        m = self.params["lam_margin"]
+        return m > 0 and (lams[0] <= m or lams[0] >= 1 - m)
 
     @property
     def cosine_weight(self) -> float:
@@ -275,6 +313,11 @@ class AdAutoMix(Method):
             with torch.no_grad():
                 masks_cls, x_cls = self.generate(x, z, perms_cls, lams)
             target_cls, adversarial = self.target_for(y, perms_cls, lams), ctx.step % 2 == 0
+        fallback = self.margin_fallback(lams)
+        if fallback:  # lam_margin: the target trains on the plain linear N-mix, no generated mask
+            masks_cls = torch.cat([torch.full_like(masks[:, :1], lam) for lam in lams], 1)
+            x_cls = mix_sources([x[q] for q in perms_cls], lams)
+            adversarial = adversarial and p["schedule"] != "paper"
 
         # Target network (Eq. 14): generated mix + linear N-mix + clean CE.
         loss_amce = soft_ce(self.model(x_cls), target_cls)
@@ -295,10 +338,12 @@ class AdAutoMix(Method):
         logs = {
             "loss_amce": loss_amce, "loss_mce": loss_mce, "loss_ace": loss_ace, "loss_teacher": loss_k,
             "cosine": cos, "loss_generator": loss_gen, "adversarial": float(adversarial),
+            "lam_margin_fallback": float(fallback),
             **mask_logs(masks, lams), **mask_logs(masks_cls, lams, suffix="_cls"),
             **{f"lam_{i + 1}": lam for i, lam in enumerate(lams)},
+            **lambda_response_logs(masks, lams),
         }
-        return StepOutput(loss_target + loss_gen, to_logs(logs))
+        return StepOutput(loss_target + loss_gen, detached_logs(logs))
 
     @torch.no_grad()
     def mix_for_display(self, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator) -> MixDisplay:

@@ -1,6 +1,6 @@
-"""AutoMix (Liu, Li et al., ECCV 2022; paper 001): a learned Mix Block trained through a momentum pipeline.
+"""AutoMix (Liu, Li et al., ECCV 2022): a learned Mix Block trained through a momentum pipeline.
 
-One training step (paper Eq. 8, Alg. 1, Fig. 11; REFERENCE.md section 3)::
+One training step (AutoMix paper, Eq. 8, Alg. 1, Fig. 11)::
 
     z        = k.features(x, stage 3)                     # EMA encoder k, no gradient
     mask_gen = MixBlock(z, perm_gen, lam_gen)             # Mix Block's own pair
@@ -12,29 +12,49 @@ One training step (paper Eq. 8, Alg. 1, Fig. 11; REFERENCE.md section 3)::
 
 then ``after_step`` moves k towards q with the AutoMix momentum schedule (base.py).
 
-Choices where the paper and the reference code differ (defaults follow the paper):
+Choices where the paper and the reference code (OpenMixup) differ; defaults follow the paper,
+``AutoMix.reference_params`` collects the reference CIFAR configuration's choices:
 
 - ``lam_embed``: the paper concatenates lambda as a feature channel (Eq. 4-6, Table 9). The
-  reference CIFAR configs switch it off; ``lam_embed=False`` reproduces them. Our CIFAR default
-  is the paper's ``True``.
+  reference CIFAR configs switch it off; ``lam_embed=False`` reproduces them.
+- ``mask_loss_mean``: Eq. 7 holds each sample's mask mean near lambda (``"sample"``, the mean
+  of the per-sample terms); the reference applies the margin once to the whole batch's mean
+  (``"batch"``), which lets per-sample means scatter freely around lambda.
 - ``mask_loss_schedule``: the paper decays the l_lambda weight linearly to 0 (``"linear"``); the
   reference keeps it constant on CIFAR (``"constant"``) and anneals it by cosine on ImageNet
   (``"cosine"``).
 - ``mask_adjust``: probability of rescaling the backbone's mask so each sample's mask mean equals
-  lambda (reference option, default 0). ``mask_adjust_lambda="backbone"`` uses the backbone pair's
-  lambda (correct); ``"mixblock"`` reproduces the reference, which uses the Mix Block pair's lambda.
+  lambda (reference option, default 0; ``mask_adjust_rule`` "two-sided", the reference's rule).
+  ``mask_adjust_lambda="backbone"`` uses the backbone pair's lambda (correct); ``"mixblock"``
+  reproduces the reference, which uses the Mix Block pair's lambda.
 - ``lam_margin``: the reference replaces the backbone mask by the constant lambda (plain Mixup)
   when lambda <= 0.08 or >= 0.92; 0 disables it.
+- ``mixblock_lr_mult``: the reference configs can give the Mix Block its own lr multiplier
+  (1 on CIFAR). The method exposes it through ``param_groups()``; the trainer must build its
+  optimiser from those groups and scale each group's lr by its ``lr_mult``.
+- ``separate_heads``: the reference classifies clean images with one linear head and mixed
+  images with another (both on the same backbone), and trains the Mix Block through the EMA
+  copy of the mixed head. Off by default (the paper describes one classifier). When on, the
+  clean head is the model's own (``online``/``ema`` networks) and the mixed head is scored
+  too (``online_mixhead``/``ema_mixhead``).
+- The momentum schedule (base.py) holds 0.999 for the first 10 % of iterations and then rises
+  by a cosine remapped onto the last 90 %; the reference evaluates its cosine over the whole
+  run's progress (so it starts the rise from the cosine's value at 10 %, not from its start).
+  Both end at 0.999999; we keep ours.
 
-``AutoMix.reference_params`` collects the reference CIFAR configuration's choices. Note: the
-Mix Block's N(0, 0.01) initialisation makes the attention nearly uniform at the start, so the
-first masks are spatially almost constant (logged ``mask_std_gen`` ~1e-4); spatial structure
-appears as the q/k weights grow, more slowly for narrow (width < 1) encoders.
+Logs: besides losses and mask statistics, every step logs the lambda-response moments of the
+Mix Block's own pair and the fraction of saturated mask values (keys in ``mixblock.py``;
+``mixblock.lambda_response`` turns an epoch's averages into correlation, slope and gap, and
+``AutoMix.lambda_floor()`` gives the gap a lambda-blind mask would score).
+
+Note: the Mix Block's N(0, 0.01) initialisation makes the attention nearly uniform at the start,
+so the first masks are spatially almost constant (logged ``mask_std_gen`` ~1e-4); spatial
+structure appears as the q/k weights grow, more slowly for narrow (width < 1) encoders.
 """
 from __future__ import annotations
 
+import copy
 import math
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -44,8 +64,30 @@ from torch import nn
 from ..errors import InvalidParameterError
 from ..losses import soft_ce
 from ..mixers.base import MixTarget, check_alpha, sample_beta, sample_perm
-from ..visualize import MixDisplay
 from .base import Method, StepContext, StepOutput
+from .mixblock import (
+    MASK_ADJUST_RULES,
+    MASK_LOSS_MEANS,
+    HeadSwap,
+    MixDisplay,
+    adjust_mask_mean,
+    attend,
+    check_bool,
+    check_choice,
+    check_init_seed,
+    check_range,
+    detached_logs,
+    eval_mode,
+    fresh_head,
+    ignore_lambda_floor,
+    lambda_planes,
+    lambda_response_logs,
+    mask_init_generator,
+    mask_mean_loss,
+    mask_statistics,
+    normal_init_,
+    split_param_groups,
+)
 from .registry import METHODS
 
 MASK_LOSS_SCHEDULES = ("linear", "constant", "cosine")
@@ -58,15 +100,19 @@ PIPELINE_DEFAULTS = {
     "lam_margin": 0.08,  # backbone pair falls back to plain Mixup when lam <= m or >= 1 - m
     "mask_loss_weight": 0.1,  # gamma of Eq. 7 at the start of training
     "mask_loss_margin": 0.1,  # epsilon of Eq. 7
+    "mask_loss_mean": "sample",  # Eq. 7 per sample (paper); "batch": the reference's batch-mean form
     "mask_loss_schedule": "linear",  # paper: linear decay to 0; reference CIFAR: "constant"
     "mask_adjust": 0.0,  # probability of rescaling the backbone mask mean to lambda
     "mask_adjust_lambda": "backbone",  # "mixblock" = the reference's (wrong) lambda
+    "mask_adjust_rule": "two-sided",  # mixblock.adjust_mask_mean; SAMix's paper rule is "one-sided"
+    "mixblock_lr_mult": 1.0,  # lr multiplier of the Mix Block's parameter group (param_groups())
+    "separate_heads": False,  # reference: clean and mixed images through separate linear heads
     "init_seed": None,  # seed of the Mix Block's N(0, 0.01) init; None: drawn from torch's seeded global RNG
 }
 
 
 # ----------------------------------------------------------------------------------------------
-# Pieces shared by the Mix Block methods (SAMix and AdAutoMix import them)
+# The momentum pipeline's draws and mixing (SAMix inherits them; shared Mix Block pieces: mixblock.py)
 # ----------------------------------------------------------------------------------------------
 
 
@@ -94,45 +140,6 @@ def mix_pair(x: torch.Tensor, perm: torch.Tensor, mask: torch.Tensor) -> torch.T
     return mask * x + (1 - mask) * x[perm]
 
 
-def normal_init_(module: nn.Module, generator: torch.Generator, std: float = 0.01) -> nn.Module:
-    """The Mix Blocks' initialisation: conv/linear weights N(0, std), biases 0, norms (1, 0)."""
-    for m in module.modules():
-        if isinstance(m, (nn.Conv2d, nn.Linear)):
-            nn.init.normal_(m.weight, 0.0, std, generator=generator)
-            if m.bias is not None:
-                nn.init.zeros_(m.bias)
-        elif isinstance(m, nn.BatchNorm2d):
-            nn.init.ones_(m.weight)
-            nn.init.zeros_(m.bias)
-    return module
-
-
-def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-    """softmax(q^T k / sqrt(d)) v for q, k [..., d, HW] and v [..., HW, 1] -> [..., HW, 1].
-
-    Rows of the attention are q's positions. Runs in float32 with autocast off: the reference
-    forces fp32 here because the logits overflow in half precision, and the masks built from
-    the result should not be quantised to bf16.
-    """
-    with torch.autocast(q.device.type, enabled=False):
-        q, k, v = q.float(), k.float(), v.float()
-        p = torch.softmax(q.transpose(-2, -1) @ k / math.sqrt(q.shape[-2]), dim=-1)
-        return p @ v
-
-
-def lambda_planes(z: torch.Tensor, lam: float) -> torch.Tensor:
-    """A constant feature plane of value ``lam`` shaped like one channel of z."""
-    return torch.full_like(z[:, :1], lam)
-
-
-def mask_mean_loss(mask: torch.Tensor, lam: float, margin: float) -> torch.Tensor:
-    """Eq. 7 without its weight: max(|lam - mean(mask)| - margin, 0), mean over the whole batch.
-
-    ``mask`` is the weight of x (so |lam - mean(mask_i)| = |1 - mean(mask_j) - lam|, the reference form).
-    """
-    return torch.clamp((lam - mask.mean()).abs() - margin, min=0.0)
-
-
 def scheduled_weight(weight: float, schedule: str, progress: float) -> float:
     """The l_lambda weight at ``progress`` in [0, 1]: linear decay (paper), constant, or cosine decay."""
     if schedule == "linear":
@@ -142,62 +149,13 @@ def scheduled_weight(weight: float, schedule: str, progress: float) -> float:
     return weight
 
 
-def adjust_mask_mean(mask: torch.Tensor, lam: float) -> torch.Tensor:
-    """Rescale each sample's mask so its mean is exactly ``lam`` while staying in [0, 1].
-
-    Mean above lam: scale the mask down (mask * lam / mean); below: scale its complement down
-    (1 - (1 - mask) * (1 - lam) / (1 - mean)). This is the reference's two-sided rule; SAMix's
-    "lambda adjusting" (paper 002, section 3.2) is its mean < lam side.
-    """
-    mean = mask.mean(dim=(1, 2, 3), keepdim=True).clamp(1e-6, 1 - 1e-6)
-    down = mask * (lam / mean)
-    up = 1 - (1 - mask) * ((1 - lam) / (1 - mean))
-    return torch.where(mean > lam, down, up)
-
-
-def mask_statistics(mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(batch mean, mean per-sample spatial std) of a [B, 1, H, W] mask: std -> 0 means a collapsed Mix Block."""
-    m = mask.detach()
-    return m.mean(), m.flatten(1).std(dim=1).mean()
-
-
-def to_logs(values: dict) -> dict[str, float]:
-    """Floats for StepOutput.logs with a single device sync for all tensor entries."""
-    tensors = {k: v.detach().float().reshape(()) for k, v in values.items() if torch.is_tensor(v)}
-    out = {k: float(v) for k, v in values.items() if not torch.is_tensor(v)}
-    if tensors:
-        out.update(zip(tensors, torch.stack(list(tensors.values())).tolist()))
-    return out
-
-
-@contextmanager
-def eval_mode(module: nn.Module):
-    """Run ``module`` in eval mode (no BN statistic updates, no dropout), then restore its mode."""
-    was_training = module.training
-    module.eval()
-    try:
-        yield module
-    finally:
-        module.train(was_training)
-
-
-def check_choice(name: str, value, choices) -> None:
-    if value not in choices:
-        raise InvalidParameterError(name, value, f"one of {list(choices)}")
-
-
-def check_range(name: str, value, low: float, high: float) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
-        raise InvalidParameterError(name, value, f"a number in [{low}, {high}]")
-
-
 # ----------------------------------------------------------------------------------------------
 # AutoMix's Mix Block
 # ----------------------------------------------------------------------------------------------
 
 
 class MixBlock(nn.Module):
-    """AutoMix Mix Block (paper Eq. 4-6; reference CIFAR structure, REFERENCE.md section 3).
+    """AutoMix Mix Block (AutoMix paper, Eq. 4-6; the reference code's CIFAR structure).
 
     Shared 1x1 conv W_P (q = k, C(+1) -> C/2, bias, no norm/activation) and value 1x1 conv
     (C(+1) -> 1) on the partner x_j = x[perm] (Eq. 5 leaves open whose value embedding multiplies
@@ -236,30 +194,19 @@ class MixBlock(nn.Module):
 # ----------------------------------------------------------------------------------------------
 
 
-
-def check_init_seed(seed) -> None:
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
-        raise InvalidParameterError("init_seed", seed, "None (seeded by the run) or an integer")
-
-
-def mask_init_generator(seed: int | None) -> torch.Generator:
-    """Generator of a mask module's initialisation: ``seed``, or one draw of torch's global RNG.
-
-    The trainer seeds the global RNG from the run's seed, so with None every run seed gets
-    its own (reproducible) Mix Block initialisation.
-    """
-    if seed is None:
-        seed = int(torch.randint(2**62, (1,)))
-    return torch.Generator().manual_seed(seed)
-
 @METHODS.register("automix")
 class AutoMix(Method):
     """AutoMix: Mix Block + momentum pipeline; see the module docstring for the step and options."""
 
     name = "automix"
+    label, color = "AutoMix", "#17becf"
+    scored_network = "ema"  # the papers report the momentum (EMA) network
+    # 2: l_lambda per sample by default (Eq. 7; mask_loss_mean="sample"), was the batch mean.
+    code_version = 2
     default_params = {**PIPELINE_DEFAULTS, "lam_embed": True}
-    # Overrides that reproduce the reference code's CIFAR behaviour (REFERENCE.md section 3).
-    reference_params = {"lam_embed": False, "mask_loss_schedule": "constant", "mask_adjust_lambda": "mixblock"}
+    # Overrides that reproduce the reference code's CIFAR behaviour.
+    reference_params = {"lam_embed": False, "mask_loss_schedule": "constant", "mask_adjust_lambda": "mixblock",
+                        "mask_loss_mean": "batch"}
     default_min_lr = 0.05
     ema_copies_buffers = False  # k runs in train mode and keeps its own BN statistics
 
@@ -268,6 +215,9 @@ class AutoMix(Method):
         in_channels = model.stage_channels[self.params["feature_stage"]]
         init_gen = mask_init_generator(self.params["init_seed"])
         self.mix_block = self.build_mix_block(in_channels, init_gen)
+        if self.params["separate_heads"]:  # drawn after the Mix Block: its init is the same either way
+            self.mix_head = fresh_head(model, init_gen)
+            self.mix_head_ema = copy.deepcopy(self.mix_head).requires_grad_(False)
 
     # -- hooks SAMix overrides -----------------------------------------------------------------
 
@@ -280,7 +230,7 @@ class AutoMix(Method):
 
     def mask_loss(self, mask: torch.Tensor, lam: float) -> tuple[torch.Tensor, dict]:
         """Unweighted mask regulariser and its parts for the logs (AutoMix: l_lambda of Eq. 7)."""
-        loss = mask_mean_loss(mask, lam, self.params["mask_loss_margin"])
+        loss = mask_mean_loss(mask, lam, self.params["mask_loss_margin"], self.params["mask_loss_mean"])
         return loss, {"loss_lambda": loss}
 
     # -- validation ----------------------------------------------------------------------------
@@ -295,6 +245,10 @@ class AutoMix(Method):
         check_range("mask_adjust", params["mask_adjust"], 0.0, 1.0)
         check_choice("mask_loss_schedule", params["mask_loss_schedule"], MASK_LOSS_SCHEDULES)
         check_choice("mask_adjust_lambda", params["mask_adjust_lambda"], MASK_ADJUST_LAMBDAS)
+        check_choice("mask_loss_mean", params["mask_loss_mean"], MASK_LOSS_MEANS)
+        check_choice("mask_adjust_rule", params["mask_adjust_rule"], MASK_ADJUST_RULES)
+        check_range("mixblock_lr_mult", params["mixblock_lr_mult"], 0.0, math.inf)
+        check_bool("separate_heads", params["separate_heads"])
         if isinstance(params["feature_stage"], bool) or params["feature_stage"] not in (1, 2, 3, 4):
             raise InvalidParameterError("feature_stage", params["feature_stage"], "a stage index in 1..4")
         check_init_seed(params["init_seed"])
@@ -317,38 +271,82 @@ class AutoMix(Method):
             p = self.params["mask_adjust"]
             if p > 0 and float(torch.rand((), generator=generator)) < p:
                 target = lam if self.params["mask_adjust_lambda"] == "backbone" else draws.lam_gen
-                mask = adjust_mask_mean(mask, target)
+                mask = adjust_mask_mean(mask, target, self.params["mask_adjust_rule"])
         return mask
+
+    def classify(self, network: nn.Module, x: torch.Tensor, mixed: bool) -> torch.Tensor:
+        """Logits of ``network`` (``self.model`` or ``self.ema``); mixed images use the mixed head if separate."""
+        if not (mixed and self.params["separate_heads"]):
+            return network(x)
+        head = self.mix_head if network is self.model else self.mix_head_ema
+        return head(network.forward_features(x, network.num_stages))
+
+    def generation_terms(self, x, y, z, draws: PairDraws, generator, progress: float):
+        """The Mix Block's half of the step on its own pair, through the frozen k.
+
+        Returns (MCE of k on the mix, weighted mask regulariser, the mask, logs); the gradient of
+        both losses reaches the Mix Block only (k's parameters need no grad).
+        """
+        mask_gen = self.mix_block(z, draws.perm_gen, draws.lam_gen, x.shape[-2:], generator)
+        target_gen = MixTarget.pair(y, draws.perm_gen, draws.lam_gen)
+        loss_gen = self.generation_loss(self.classify(self.ema, mix_pair(x, draws.perm_gen, mask_gen), True),
+                                        target_gen)
+        mask_reg, mask_parts = self.mask_loss(mask_gen, draws.lam_gen)
+        weight = scheduled_weight(self.params["mask_loss_weight"], self.params["mask_loss_schedule"], progress)
+        mean_gen, std_gen = mask_statistics(mask_gen)
+        logs = {
+            "loss_gen": loss_gen, "mask_loss_weight": weight, "lam_gen": draws.lam_gen,
+            "mask_mean_gen": mean_gen, "mask_std_gen": std_gen, "mask_mean_gap_gen": (mean_gen - draws.lam_gen).abs(),
+            **lambda_response_logs(mask_gen, [draws.lam_gen]), **mask_parts,
+        }
+        return loss_gen, weight * mask_reg, mask_gen, logs
 
     def training_step(self, x: torch.Tensor, y: torch.Tensor, ctx: StepContext) -> StepOutput:
         g = ctx.generator
         draws = draw_pairs(len(x), self.params["alpha"], g, x.device)
         z = self.encoder_features(x)
 
-        # Generation: the Mix Block learns through the frozen k (k's params need no grad).
-        mask_gen = self.mix_block(z, draws.perm_gen, draws.lam_gen, x.shape[-2:], g)
-        target_gen = MixTarget.pair(y, draws.perm_gen, draws.lam_gen)
-        loss_gen = self.generation_loss(self.ema(mix_pair(x, draws.perm_gen, mask_gen)), target_gen)
-        mask_reg, mask_parts = self.mask_loss(mask_gen, draws.lam_gen)
-        weight = scheduled_weight(self.params["mask_loss_weight"], self.params["mask_loss_schedule"], ctx.progress)
+        # Generation: the Mix Block learns through the frozen k.
+        loss_gen, mask_term, _, gen_logs = self.generation_terms(x, y, z, draws, g, ctx.progress)
 
         # Classification: q learns from clean and mixed images; the mask carries no gradient.
         mask_cls = self.classifier_mask(z, x, draws, g)
         target_cls = MixTarget.pair(y, draws.perm_cls, draws.lam_cls)
-        loss_clean = F.cross_entropy(self.model(x), y)
-        loss_mix = soft_ce(self.model(mix_pair(x, draws.perm_cls, mask_cls)), target_cls)
+        loss_clean = F.cross_entropy(self.classify(self.model, x, False), y)
+        loss_mix = soft_ce(self.classify(self.model, mix_pair(x, draws.perm_cls, mask_cls), True), target_cls)
 
-        loss = loss_clean + loss_mix + loss_gen + weight * mask_reg
-        mean_gen, std_gen = mask_statistics(mask_gen)
+        loss = loss_clean + loss_mix + loss_gen + mask_term
         mean_cls, std_cls = mask_statistics(mask_cls)
         logs = {
-            "loss_clean": loss_clean, "loss_mix": loss_mix, "loss_gen": loss_gen, "mask_loss_weight": weight,
-            "lam_gen": draws.lam_gen, "mask_mean_gen": mean_gen, "mask_std_gen": std_gen,
-            "mask_mean_gap_gen": (mean_gen - draws.lam_gen).abs(),
+            "loss_clean": loss_clean, "loss_mix": loss_mix, **gen_logs,
             "lam_cls": draws.lam_cls, "mask_mean_cls": mean_cls, "mask_std_cls": std_cls,
-            **mask_parts,
         }
-        return StepOutput(loss, to_logs(logs))
+        return StepOutput(loss, detached_logs(logs))
+
+    # -- trainer hooks -------------------------------------------------------------------------
+
+    def param_groups(self) -> list[dict]:
+        """Optimiser groups: one group, or the Mix Block apart with ``lr_mult = mixblock_lr_mult``."""
+        return split_param_groups(self, [self.mix_block], self.params["mixblock_lr_mult"])
+
+    @torch.no_grad()
+    def after_step(self, ctx: StepContext) -> None:
+        super().after_step(ctx)
+        if self.params["separate_heads"]:  # the mixed head's EMA copy follows with the same momentum
+            m = self.ema_momentum(ctx)
+            for p_ema, p in zip(self.mix_head_ema.parameters(), self.mix_head.parameters()):
+                p_ema.mul_(m).add_(p.detach(), alpha=1 - m)
+
+    def eval_networks(self) -> dict[str, nn.Module]:
+        networks = super().eval_networks()
+        if self.params["separate_heads"]:
+            networks["online_mixhead"] = HeadSwap(self.model, self.mix_head)
+            networks["ema_mixhead"] = HeadSwap(self.ema, self.mix_head_ema)
+        return networks
+
+    def lambda_floor(self) -> float:
+        """E|mask mean - lambda| of the best lambda-blind mask under this run's Beta(alpha, alpha)."""
+        return ignore_lambda_floor(float(self.params["alpha"]), 2, "beta")
 
     @torch.no_grad()
     def mix_for_display(self, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator) -> MixDisplay:

@@ -169,5 +169,13 @@ class Method(nn.Module, metaclass=ABCMeta):
         if self.ema_copies_buffers:
             torch._foreach_copy_(list(self.ema.buffers()), list(self.model.buffers()))
 
+    def param_groups(self) -> list[dict]:
+        """The optimiser's parameter groups: one group of every trainable parameter.
+
+        A method may split it (e.g. a Mix Block with its own lr); a group's optional ``"lr_mult"``
+        scales the scheduled lr (training/schedule.py). The EMA copy is not trainable.
+        """
+        return [{"params": [p for p in self.parameters() if p.requires_grad]}]
+
     def eval_networks(self) -> dict[str, nn.Module]:
         return {"online": self.model, "ema": self.ema}

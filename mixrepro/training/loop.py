@@ -128,7 +128,7 @@ def start_run(config: RunConfig, runtime: Runtime, *, data_root=None, saved: dic
     dataset = components.load_run_data(config, data_root)
     method = components.build_run_method(config, dataset, runtime)
     method.ema_schedule = config.ema_schedule
-    run = Run(config, runtime, dataset, method, build_optimizer(config, method.parameters()),
+    run = Run(config, runtime, dataset, method, build_optimizer(config, method.param_groups()),
               components.step_generator(config), TrainState())
     if saved is not None:
         restore(run, saved)

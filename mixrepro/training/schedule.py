@@ -27,10 +27,15 @@ def cosine_lr(epoch: int, epochs: int, base_lr: float, min_lr: float) -> float:
 
 
 def build_optimizer(config: RunConfig, parameters) -> torch.optim.SGD:
-    trainable = [p for p in parameters if p.requires_grad]  # the EMA copy is excluded: it is not trained
-    return torch.optim.SGD(trainable, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
+    """SGD over ``parameters``: tensors, or a method's ``param_groups()`` (dicts, optional "lr_mult")."""
+    parameters = list(parameters)
+    groups = parameters if parameters and isinstance(parameters[0], dict) else [{"params": parameters}]
+    # the EMA copy is excluded: it is not trained
+    groups = [{**g, "params": [p for p in g["params"] if p.requires_grad]} for g in groups]
+    return torch.optim.SGD(groups, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
 
 
 def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
+    """The scheduled lr, times each group's ``lr_mult`` (1 when absent)."""
     for group in optimizer.param_groups:
-        group["lr"] = lr
+        group["lr"] = lr * group.get("lr_mult", 1.0)
