@@ -212,3 +212,12 @@ def test_pretrained_weights_load_from_the_torch_hub_cache(tmp_path, monkeypatch)
     finetune = build_model("imagenet_resnet18", 200, pretrained=True)  # new head, pretrained body
     assert finetune.head[-1].weight.shape == (200, 512)
     assert torch.equal(finetune.stages[0][0].conv1.weight, source.layer1[0].conv1.weight)
+
+
+def test_learned_methods_reject_a_feature_stage_the_model_lacks():
+    from mixrepro.methods import build_method
+
+    wrn = build_model("wrn28_8", 10, width=0.125, generator=torch.Generator().manual_seed(0))
+    for method in ("automix", "adautomix"):
+        with pytest.raises(InvalidParameterError, match="stage"):
+            build_method(method, wrn, 10, feature_stage=4)

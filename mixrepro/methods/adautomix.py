@@ -211,6 +211,7 @@ class AdAutoMix(Method):
 
     def __init__(self, model, num_classes: int, **params):
         super().__init__(model, num_classes, **params)
+        model.check_stage(self.params["feature_stage"])  # e.g. WRN-28-8 has 3 stages, not 4
         in_channels = model.stage_channels[self.params["feature_stage"]]
         init_gen = mask_init_generator(self.params["init_seed"])
         self.generator_net = AdAutoMixGenerator(
