@@ -164,10 +164,12 @@ class Method(nn.Module, metaclass=ABCMeta):
         # One batched call per operation instead of a Python loop over tensors; the same
         # arithmetic (ema * m + (1 - m) * p), so the same bits as the per-tensor update.
         ema_params = list(self.ema.parameters())
-        torch._foreach_mul_(ema_params, m)
-        torch._foreach_add_(ema_params, [p.detach() for p in self.model.parameters()], alpha=1 - m)
-        if self.ema_copies_buffers:
-            torch._foreach_copy_(list(self.ema.buffers()), list(self.model.buffers()))
+        if ema_params:  # the foreach calls refuse empty lists
+            torch._foreach_mul_(ema_params, m)
+            torch._foreach_add_(ema_params, [p.detach() for p in self.model.parameters()], alpha=1 - m)
+        ema_buffers = list(self.ema.buffers())
+        if self.ema_copies_buffers and ema_buffers:
+            torch._foreach_copy_(ema_buffers, list(self.model.buffers()))
 
     def param_groups(self) -> list[dict]:
         """The optimiser's parameter groups: one group of every trainable parameter.

@@ -121,7 +121,9 @@ def verdict_reason(checks: Sequence[Check]) -> str:
         detectable = [c.detectable for c in checks if c.outcome == "inconclusive" and c.detectable is not None]
         text += f", {counts['inconclusive']} inconclusive"
         if detectable:
-            text += f" (smallest difference these runs could detect: {min(detectable):.2g} to {max(detectable):.2g})"
+            low, high = f"{min(detectable):.2g}", f"{max(detectable):.2g}"
+            span = low if low == high else f"{low} to {high}"
+            text += f" (smallest difference these runs could detect: {span} points)"
     return text
 
 
