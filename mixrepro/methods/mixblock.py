@@ -30,6 +30,7 @@ import torch
 from torch import nn
 
 from ..errors import InvalidParameterError
+from ..validation import check_bool, check_choice, check_range  # noqa: F401  (the methods import them here)
 
 # ----------------------------------------------------------------------------------------------
 # Building blocks
@@ -262,21 +263,6 @@ def eval_mode(module: nn.Module):
         yield module
     finally:
         module.train(was_training)
-
-
-def check_choice(name: str, value, choices) -> None:
-    if value not in choices:
-        raise InvalidParameterError(name, value, f"one of {list(choices)}")
-
-
-def check_range(name: str, value, low: float, high: float) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
-        raise InvalidParameterError(name, value, f"a number in [{low}, {high}]")
-
-
-def check_bool(name: str, value) -> None:
-    if not isinstance(value, bool):
-        raise InvalidParameterError(name, value, "True or False")
 
 
 def check_init_seed(seed) -> None:
