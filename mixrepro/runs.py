@@ -32,13 +32,14 @@ def _budget_base(config: RunConfig, budget: str) -> RunConfig:
 
 
 def train_or_load(config: RunConfig, *, results_root=None, train: bool = True, evaluations=(),
-                  accept_stale: bool = False, **fit_kwargs) -> RunRecord:
+                  evaluation_options: dict | None = None, accept_stale: bool = False, **fit_kwargs) -> RunRecord:
     """The stored run for ``config``; trained first if missing and ``train``; with ``evaluations`` added.
 
     A run trained by an older version of its method's code is retrained (or, with
     ``train=False``, refused with StaleRunError) unless ``accept_stale`` (audits of
     historical runs). Evaluations already in evaluations.json are not recomputed; missing ones run on the
-    final weights from the checkpoint cache, for both the online and the EMA network.
+    final weights from the checkpoint cache, for both the online and the EMA network;
+    ``evaluation_options[name]`` are that evaluation's keyword arguments.
     """
     store = ResultsStore(results_root)
     record = store.load(config)
@@ -55,13 +56,14 @@ def train_or_load(config: RunConfig, *, results_root=None, train: bool = True, e
     if missing:
         device = fit_kwargs.get("device")
         data_root = fit_kwargs.get("data_root")
-        add_evaluations(store, record, missing, device=device, data_root=data_root)
+        add_evaluations(store, record, missing, device=device, data_root=data_root, options=evaluation_options)
     return record
 
 
-def add_evaluations(store: ResultsStore, record: RunRecord, names: list[str], *, device, data_root) -> None:
+def add_evaluations(store: ResultsStore, record: RunRecord, names: list[str], *, device, data_root,
+                    options: dict | None = None) -> None:
     results = evaluate_final_weights(record.config, names, device=device, data_root=data_root,
-                                     command=train_command(record.config, store.root))
+                                     command=train_command(record.config, store.root), options=options)
     merged = {net: {**record.evaluations.get(net, {}), **results[net]} for net in NETWORKS}
     store.save_evaluations(record, merged)
 

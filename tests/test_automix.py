@@ -484,3 +484,26 @@ def test_without_the_lambda_channel_the_mask_cannot_depend_on_lambda():
     assert torch.equal(blind(z, perm, 0.1, (8, 8)), blind(z, perm, 0.9, (8, 8)))
     seeing = scale_weights_(MixBlock(16, True, torch.Generator().manual_seed(0)), 0.5)
     assert not torch.allclose(seeing(z, perm, 0.1, (8, 8)), seeing(z, perm, 0.9, (8, 8)))
+
+
+
+def test_dm_ce_replaces_only_the_classifiers_mixed_loss():
+    from mixrepro.errors import UnknownNameError
+    from mixrepro.losses import build_loss
+
+    method = build_method("automix", tiny_model(), NUM_CLASSES, loss="dm_ce")
+    assert method.mix_loss.name == "dm_ce" and method.mix_loss.params == build_loss("dm_ce", "dynamic").params
+    assert method.mix_loss.params["eta"] == 1.0  # the DM paper's preset for dynamic mixers
+    assert build_method("samix", tiny_model(), NUM_CLASSES, loss="dm_ce").mix_loss.params["eta"] == 1.0
+    with pytest.raises(UnknownNameError):
+        build_method("automix", tiny_model(), NUM_CLASSES, loss="nope")
+    with pytest.raises(InvalidParameterError):
+        build_method("automix", tiny_model(), NUM_CLASSES, loss="dm_ce", loss_params={"eta": -1})
+    x, y = batch()
+    logs = {}
+    for loss in ("mce", "dm_ce"):
+        torch.manual_seed(0)
+        step_method = build_method("automix", tiny_model(), NUM_CLASSES, loss=loss)
+        logs[loss] = step_method.training_step(x, y, ctx_at(50, torch.Generator().manual_seed(2))).logs
+    assert float(logs["mce"]["loss_gen"]) == float(logs["dm_ce"]["loss_gen"])  # the Mix Block's loss is MCE
+    assert float(logs["mce"]["loss_mix"]) != float(logs["dm_ce"]["loss_mix"])

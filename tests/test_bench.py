@@ -64,8 +64,9 @@ def test_variants_put_vanilla_first_and_dm_rows_after_their_method():
         bench_variants(["mixupp"])
     with pytest.raises(UnknownNameError):
         bench_variants(["mixup"], ["nope"])
-    with pytest.raises(InvalidParameterError, match="automix parameter"):
-        bench_variants(["automix"], ["automix"])  # a learned method has no loss to swap
+    with pytest.raises(InvalidParameterError, match="adautomix parameter"):
+        bench_variants(["adautomix"], ["adautomix"])  # AdAutoMix has no loss to swap
+    assert [v.name for v in bench_variants(["automix"], ["automix"])] == ["vanilla", "automix", "automix+dm_ce"]
 
 
 @pytest.mark.parametrize("change,error", [

@@ -365,3 +365,48 @@ def test_eval_mode_restores_after_an_exception():
         with eval_mode(model):
             raise RuntimeError("boom")
     assert all(m.training for m in model.modules())
+
+
+def test_corruption_image_subset_is_class_balanced_fixed_and_a_prefix():
+    from mixrepro.evaluate import image_subset
+
+    x, y = tiny_data(n=40)
+    y = torch.arange(40) % 4
+    small_x, small_y, n = image_subset(x, y, 8)
+    assert n == 8 and torch.bincount(small_y, minlength=4).tolist() == [2, 2, 2, 2]
+    large_x, _, _ = image_subset(x, y, 20)
+    assert torch.equal(large_x[:8], small_x)  # growing the subset only adds images
+    assert image_subset(x, y, None)[0] is x
+    for bad in (0, 41, 2.5, True):
+        with pytest.raises(InvalidParameterError, match="images"):
+            image_subset(x, y, bad)
+
+
+def test_corruption_on_an_image_subset_equals_corruption_of_those_images():
+    model, (x, y) = tiny_model(), tiny_data(n=40)
+    g = torch.Generator().manual_seed(3)
+    options = {"corruptions": ["contrast"], "severities": [5]}
+    subset = run_evaluations(model, x, y, ["corruption"], generator=g, batch_size=16,
+                             options={"corruption": {**options, "images": 10}})["corruption"]
+    from mixrepro.evaluate import image_subset
+
+    sx, sy, _ = image_subset(x, y, 10)
+    direct = run_evaluations(model, sx, sy, ["corruption"], generator=g, batch_size=16,
+                             options={"corruption": options})["corruption"]
+    assert subset["images"] == 10 and direct["images"] == 10
+    assert subset["top1"] == direct["top1"] and subset["clean_top1"] == direct["clean_top1"]
+
+
+def test_mixed_accuracy_takes_a_mixer_name_and_records_it():
+    from mixrepro.mixers import build_mixer
+
+    model, (x, y) = tiny_model(), tiny_data(n=40)
+    g = torch.Generator().manual_seed(1)
+    by_name = run_evaluations(model, x, y, ["mixed_accuracy"], generator=g, batch_size=16,
+                              options={"mixed_accuracy": {"mixer": "cutmix", "mixer_params": {"alpha": 1.0}}})
+    by_object = run_evaluations(model, x, y, ["mixed_accuracy"], generator=g, batch_size=16,
+                                options={"mixed_accuracy": {"mixer": build_mixer("cutmix", alpha=1.0)}})
+    assert by_name["mixed_accuracy"]["mixer"] == "cutmix" and by_object["mixed_accuracy"]["mixer"] == "CutMix"
+    assert by_name["mixed_accuracy"]["top1"] == by_object["mixed_accuracy"]["top1"]
+    with pytest.raises(UnknownNameError):
+        run_evaluations(model, x, y, ["mixed_accuracy"], options={"mixed_accuracy": {"mixer": "nope"}})

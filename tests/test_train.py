@@ -176,8 +176,9 @@ def test_evaluations_are_computed_once_for_both_networks(tmp_path, cache, monkey
     install_doubles(monkeypatch)
     seen = []
 
-    def fake_run_evaluations(model, test_x, test_y, names, device, generator):
+    def fake_run_evaluations(model, test_x, test_y, names, device, generator, options=None):
         seen.append((type(model).__name__, tuple(names), len(test_x)))
+        assert options == ({"fgsm": {"eps": 0.01}} if "fgsm" in names else None)
         return {name: {"value": float(torch.rand((), generator=generator))} for name in names}
 
     monkeypatch.setattr(mixrepro.evaluate, "run_evaluations", fake_run_evaluations, raising=False)
@@ -188,7 +189,8 @@ def test_evaluations_are_computed_once_for_both_networks(tmp_path, cache, monkey
     assert record.evaluations["online"] == record.evaluations["ema"]  # same seeded draws per network
     train_or_load(config, results_root=tmp_path, evaluations=("ece",))
     assert len(seen) == 2  # stored: not recomputed
-    again = train_or_load(config, results_root=tmp_path, train=False, evaluations=("ece", "fgsm"))
+    again = train_or_load(config, results_root=tmp_path, train=False, evaluations=("ece", "fgsm"),
+                          evaluation_options={"fgsm": {"eps": 0.01}})
     assert seen[2:] == [("TinyNet", ("fgsm",), 32)] * 2
     stored = json.loads((record.run_dir / "evaluations.json").read_text())
     assert set(stored["ema"]) == {"ece", "fgsm"} and stored == again.evaluations

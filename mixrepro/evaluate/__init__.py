@@ -20,6 +20,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
+from ..data.subsets import balanced_subset
 from ..errors import InvalidParameterError
 from ..registry import Registry
 from .accuracy import array_batches, evaluate_topk, predict_logits, score_last_epochs, topk_accuracy
@@ -30,6 +31,7 @@ from .mixed_accuracy import mixed_sample_accuracy
 from .occlusion import PAPER_RATIOS, occlusion_accuracy
 
 EVALUATIONS: Registry = Registry("evaluation")
+EVALUATION_SUBSET_SEED = 0  # one fixed image order for every run's subset evaluations
 
 
 def _seed(generator: torch.Generator) -> int:
@@ -54,10 +56,27 @@ def _fgsm(model, test_x, test_y, *, device, generator, batch_size, eps=PAPER_EPS
     return fgsm_accuracy(model, array_batches(test_x, test_y, batch_size, device), eps)
 
 
+def image_subset(test_x, test_y, images: int | None):
+    """The first ``images`` of a fixed class-balanced order of the test set (all when None).
+
+    Evaluations that cost a forward pass per variant (corruption: 12 x 5 passes) may run on
+    a subset at reduced budgets; the order is seeded once (not per run), so every run of a
+    study sees the same images, and a smaller subset is a prefix of a larger one.
+    """
+    if images is None:
+        return test_x, test_y, None
+    if isinstance(images, bool) or not isinstance(images, int) or not 0 < images <= len(test_y):
+        raise InvalidParameterError("images", images, f"None (all) or an integer in 1..{len(test_y)}")
+    index = balanced_subset(test_y, images, seed=EVALUATION_SUBSET_SEED)
+    return test_x[index], test_y[index], images
+
+
 @EVALUATIONS.register("corruption")
-def _corruption(model, test_x, test_y, *, device, generator, batch_size, **options):
-    return corruption_accuracy(model, test_x, test_y, seed=_seed(generator), batch_size=batch_size,
-                               device=device, **options)
+def _corruption(model, test_x, test_y, *, device, generator, batch_size, images=None, **options):
+    test_x, test_y, images = image_subset(test_x, test_y, images)
+    result = corruption_accuracy(model, test_x, test_y, seed=_seed(generator), batch_size=batch_size,
+                                 device=device, **options)
+    return {**result, "images": images if images is not None else len(test_y)}
 
 
 @EVALUATIONS.register("occlusion")
@@ -69,12 +88,21 @@ def _occlusion(model, test_x, test_y, *, device, generator, batch_size, ratios=P
 
 
 @EVALUATIONS.register("mixed_accuracy")
-def _mixed_accuracy(model, test_x, test_y, *, device, generator, batch_size, mixer=None, same_label="exclude"):
-    if mixer is None:
-        allowed = "a mixer callable (x, y, generator) -> (x_mix, MixTarget), e.g. Mixup(1.0)"
+def _mixed_accuracy(model, test_x, test_y, *, device, generator, batch_size, mixer=None, mixer_params=None,
+                    same_label="exclude"):
+    """``mixer``: a mixer callable, or a name of ``mixrepro.mixers.MIXERS`` built with ``mixer_params``."""
+    if isinstance(mixer, str):
+        from ..mixers import build_mixer
+
+        name, mixer = mixer, build_mixer(mixer, **(mixer_params or {}))
+    elif mixer is None:
+        allowed = "a mixer name (e.g. 'mixup') or callable (x, y, generator) -> (x_mix, MixTarget)"
         raise InvalidParameterError("mixed_accuracy mixer", None, allowed)
+    else:
+        name = getattr(mixer, "name", type(mixer).__name__)
     batches = array_batches(test_x, test_y, batch_size, device)
-    return mixed_sample_accuracy(model, batches, mixer, generator, same_label)
+    return {**mixed_sample_accuracy(model, batches, mixer, generator, same_label), "mixer": name,
+            "mixer_params": mixer_params or {}}
 
 
 def run_evaluations(

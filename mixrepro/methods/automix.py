@@ -41,6 +41,9 @@ Choices where the paper and the reference code (OpenMixup) differ; defaults foll
   by a cosine remapped onto the last 90 %; the reference evaluates its cosine over the whole
   run's progress (so it starts the rise from the cosine's value at 10 %, not from its start).
   Both end at 0.999999; we keep ours.
+- ``loss`` / ``loss_params``: the classifier's loss on its mixed batch; "mce" by default, "dm_ce"
+  for the DM paper's AutoMix + DM(CE) (its "dynamic" preset, eta = 1, appendix B.3). The Mix
+  Block's generation loss through k stays MCE.
 
 Logs: besides losses and mask statistics, every step logs the lambda-response moments of the
 Mix Block's own pair and the fraction of saturated mask values (keys in ``mixblock.py``;
@@ -64,7 +67,7 @@ from torch import nn
 from ..errors import InvalidParameterError
 from ..losses import soft_ce
 from ..mixers.base import MixTarget, check_alpha, sample_beta, sample_perm
-from .base import Method, StepContext, StepOutput
+from .base import LOSS_DEFAULTS, Method, StepContext, StepOutput, method_loss
 from .mixblock import (
     MASK_ADJUST_RULES,
     MASK_LOSS_MEANS,
@@ -108,6 +111,9 @@ PIPELINE_DEFAULTS = {
     "mixblock_lr_mult": 1.0,  # lr multiplier of the Mix Block's parameter group (param_groups())
     "separate_heads": False,  # reference: clean and mixed images through separate linear heads
     "init_seed": None,  # seed of the Mix Block's N(0, 0.01) init; None: drawn from torch's seeded global RNG
+    # The classifier's loss on its mixed batch: "mce" (the paper) or a DM loss (the DM paper's
+    # "dynamic" DM(CE) preset, eta = 1); the Mix Block's generation loss stays MCE either way.
+    **LOSS_DEFAULTS,
 }
 
 
@@ -201,6 +207,7 @@ class AutoMix(Method):
     name = "automix"
     label, color = "AutoMix", "#17becf"
     scored_network = "ema"  # the papers report the momentum (EMA) network
+    dm_ce_preset, dm_bce_preset = "dynamic", "cutting"  # DM appendix B.3: a dynamic mixing method
     # 2: l_lambda per sample by default (Eq. 7; mask_loss_mean="sample"), was the batch mean.
     code_version = 2
     default_params = {**PIPELINE_DEFAULTS, "lam_embed": True}
@@ -214,6 +221,7 @@ class AutoMix(Method):
         super().__init__(model, num_classes, **params)
         model.check_stage(self.params["feature_stage"])  # e.g. WRN-28-8 has 3 stages, not 4
         in_channels = model.stage_channels[self.params["feature_stage"]]
+        self.mix_loss = method_loss(self.params["loss"], type(self), self.params["loss_params"])
         init_gen = mask_init_generator(self.params["init_seed"])
         self.mix_block = self.build_mix_block(in_channels, init_gen)
         if self.params["separate_heads"]:  # drawn after the Mix Block: its init is the same either way
@@ -253,6 +261,7 @@ class AutoMix(Method):
         if isinstance(params["feature_stage"], bool) or params["feature_stage"] not in (1, 2, 3, 4):
             raise InvalidParameterError("feature_stage", params["feature_stage"], "a stage index in 1..4")
         check_init_seed(params["init_seed"])
+        method_loss(params["loss"], cls, params["loss_params"])  # unknown loss or parameter: fails here
         return params
 
     # -- the step ------------------------------------------------------------------------------
@@ -314,7 +323,7 @@ class AutoMix(Method):
         mask_cls = self.classifier_mask(z, x, draws, g)
         target_cls = MixTarget.pair(y, draws.perm_cls, draws.lam_cls)
         loss_clean = F.cross_entropy(self.classify(self.model, x, False), y)
-        loss_mix = soft_ce(self.classify(self.model, mix_pair(x, draws.perm_cls, mask_cls), True), target_cls)
+        loss_mix = self.mix_loss(self.classify(self.model, mix_pair(x, draws.perm_cls, mask_cls), True), target_cls)
 
         loss = loss_clean + loss_mix + loss_gen + mask_term
         mean_cls, std_cls = mask_statistics(mask_cls)

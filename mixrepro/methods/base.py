@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from ..errors import InvalidParameterError
+from ..losses import build_loss
 from ..models.base import StagedClassifier
 
 
@@ -82,8 +84,6 @@ def scheduled_momentum(schedule: str, progress: float, total_steps: int) -> floa
         return automix_momentum(progress)
     if schedule == "step-scaled":
         return step_scaled_momentum(progress, total_steps)
-    from ..errors import InvalidParameterError
-
     raise InvalidParameterError("ema_schedule", schedule, "paper or step-scaled")
 
 
@@ -141,8 +141,6 @@ class Method(nn.Module, metaclass=ABCMeta):
     @classmethod
     def validate_params(cls, params: dict) -> dict:
         """Reject unknown keys; subclasses extend to check values."""
-        from ..errors import InvalidParameterError
-
         unknown = set(params) - set(cls.default_params)
         if unknown:
             raise InvalidParameterError(
@@ -181,3 +179,16 @@ class Method(nn.Module, metaclass=ABCMeta):
 
     def eval_networks(self) -> dict[str, nn.Module]:
         return {"online": self.model, "ema": self.ema}
+
+
+# A classification loss on mixed targets, for methods that take one (``loss`` names a loss of
+# mixrepro.losses; ``loss_params`` override the DM paper's preset the method declares).
+LOSS_DEFAULTS = {"loss": "mce", "loss_params": {}}
+
+
+def method_loss(loss: str, method_cls: type, loss_params: dict):
+    """``build_loss`` with the DM paper's preset the method declares (none for vanilla); ``loss_params`` win."""
+    if not isinstance(loss_params, dict):
+        raise InvalidParameterError("loss_params", loss_params, "a dict of loss parameters")
+    preset = {"dm_ce": method_cls.dm_ce_preset, "dm_bce": method_cls.dm_bce_preset}.get(loss)
+    return build_loss(loss, preset, **loss_params)

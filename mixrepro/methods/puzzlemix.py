@@ -11,9 +11,8 @@ from ..errors import InvalidParameterError
 from ..mixers.base import check_alpha, sample_beta, sample_perm
 from ..mixers.puzzlemix import (PUZZLEMIX_DEFAULTS, check_puzzlemix_params, frozen_bn_saliency, puzzlemix,
                                 saliency_from_gradient)
-from .base import Method, StepContext, StepOutput
+from .base import LOSS_DEFAULTS, Method, StepContext, StepOutput, method_loss
 from .registry import METHODS
-from .static import LOSS_DEFAULTS, method_loss
 
 
 def _autocast_enabled(device_type: str) -> bool:

@@ -21,10 +21,9 @@ from __future__ import annotations
 
 import torch
 
-from ..errors import InvalidParameterError, UnknownNameError
-from ..losses import build_loss
+from ..errors import UnknownNameError
 from ..mixers import MixTarget, build_mixer, mixer_defaults
-from .base import Method, StepContext, StepOutput
+from .base import LOSS_DEFAULTS, Method, StepContext, StepOutput, method_loss
 from .registry import METHODS
 
 PAPER_ALPHA_SOURCE = "AutoMix (ECCV 2022), appendix A.1, 'Reproduction settings'"
@@ -49,7 +48,6 @@ _ALPHA_ROWS = {  # columns in the order of ALPHA_SETTINGS
 PAPER_ALPHA: dict[tuple[str, str], float] = {
     (method, setting): alpha for method, row in _ALPHA_ROWS.items() for setting, alpha in zip(ALPHA_SETTINGS, row)
 }
-LOSS_DEFAULTS = {"loss": "mce", "loss_params": {}}
 
 
 def paper_alpha(method: str, setting: str = "cifar") -> float:
@@ -59,12 +57,6 @@ def paper_alpha(method: str, setting: str = "cifar") -> float:
     if setting not in ALPHA_SETTINGS:
         raise UnknownNameError("alpha setting", setting, ALPHA_SETTINGS)
     return PAPER_ALPHA[(method, setting)]
-
-
-def method_loss(loss: str, method_cls: type, loss_params: dict):
-    """``build_loss`` with the DM paper's preset the method declares (none for vanilla); ``loss_params`` win."""
-    preset = {"dm_ce": method_cls.dm_ce_preset, "dm_bce": method_cls.dm_bce_preset}.get(loss)
-    return build_loss(loss, preset, **loss_params)
 
 
 def static_defaults(mixer: str) -> dict:
@@ -86,8 +78,6 @@ class StaticMixMethod(Method):
     @classmethod
     def build_parts(cls, params: dict):
         """(mixer or None, loss) from validated-key ``params``; raises on invalid values."""
-        if not isinstance(params["loss_params"], dict):
-            raise InvalidParameterError("loss_params", params["loss_params"], "a dict of loss parameters")
         mixer_params = {k: v for k, v in params.items() if k not in LOSS_DEFAULTS}
         mixer = build_mixer(cls.mixer_name, **mixer_params) if cls.mixer_name else None
         return mixer, method_loss(params["loss"], cls, params["loss_params"])

@@ -22,9 +22,11 @@ def load_final_method(config: RunConfig, runtime, *, data_root=None, command: st
     return dataset, method
 
 
-def evaluate_final_weights(config: RunConfig, names, *, device=None, data_root=None, command: str = "") -> dict:
+def evaluate_final_weights(config: RunConfig, names, *, device=None, data_root=None, command: str = "",
+                           options: dict | None = None) -> dict:
     """{'online': {name: result}, 'ema': {...}} from mixrepro.evaluate.run_evaluations.
 
+    ``options[name]``: keyword arguments of evaluation ``name`` (e.g. ``{"corruption": {"images": 2000}}``).
     fp32 and the default memory layout whatever the device, so attacks and calibration
     are measured at full precision; each network gets the same seeded draws.
     """
@@ -37,5 +39,5 @@ def evaluate_final_weights(config: RunConfig, names, *, device=None, data_root=N
         for network_name, network in method.eval_networks().items():
             generator = torch.Generator().manual_seed(components.derived_seed(config.seed, "evaluations"))
             results[network_name] = run_evaluations(network, dataset.test_x, dataset.test_y, list(names),
-                                                    runtime.device, generator)
+                                                    runtime.device, generator, options=options)
     return results
