@@ -107,8 +107,15 @@ for _b in (
     ),
     Budget(
         "cpu",
-        "two CPU cores, about an hour per learned-method run: 10,000 training images, 5,000 test images, "
-        "width-16 ResNet, 30 epochs",
+        "two CPU cores, one process per core: 10,000 training images, width-16 ResNet, 120 epochs, "
+        "every test image, step-scaled EMA (chosen by the pilot, book/protocol_pilot)",
+        {"width": 0.25, "epochs": 120, "train_subset": 10000, "test_subset": None, "ema_schedule": "step-scaled"},
+        (0, 1, 2),
+    ),
+    Budget(
+        "cpu-short",
+        "the first reduced budget (session 1; the protocol audit's runs): 10,000 training images, "
+        "5,000 test images, width-16 ResNet, 30 epochs, the paper's EMA schedule",
         {"width": 0.25, "epochs": 30, "train_subset": 10000, "test_subset": 5000},
         (0, 1, 2),
     ),

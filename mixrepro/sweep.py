@@ -12,40 +12,10 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from dataclasses import dataclass, field
 from pathlib import Path
 
-from .config import RunConfig, config_for_budget
-from .registry import Registry
-
-
-@dataclass(frozen=True)
-class Plan:
-    name: str
-    description: str
-    configs: tuple[RunConfig, ...]
-    runtime: dict = field(default_factory=lambda: {"amp": True, "channels_last": True, "threads": 1})
-    evaluations: tuple[str, ...] = ()
-
-
-def pilot_configs() -> tuple[RunConfig, ...]:
-    """The reduced-budget pilot: Vanilla and Mixup, two seeds, at two settings of equal cost (1.2M images).
-
-    full-data: all 50,000 training images for 24 epochs; small-data: 10,000 images for 120 epochs.
-    Both: width-16 ResNet-18, every test image, step-scaled EMA.
-    """
-    settings = {"full-data": {"train_subset": None, "epochs": 24},
-                "small-data": {"train_subset": 10000, "epochs": 120}}
-    order = [("full-data", 0), ("small-data", 0), ("full-data", 1), ("small-data", 1)]
-    return tuple(
-        config_for_budget("cpu", method=method, dataset="cifar10-jpeg", seed=seed, test_subset=None,
-                          ema_schedule="step-scaled", **settings[setting])
-        for setting, seed in order for method in ("vanilla", "mixup")
-    )
-
-
-PLANS: Registry[Plan] = Registry("sweep plan")
-PLANS.add("pilot", Plan("pilot", pilot_configs.__doc__.splitlines()[0], pilot_configs()))
+from .config import RunConfig
+from .plans import PLANS, Plan, get_plan
 
 
 def claim_dir() -> Path:
@@ -87,47 +57,70 @@ def try_claim(config: RunConfig) -> Path | None:
     return None
 
 
+def run_state(plan: Plan, store, config: RunConfig) -> str:
+    """'done', 'evaluate' (stored, some of the plan's evaluations missing) or 'train' (absent or stale)."""
+    from .results import NETWORKS
+    from .runs import is_stale
+
+    record = store.load(config)
+    if record is None or is_stale(record):
+        return "train"
+    missing = [name for name in plan.evaluations for net in NETWORKS if name not in record.evaluations.get(net, {})]
+    return "evaluate" if missing else "done"
+
+
 def pending(plan: Plan, store) -> list[RunConfig]:
-    """The plan's runs the store does not yet hold, in plan order."""
-    return [c for c in plan.configs if store.load(c) is None]
+    """The plan's runs still to train or evaluate, in plan order."""
+    return [c for c in plan.configs if run_state(plan, store, c) != "done"]
 
 
 def run_worker(plan: Plan, *, results_root=None, progress: bool = False) -> int:
-    """Train pending runs of ``plan`` until none is left unclaimed; returns how many this worker trained."""
+    """Train and evaluate pending runs of ``plan`` until none is left unclaimed; returns how many it did.
+
+    A stored run whose final weights are no longer in the checkpoint cache cannot be evaluated
+    without retraining; it is reported and skipped (``mixrepro train ... --restart`` retrains it).
+    """
+    from .errors import MissingWeightsError
     from .results import ResultsStore
     from .runs import train_or_load
 
-    store, trained = ResultsStore(results_root), 0
+    store, done = ResultsStore(results_root), 0
     for config in pending(plan, store):
         claim = try_claim(config)
         if claim is None:
             continue
         try:
-            if store.load(config) is not None:  # finished by another worker meanwhile
+            if run_state(plan, store, config) == "done":  # finished by another worker meanwhile
                 continue
             record = train_or_load(config, results_root=store.root, evaluations=plan.evaluations,
-                                   progress=progress, **plan.runtime)
-            trained += 1
+                                   evaluation_options=plan.evaluation_options, progress=progress, **plan.runtime)
+            done += 1
             print(f"sweep {plan.name}: finished {config.method} seed {config.seed} ({config.key()}) -> "
                   f"{record.run_dir}", flush=True)
+        except MissingWeightsError as err:
+            print(f"sweep {plan.name}: cannot evaluate {config.key()}: {err}", file=sys.stderr, flush=True)
         finally:
             claim.unlink(missing_ok=True)
-    return trained
+    return done
+
+
+def describe(config: RunConfig) -> str:
+    params = ",".join(f"{k}={v}" for k, v in sorted(config.method_params.items()))
+    return (f"{config.key()} {config.method:11s} {params:12s} seed {config.seed} epochs {config.epochs:4d} "
+            f"train {config.train_subset or 'all'}")
 
 
 def cli_sweep(args) -> int:
-    plan = PLANS.get(args.plan)
+    plan = get_plan(args.plan)
     if args.list:
         from .results import ResultsStore
 
         store = ResultsStore(args.out)
         for config in plan.configs:
-            state = "stored" if store.load(config) is not None else "pending"
-            print(f"{state:8s} {config.key()} {config.method:10s} seed {config.seed} epochs {config.epochs} "
-                  f"train {config.train_subset or 'all'}")
+            print(f"{run_state(plan, store, config):8s} {describe(config)}")
         return 0
-    trained = run_worker(plan, results_root=args.out, progress=args.progress)
-    print(f"sweep {plan.name}: this worker trained {trained} run(s)", file=sys.stderr)
+    done = run_worker(plan, results_root=args.out, progress=args.progress)
+    print(f"sweep {plan.name}: this worker trained or evaluated {done} run(s)", file=sys.stderr)
     return 0
 
 

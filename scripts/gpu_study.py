@@ -46,7 +46,7 @@ from mixrepro.methods import METHODS
 from mixrepro.methods.base import StepContext
 from mixrepro.models import build_model
 from mixrepro.results import ResultsStore
-from mixrepro.sweep import PLANS
+from mixrepro.plans import get_plan
 from mixrepro.training import components, loop
 from mixrepro.training.bench import BenchSettings, endless_batches, format_table, run_bench, save_report
 from mixrepro.training.runtime import make_runtime, pinned_threads, reproducible_kernels, resolve_device
@@ -373,7 +373,7 @@ def device_load() -> dict | None:
 
 def sweep_phase(s: StudySettings, clock: Clock, plan: str, results_root: Path, logs: Path) -> dict:
     """``s.workers`` sweep workers until the deadline; then every one is stopped and the store read."""
-    PLANS.get(plan)
+    get_plan(plan)
     if clock.left(reserve=s.stop_margin_s) < 1:
         return {"plan": plan, "skipped": "no time left under the deadline"}
     if torch.cuda.is_available():
@@ -498,7 +498,7 @@ def run_command(args) -> int:
         atomic_write_json(args.json_out, loss_curve(s, args.variant))
         return 0
     s = settings_from_args(s, args)
-    PLANS.get(args.plan)  # an unknown plan fails now, not after minutes of device time
+    get_plan(args.plan)  # an unknown plan fails now, not after minutes of device time
     started_at = args.started_at if args.started_at is not None else time.time()
     summary = run_study(s, Path(args.out), plan=args.plan, started_at=started_at, maxflow=args.maxflow,
                         dry_run=args.dry_run)

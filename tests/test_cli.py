@@ -55,7 +55,7 @@ def test_set_items_are_typed_and_checked(doubles):
     (["--set", "epochs=2.5"], "invalid value for epochs: '2.5'; allowed: int"),
     (["--set", "epochs=0"], "invalid value for epochs: 0"),
     (["--set", "epochs"], "key=value"),
-    (["--budget", "huge"], "unknown budget 'huge'; known budgets: cpu, gpu, paper, smoke"),
+    (["--budget", "huge"], "unknown budget 'huge'; known budgets: cpu, cpu-short, gpu, paper, smoke"),
     (["--seed", "-1"], "invalid value for seed"),
     (["--device", "cuda:0"], "invalid value for device"),
     (["--device", "tpu"], "invalid value for device"),

@@ -34,10 +34,10 @@ def setting_name(config) -> str:
 
 def pilot_runs(plan_name: str = "pilot", results_root=None) -> list[PilotRun]:
     """Every run of the plan, with its stored record or None where it has not finished yet."""
-    from ..sweep import PLANS
+    from ..plans import get_plan
 
     store = ResultsStore(results_root)
-    return [PilotRun(setting_name(c), c.method, c.seed, store.load(c)) for c in PLANS.get(plan_name).configs]
+    return [PilotRun(setting_name(c), c.method, c.seed, store.load(c)) for c in get_plan(plan_name).configs]
 
 
 def runs_table(runs: list[PilotRun]) -> str:

@@ -39,7 +39,7 @@ from .paired import VERDICTS, Check, check_ranking, decide  # noqa: F401  (VERDI
 from .paper_tables import PaperTable, comparable_to_paper
 from .scores import SeedStats
 
-EVIDENCE_BUDGETS = ("cpu", "gpu", "paper")  # budgets whose numbers count as evidence
+EVIDENCE_BUDGETS = ("cpu", "cpu-short", "gpu", "paper")  # budgets whose numbers count as evidence
 VERDICTS_OUTPUT_KEY = "mixrepro_verdicts"  # output metadata key the claims ledger looks for
 K_SE = 2.0
 DEFAULT_TOLERANCE = 0.5

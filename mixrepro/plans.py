@@ -1,0 +1,139 @@
+"""The study's sweep plans: which runs, in which order, evaluated how (``mixrepro sweep PLAN``).
+
+``pilot``: the reduced-budget pilot that chose the ``cpu`` budget (book/protocol_pilot).
+
+``study``: every method the papers compare at the ``cpu`` budget, 3 seeds, with its final
+evaluations, plus an equal-compute arm no paper reports (Mixup and CutMix trained for as many
+epochs as a learned method's step cost buys). Ordered so each finished prefix is useful: a
+full table at seed 0 first, then seeds 1-2 of the methods the claims name, then the
+equal-compute arm at seed 0, then seeds 1-2 of the remaining static methods. The
+equal-compute arm has one seed: its four runs cost about 14 vanilla runs, and at about 24
+wall-clock hours of two one-thread workers the plan is already past the 20 the study
+budgeted (estimate from the committed bench report; book/protocol_pilot).
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .config import BUDGETS, RunConfig, config_for_budget
+from .errors import InvalidParameterError, MixreproError
+from .registry import Registry
+
+DATASET = "cifar10-jpeg"
+# Methods the papers' claims single out (never cut from the seeds) and the other static ones.
+HEADLINE = ("vanilla", "mixup", "cutmix", "puzzlemix", "automix", "samix", "adautomix")
+OTHER_STATIC = ("manifoldmix", "saliencymix", "fmix", "resizemix")
+DM_CE_ON = ("mixup", "cutmix", "automix")  # DM(CE) rows of the DM paper's tables
+EQUAL_COMPUTE = {"baselines": ("mixup", "cutmix"), "learned": ("automix", "adautomix")}
+# The committed ``mixrepro bench`` report the equal-compute epochs are computed from (width 16,
+# batch 100, bf16 + channels_last, one thread: the study's runtime). Pinned so the plan's run
+# keys do not move when a newer report is committed.
+EQUAL_COMPUTE_BENCH = Path(__file__).resolve().parent.parent / "notebooks" / "results" / "bench" / "cpu" / \
+    "20261201T004330Z-d1fe356f9d.json"
+STUDY_EVALUATIONS = ("ece", "fgsm", "corruption", "occlusion", "mixed_accuracy")
+# Corruption costs 12 corruptions x 5 severities forward passes per network: on a fixed,
+# class-balanced 2,000-image subset of the test set (about 1/5 of the cost of all 10,000).
+STUDY_EVALUATION_OPTIONS = {"corruption": {"images": 2000},
+                            "mixed_accuracy": {"mixer": "mixup", "mixer_params": {"alpha": 1.0}}}
+
+
+@dataclass(frozen=True)
+class Plan:
+    name: str
+    description: str
+    configs: tuple[RunConfig, ...]
+    runtime: dict = field(default_factory=lambda: {"amp": True, "channels_last": True, "threads": 1})
+    evaluations: tuple[str, ...] = ()
+    evaluation_options: dict = field(default_factory=dict)
+
+
+def pilot_configs() -> tuple[RunConfig, ...]:
+    """The reduced-budget pilot: Vanilla and Mixup, two seeds, at two settings of equal cost (1.2M images).
+
+    full-data: all 50,000 training images for 24 epochs; small-data: 10,000 images for 120 epochs.
+    Both: width-16 ResNet-18, every test image, step-scaled EMA.
+    """
+    settings = {"full-data": {"train_subset": None, "epochs": 24},
+                "small-data": {"train_subset": 10000, "epochs": 120}}
+    order = [("full-data", 0), ("small-data", 0), ("full-data", 1), ("small-data", 1)]
+    return tuple(
+        config_for_budget("cpu", method=method, dataset=DATASET, seed=seed, test_subset=None,
+                          ema_schedule="step-scaled", **settings[setting])
+        for setting, seed in order for method in ("vanilla", "mixup")
+    )
+
+
+def step_seconds(bench_report: dict) -> dict[str, float]:
+    """{row name: median seconds per step} of a ``mixrepro bench`` report."""
+    return {row["method"]: row["seconds_per_step"] for row in bench_report["rows"]}
+
+
+def equal_compute_epochs(base_epochs: int, bench_report: dict, learned: str, baseline: str) -> int:
+    """Epochs of ``baseline`` that cost what ``base_epochs`` of ``learned`` cost, by their measured step times."""
+    seconds = step_seconds(bench_report)
+    for name in (learned, baseline):
+        if name not in seconds:
+            raise InvalidParameterError("bench row", name, f"one of the report's rows {sorted(seconds)}")
+    return round(base_epochs * seconds[learned] / seconds[baseline])
+
+
+def load_bench_report(path: Path = EQUAL_COMPUTE_BENCH) -> dict:
+    if not path.is_file():
+        raise MixreproError(f"the equal-compute arm needs the bench report {path}, which is missing; "
+                            "it is committed with the repository (mixrepro bench wrote it)")
+    return json.loads(path.read_text())
+
+
+@dataclass(frozen=True)
+class Arm:
+    """One row of the study's table: a method, its overrides, and its epochs (None: the budget's)."""
+
+    method: str
+    method_params: dict = field(default_factory=dict)
+    epochs: int | None = None
+
+    def config(self, seed: int, budget: str = "cpu") -> RunConfig:
+        fields = {"method": self.method, "dataset": DATASET, "seed": seed, "method_params": dict(self.method_params)}
+        if self.epochs is not None:
+            fields["epochs"] = self.epochs
+        return config_for_budget(budget, **fields)
+
+
+def equal_compute_arms(bench_report: dict, budget: str = "cpu") -> list[Arm]:
+    epochs = BUDGETS.get(budget).overrides["epochs"]
+    return [Arm(baseline, epochs=equal_compute_epochs(epochs, bench_report, learned, baseline))
+            for learned in EQUAL_COMPUTE["learned"] for baseline in EQUAL_COMPUTE["baselines"]]
+
+
+def study_configs(bench_report: dict | None = None, budget: str = "cpu") -> tuple[RunConfig, ...]:
+    """Every run of the study plan, in priority order (see the module docstring)."""
+    dm = [Arm(m, {"loss": "dm_ce"}) for m in DM_CE_ON]
+    headline = [Arm(m) for m in HEADLINE] + dm
+    others = [Arm(m) for m in OTHER_STATIC]
+    equal = equal_compute_arms(bench_report if bench_report is not None else load_bench_report(), budget)
+    tiers = [(headline + others, (0,)), (headline, (1, 2)), (equal, (0,)), (others, (1, 2))]
+    configs = [arm.config(seed, budget) for arms, seeds in tiers for seed in seeds for arm in arms]
+    return tuple({config.key(): config for config in reversed(configs)}[key]
+                 for key in dict.fromkeys(config.key() for config in configs))
+
+
+def pilot_plan() -> Plan:
+    return Plan("pilot", pilot_configs.__doc__.splitlines()[0], pilot_configs())
+
+
+def study_plan() -> Plan:
+    return Plan("study", "every method at the cpu budget, 3 seeds, evaluated; the equal-compute arm",
+                study_configs(), evaluations=STUDY_EVALUATIONS, evaluation_options=STUDY_EVALUATION_OPTIONS)
+
+
+# Plans are built on demand: the study's reads the committed bench report.
+PLANS: Registry = Registry("sweep plan")
+PLANS.add("pilot", pilot_plan)
+PLANS.add("study", study_plan)
+
+
+def get_plan(name: str) -> Plan:
+    """The plan called ``name``; an unknown name raises UnknownNameError listing the known ones."""
+    return PLANS.get(name)()

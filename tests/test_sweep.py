@@ -1,0 +1,105 @@
+"""Sweep plans (which runs, in which order) and the sweep worker (claims, train, evaluate, resume)."""
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+
+from doubles import install_doubles, tiny_config
+from mixrepro import plans, sweep
+from mixrepro.config import config_for_budget
+from mixrepro.errors import InvalidParameterError, UnknownNameError
+from mixrepro.results import ResultsStore
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("MIXREPRO_CACHE", str(tmp_path / "cache"))
+    return tmp_path / "cache"
+
+
+def fake_bench(**seconds) -> dict:
+    return {"rows": [{"method": name, "seconds_per_step": s} for name, s in seconds.items()]}
+
+
+BENCH = fake_bench(vanilla=0.24, mixup=0.25, cutmix=0.2, automix=0.75, adautomix=1.0)
+
+
+def test_pilot_keys_are_the_committed_runs_keys():
+    # The pilot's runs are in the store under these keys; a change to the budgets or configs
+    # that moved them would orphan the committed runs.
+    keys = [c.key() for c in plans.get_plan("pilot").configs]
+    assert keys == ["065ecd05787a", "01706de7901a", "dec643602f0b", "bae6eb1e3950",
+                    "76d1e928dcee", "68987ad437f7", "a48632d82683", "002adbae63cf"]
+
+
+def test_cpu_budget_is_the_pilots_small_data_setting():
+    pilot_small = plans.get_plan("pilot").configs[2]
+    assert config_for_budget("cpu", method="vanilla", dataset="cifar10-jpeg", seed=0) == pilot_small
+
+
+def test_equal_compute_epochs_follow_the_measured_step_times():
+    assert plans.equal_compute_epochs(120, BENCH, "automix", "mixup") == 360
+    assert plans.equal_compute_epochs(120, BENCH, "adautomix", "cutmix") == 600
+    with pytest.raises(InvalidParameterError, match="samix"):
+        plans.equal_compute_epochs(120, BENCH, "samix", "mixup")
+
+
+def test_study_plan_order_and_content():
+    configs = plans.study_configs(BENCH)
+    assert len(configs) == len({c.key() for c in configs}) == 14 + 20 + 4 + 8
+    seed0 = configs[:14]
+    assert {c.seed for c in seed0} == {0} and configs[0].method == "vanilla"  # a full table first
+    assert {(c.method, c.method_params.get("loss")) for c in seed0} >= {
+        ("automix", "dm_ce"), ("mixup", "dm_ce"), ("cutmix", "dm_ce"), ("adautomix", None), ("fmix", None)}
+    later_seeds = configs[14:34]
+    assert {c.seed for c in later_seeds} == {1, 2}
+    assert not {c.method for c in later_seeds} & set(plans.OTHER_STATIC)  # headline methods first
+    equal = configs[34:38]
+    assert {(c.method, c.epochs) for c in equal} == {("mixup", 360), ("cutmix", 450), ("mixup", 480),
+                                                      ("cutmix", 600)}
+    assert all(c.epochs == 120 and c.test_subset is None and c.ema_schedule == "step-scaled"
+               for c in configs[:34])
+
+
+def test_the_committed_bench_report_gives_the_study_plan():
+    plan = plans.get_plan("study")
+    assert plan.evaluations == plans.STUDY_EVALUATIONS and plan.runtime["threads"] == 1
+    assert plan.configs[0].key() == "dec643602f0b"  # the pilot's Vanilla seed 0 is the study's
+    with pytest.raises(UnknownNameError, match="pilot"):
+        plans.get_plan("nope")
+
+
+def test_claims_exclude_live_workers_and_free_dead_ones(cache):
+    config = tiny_config()
+    first = sweep.try_claim(config)
+    assert first is not None and first.read_text() == str(os.getpid())
+    assert sweep.try_claim(config) is None  # held by this (live) process
+    first.write_text("999999999")  # a worker that no longer exists
+    again = sweep.try_claim(config)
+    assert again is not None and again.read_text() == str(os.getpid())
+
+
+def test_worker_trains_then_adds_missing_evaluations_and_skips_done_runs(tmp_path, cache, monkeypatch):
+    import mixrepro.evaluate
+
+    install_doubles(monkeypatch)
+    seen = []
+
+    def fake_run_evaluations(model, test_x, test_y, names, device, generator, options=None):
+        seen.append((tuple(names), options))
+        return {name: {"value": float(torch.rand((), generator=generator))} for name in names}
+
+    monkeypatch.setattr(mixrepro.evaluate, "run_evaluations", fake_run_evaluations, raising=False)
+    configs = (tiny_config(seed=0, epochs=1), tiny_config(seed=1, epochs=1))
+    plain = plans.Plan("t", "test", configs, runtime={})
+    assert sweep.run_worker(plain, results_root=tmp_path) == 2
+    store = ResultsStore(tmp_path)
+    evaluated = plans.Plan("t", "test", configs, runtime={}, evaluations=("ece",),
+                           evaluation_options={"ece": {"bins": [10]}})
+    assert [sweep.run_state(evaluated, store, c) for c in configs] == ["evaluate", "evaluate"]
+    assert sweep.run_worker(evaluated, results_root=tmp_path) == 2
+    assert seen == [(("ece",), {"ece": {"bins": [10]}})] * 4  # two runs x two networks, options passed
+    assert [sweep.run_state(evaluated, store, c) for c in configs] == ["done", "done"]
+    assert sweep.run_worker(evaluated, results_root=tmp_path) == 0
