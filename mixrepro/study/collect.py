@@ -26,19 +26,20 @@ def collect_runs(params: NotebookParameters, *, methods: Sequence[str] | None = 
                  **fields) -> tuple[dict, str | None]:
     """Train-or-load every (method, seed) run: ({method: [RunRecord per seed]}, reason or None).
 
-    A run that is not stored and whose dataset is absent here is left out, and the
-    reason says so ('not tested here'); a missing run with ``train=False`` raises
-    MissingRunError with the command that trains it. Every notebook asks for the
-    same ``evaluations`` so a run trained for one serves all. Training progress goes
-    to ``log``, by default the kernel's own stderr (the terminal that runs papermill
-    or Jupyter), not into the notebook: a notebook's outputs are then the same whether
-    it trained or loaded, which is what nbval compares.
+    A run that cannot be had here is left out and the reason names it ('not tested here'):
+    not stored and its dataset absent (how to get the data), or not stored (or stored without
+    the ``evaluations``) while ``params.train`` is False: the study's sweep has not reached it
+    yet, and the reason gives the command that trains it. Every notebook asks for the same
+    ``evaluations`` so a run trained for one serves all. Training progress goes to ``log``, by
+    default the kernel's own stderr (the terminal that runs papermill or Jupyter), not into
+    the notebook: a notebook's outputs are then the same whether it trained or loaded, which
+    is what nbval compares.
     """
     import contextlib
     import sys
 
     from ..results import ResultsStore
-    from ..runs import train_or_load
+    from ..runs import train_command, train_or_load
 
     def quietly(fn, *args, **kwargs):
         sink = log or sys.__stderr__
@@ -49,23 +50,43 @@ def collect_runs(params: NotebookParameters, *, methods: Sequence[str] | None = 
     can_train = params.train and dataset_available(dataset)
     store = ResultsStore(params.results_dir)
     runs: dict[str, list] = {}
-    absent = []
+    absent, not_run = [], []
     for method in methods or params.methods:
         records = []
         for seed in params.seeds:
             config = params.config(method, seed, **{"dataset": dataset, "model": model or params.model, **fields})
-            if store.load(config) is None and not dataset_available(dataset):
+            stored = store.load(config)
+            if stored is None and not dataset_available(dataset):
                 absent.append(f"{method} seed {seed}")
+                continue
+            if not params.train and not has_evaluations(stored, evaluations):
+                not_run.append((f"{method} seed {seed}", train_command(config, params.results_dir)))
                 continue
             records.append(quietly(train_or_load, config, results_root=params.results_dir, train=can_train,
                                    evaluations=tuple(evaluations)))
         if records:
             runs[method] = records
-    reason = None
+    return runs, missing_reason(dataset, absent, not_run)
+
+
+def has_evaluations(record, evaluations: Sequence[str]) -> bool:
+    """Whether ``record`` exists and holds every evaluation for both networks."""
+    from ..results import NETWORKS
+
+    return record is not None and all(name in record.evaluations.get(net, {}) for name in evaluations
+                                      for net in NETWORKS)
+
+
+def missing_reason(dataset: str, absent: list[str], not_run: list[tuple[str, str]]) -> str | None:
+    """Why runs are missing: the dataset is not here, or the study has not run (or evaluated) them yet."""
+    parts = []
     if absent:
-        reason = (f"dataset '{dataset}' is not available on this machine and no stored runs exist for "
-                  f"{', '.join(absent)}; see `mixrepro datasets` for how to obtain it")
-    return runs, reason
+        parts.append(f"dataset '{dataset}' is not available on this machine and no stored runs exist for "
+                     f"{', '.join(absent)}; see `mixrepro datasets` for how to obtain it")
+    if not_run:
+        parts.append(f"not run (or not evaluated) yet at this budget: {', '.join(name for name, _ in not_run)}; "
+                     f"`mixrepro sweep study` trains the study's runs, e.g. `{not_run[0][1]}`")
+    return "; ".join(parts) or None
 
 
 def methods_with_loss_option(methods: Iterable[str]) -> list[str]:

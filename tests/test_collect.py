@@ -1,0 +1,40 @@
+"""collect_runs: stored runs are loaded; runs that cannot be had are named with the reason, never raised."""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from mixrepro import study
+from mixrepro.study.collect import DM_CE_PARAMS
+
+STORE = Path(__file__).resolve().parent.parent / "notebooks" / "results"
+SMOKE_MIXUP_DM = STORE / "cifar10-jpeg" / "mixup" / "be221a42cad1"  # smoke, DM(CE), ece + fgsm stored
+
+
+def params(tmp_path, train=False, methods=("mixup",)):
+    return study.validate_parameters(budget="smoke", dataset="cifar10-jpeg", model="resnet18", methods=list(methods),
+                                     seeds=None, train=train, results_dir=str(tmp_path))
+
+
+def test_stored_runs_load_and_missing_ones_are_named_with_their_train_command(tmp_path, monkeypatch):
+    import mixrepro.study.collect as collect
+
+    monkeypatch.setattr(collect, "dataset_available", lambda name, root=None: True)  # the data is here
+    shutil.copytree(SMOKE_MIXUP_DM, tmp_path / "cifar10-jpeg" / "mixup" / "be221a42cad1")
+    p = params(tmp_path, methods=("mixup", "cutmix"))
+    runs, reason = study.collect_runs(p, method_params=DM_CE_PARAMS)
+    assert list(runs) == ["mixup"] and runs["mixup"][0].config.key() == "be221a42cad1"
+    assert "not run (or not evaluated) yet at this budget: cutmix seed 0" in reason
+    assert "mixrepro train --method cutmix" in reason
+
+
+def test_a_stored_run_without_the_asked_evaluations_counts_as_not_run(tmp_path):
+    shutil.copytree(SMOKE_MIXUP_DM, tmp_path / "cifar10-jpeg" / "mixup" / "be221a42cad1")
+    runs, reason = study.collect_runs(params(tmp_path), method_params=DM_CE_PARAMS,
+                                      evaluations=("ece", "corruption"))
+    assert runs == {} and "mixup seed 0" in reason
+
+
+def test_an_absent_dataset_is_named_with_how_to_get_it(tmp_path):
+    runs, reason = study.collect_runs(params(tmp_path, train=True), dataset="cifar100")
+    assert runs == {} and "dataset 'cifar100' is not available" in reason and "mixrepro datasets" in reason
