@@ -8,7 +8,8 @@ Steps:
 1. stage the book sources in ``book/_build/source/`` (ignored by git): the
    hand-written pages of ``book/``, the executed ``notebooks/*.ipynb``, and two
    generated pages, the claims ledger (from the verdicts each notebook recorded)
-   and the environment page (from the committed runs' ``environment.json``);
+   the environment page (from the committed runs' ``environment.json``), and the findings
+   summary the intro includes (``mixrepro.book_summary``, in ``_includes/``, outside the toc);
 2. ``jupyter-book build`` that folder with warnings as errors (``-W``); math is
    served by ``sphinx-mathjax-offline``, nothing is fetched from the network;
 3. HTML lands in ``book/_build/html/`` (open ``index.html``).
@@ -25,6 +26,7 @@ from typing import Iterable
 
 from .environment import REPO_ROOT
 from .io import atomic_write_text
+from .book_summary import summary_markdown
 from .study.display import markdown_table
 from .study.verdicts import VERDICTS, read_verdicts
 
@@ -128,6 +130,8 @@ def stage_sources(book_dir=BOOK_DIR, notebooks_dir=NOTEBOOKS_DIR, results_dir=RE
     for nb in notebooks:
         shutil.copy2(nb, source / "notebooks" / nb.name)
     atomic_write_text(source / "claims_ledger.md", claims_ledger_markdown(notebooks))
+    (source / "_includes").mkdir()
+    atomic_write_text(source / "_includes" / "findings.md", summary_markdown(notebooks, results_dir))
     atomic_write_text(source / "environment.md", environment_markdown(results_dir))
     return source
 

@@ -158,6 +158,24 @@ def test_verdict_rule():
         study.judge("c", "claim", "src", "tiny", [ok])
 
 
+def test_verdicts_carry_kind_and_the_compute_of_their_runs_each_counted_once():
+    from types import SimpleNamespace
+
+    from mixrepro.config import RunConfig
+
+    def run(seed, seconds):
+        return SimpleNamespace(config=RunConfig(seed=seed), summary={"wall_time_s": seconds})
+
+    ok = study.Check("s", "supports", "")
+    a, b = run(0, 3600.0), run(1, 1800.0)
+    v = study.judge("c", "claim", "src", "cpu", [ok], kind="audit", runs={"mixup": [a, b], "again": [a]},
+                    paper_value="1.0", ours="2.0")
+    assert (v.kind, v.runs, v.run_hours, v.paper_value, v.ours) == ("audit", 2, 1.5, "1.0", "2.0")
+    assert study.judge("c", "claim", "src", "cpu", [ok]).runs == 0
+    with pytest.raises(InvalidParameterError, match="kind"):
+        study.judge("c", "claim", "src", "cpu", [ok], kind="opinion")
+
+
 def test_dm_symbolic_checks_fail_on_a_wrong_identity():
     import sympy
 

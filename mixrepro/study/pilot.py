@@ -66,7 +66,7 @@ def compare_setting(runs: list[PilotRun], setting: str, network: str = "online")
     """Mixup vs Vanilla at one setting: per-seed gaps, the paired check, McNemar per seed, CPU-hours."""
     vanilla, mixup = _paired_records(runs, setting)
     if not vanilla:
-        return {"setting": setting, "seeds": 0}
+        return {"setting": setting, "seeds": 0, "runs": []}
     score = lambda r: r.summary[network]["median_last10"]  # noqa: E731
     a = SeedStats(tuple(map(score, mixup)), per_image_correct(mixup, network))
     b = SeedStats(tuple(map(score, vanilla)), per_image_correct(vanilla, network))
@@ -74,7 +74,7 @@ def compare_setting(runs: list[PilotRun], setting: str, network: str = "online")
     mcnemar_p = [mcnemar(x, y).p_value for x, y in zip(a.correct, b.correct)]
     hours = sum(r.summary["wall_time_s"] for r in vanilla + mixup) / 3600 / (2 * len(vanilla))
     return {"setting": setting, "seeds": len(vanilla), "gaps": [x - y for x, y in zip(a.values, b.values)],
-            "check": check, "mcnemar_p": mcnemar_p, "hours_per_run": hours,
+            "check": check, "mcnemar_p": mcnemar_p, "hours_per_run": hours, "runs": vanilla + mixup,
             "vanilla_mean": statistics.fmean(b.values), "mixup_mean": statistics.fmean(a.values)}
 
 

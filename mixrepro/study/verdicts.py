@@ -127,6 +127,11 @@ def verdict_reason(checks: Sequence[Check]) -> str:
     return text
 
 
+# What a ledger row is about: a claim of the papers, one of our own derivations of a paper's
+# statement, or a finding of our audit of the protocol (the summary counts them apart).
+CLAIM_KINDS = ("paper", "derivation", "audit")
+
+
 @dataclass(frozen=True)
 class Verdict:
     """One claim's verdict, as the claims ledger records it."""
@@ -139,6 +144,11 @@ class Verdict:
     budget: str
     checks: tuple[Check, ...] = ()
     rule_outcome: str | None = None  # what the rule gives on these numbers, also when not counted
+    kind: str = "paper"  # one of CLAIM_KINDS
+    paper_value: str = ""  # the paper's number(s) behind the claim, short (e.g. "97.08 vs 96.36")
+    ours: str = ""  # ours, short (e.g. "80.1 +- 0.4 vs 79.6 +- 0.3, n = 3")
+    run_hours: float = 0.0  # wall-clock hours of the training runs the verdict rests on
+    runs: int = 0  # how many runs
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -147,24 +157,40 @@ class Verdict:
 
 
 def judge(claim_id: str, claim: str, source: str, budget: str, checks: Sequence[Check] = (),
-          untested_reason: str | None = None, needs_training: bool = True) -> Verdict:
+          untested_reason: str | None = None, needs_training: bool = True, *, kind: str = "paper",
+          paper_value: str = "", ours: str = "", runs=None) -> Verdict:
     """Apply the module's verdict rule; ``untested_reason`` (data, model, method absent) wins.
 
     ``needs_training=False`` for claims decided without trained networks (identities
-    of the losses), which every budget can test.
+    of the losses), which every budget can test. ``kind`` (CLAIM_KINDS), ``paper_value`` and
+    ``ours`` (short texts) and ``runs`` (the RunRecords the checks used: a list, or a dict of
+    lists as collect_runs returns) feed the book's summary table and its compute column.
     """
     BUDGETS.get(budget)
+    if kind not in CLAIM_KINDS:
+        raise InvalidParameterError("kind", kind, f"one of {CLAIM_KINDS}")
     checks = tuple(checks)
     outcome = decide_verdict(checks) if checks else None
+    extra = {"kind": kind, "paper_value": paper_value, "ours": ours, **run_compute(runs)}
     if untested_reason:
-        return Verdict(claim_id, claim, source, "not tested here", untested_reason, budget, checks, outcome)
+        return Verdict(claim_id, claim, source, "not tested here", untested_reason, budget, checks, outcome, **extra)
     if needs_training and budget not in EVIDENCE_BUDGETS:
         reason = (f"budget '{budget}' only shows that the pipeline runs; its numbers are not evidence. "
                   f"Rerun with budget 'cpu' or 'gpu' (the rule gives '{outcome}' on these numbers)")
-        return Verdict(claim_id, claim, source, "not tested here", reason, budget, checks, outcome)
+        return Verdict(claim_id, claim, source, "not tested here", reason, budget, checks, outcome, **extra)
     if outcome is None:
         raise InvalidParameterError("checks", checks, "at least one Check, or an untested_reason")
-    return Verdict(claim_id, claim, source, outcome, verdict_reason(checks), budget, checks, outcome)
+    return Verdict(claim_id, claim, source, outcome, verdict_reason(checks), budget, checks, outcome, **extra)
+
+
+def run_compute(runs) -> dict:
+    """{'run_hours', 'runs'} of RunRecords (a list, or {method: [records]}); each run counted once."""
+    if not runs:
+        return {"run_hours": 0.0, "runs": 0}
+    records = [r for group in runs.values() for r in group] if isinstance(runs, dict) else list(runs)
+    unique = {r.config.key(): r for r in records}
+    seconds = sum(float(r.summary.get("wall_time_s", 0.0)) for r in unique.values())
+    return {"run_hours": round(seconds / 3600, 3), "runs": len(unique)}
 
 
 def winner_checks(winner: str, stats: dict[str, SeedStats], table: PaperTable, *, higher_is_better: bool = True,

@@ -1,0 +1,120 @@
+"""The book's reproducibility summary: what held, what did not, what we cannot tell, at what cost.
+
+Generated from the verdicts the executed notebooks recorded (``study.record_verdicts``) and
+the committed runs, in the style of a reproducibility report: scope first, then the paper's
+claims by outcome in one headline table (claim | paper | ours | budget | verdict | compute),
+our own derivations and audit findings apart, the untested claims grouped by why, and the
+compute the committed runs used. The intro page includes it (``book/intro.md``).
+"""
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Iterable
+
+from .study.display import markdown_table
+from .study.verdicts import CLAIM_KINDS, VERDICTS, read_verdicts
+
+HELD = ("reproduced", "partly")
+# Why a claim is untested, recognised from the reasons our code writes (study.collect, study.verdicts).
+UNTESTED_CAUSES = (
+    ("data not on this machine", ("is not available on this machine", "not on this machine", "not here")),
+    ("runs not finished yet", ("not run (or not evaluated) yet",)),
+    ("only the smoke budget was run", ("only shows that the pipeline runs",)),
+)
+KIND_TITLES = {"paper": "claims of the papers", "derivation": "our derivations", "audit": "audit findings"}
+
+
+def collect_verdicts(notebook_paths: Iterable) -> list[dict]:
+    """Every recorded verdict, each with the notebook it came from (``page``) and its kind."""
+    found = []
+    for path in sorted(Path(p) for p in notebook_paths):
+        for v in read_verdicts(path):
+            found.append({"kind": "paper", "paper_value": "", "ours": "", "run_hours": 0.0, "runs": 0,
+                          **v, "page": path.stem})
+    return found
+
+
+def untested_cause(reason: str) -> str:
+    for cause, phrases in UNTESTED_CAUSES:
+        if any(phrase in reason for phrase in phrases):
+            return cause
+    return "other (see the ledger)"
+
+
+def counts_table(verdicts: list[dict]) -> str:
+    rows = []
+    for kind in CLAIM_KINDS:
+        counts = Counter(v["verdict"] for v in verdicts if v["kind"] == kind)
+        if counts:
+            rows.append([KIND_TITLES[kind], str(sum(counts.values()))] + [str(counts.get(w, 0)) for w in VERDICTS])
+    return markdown_table(["", "claims"] + list(VERDICTS), rows)
+
+
+def compute_text(v: dict) -> str:
+    return f"{v['run_hours']:.1f} h, {v['runs']} runs" if v["runs"] else "no training"
+
+
+def link(v: dict) -> str:
+    return f"[{v['claim_id']}](notebooks/{v['page']}.ipynb)"
+
+
+def headline_table(verdicts: list[dict]) -> str:
+    rows = [[link(v), v["claim"], v["paper_value"] or "–", v["ours"] or "–", f"`{v['budget']}`",
+             f"**{v['verdict']}**", compute_text(v)] for v in verdicts]
+    return markdown_table(["id", "claim", "paper", "ours", "budget", "verdict", "compute"], rows)
+
+
+def outcome_section(title: str, verdicts: list[dict], empty: str) -> list[str]:
+    return [f"### {title}", "", headline_table(verdicts) if verdicts else empty, ""]
+
+
+def untested_section(verdicts: list[dict]) -> list[str]:
+    causes = Counter(untested_cause(v["reason"]) for v in verdicts)
+    rows = [[cause, str(n)] for cause, n in causes.most_common()]
+    return ["### Not tested here", "",
+            f"{len(verdicts)} claims have no evidence yet, by cause (each row of the "
+            "[claims ledger](claims_ledger.md) says what testing it would need):", "",
+            markdown_table(["cause", "claims"], rows) if rows else "None.", ""]
+
+
+def run_compute(results_root) -> tuple[float, int, Counter]:
+    """(wall-clock hours, number of runs, runs per device) of every committed run."""
+    hours, devices, count = 0.0, Counter(), 0
+    for summary in Path(results_root).glob("*/*/*/summary.json"):
+        env_file = summary.parent / "environment.json"
+        env = json.loads(env_file.read_text()) if env_file.exists() else {}
+        hours += float(json.loads(summary.read_text()).get("wall_time_s", 0.0)) / 3600
+        devices[str(env.get("device_name") or env.get("device") or "unknown")] += 1
+        count += 1
+    return hours, count, devices
+
+
+def summary_markdown(notebook_paths: Iterable, results_root) -> str:
+    """The findings section the intro includes."""
+    verdicts = collect_verdicts(notebook_paths)
+    paper = [v for v in verdicts if v["kind"] == "paper"]
+    own = [v for v in verdicts if v["kind"] != "paper"]
+    tested = [v for v in paper if v["verdict"] != "not tested here"]
+    hours, runs, devices = run_compute(results_root)
+    device_text = ", ".join(f"{n} on {d}" for d, n in devices.most_common())
+    return "\n".join([
+        "## Findings at a glance", "",
+        f"**Scope.** {len(paper)} claims of the four papers, {len(own)} derivations and audit findings of our own, "
+        f"on {len({v['page'] for v in verdicts})} pages. {len(tested)} of the papers' claims have evidence at a "
+        "training budget; the rest are listed below by why they are untested.", "",
+        counts_table(verdicts), "",
+        *outcome_section("What held", [v for v in tested if v["verdict"] in HELD],
+                         "No claim of the papers has been reproduced at our budgets yet."),
+        *outcome_section("What did not hold", [v for v in tested if v["verdict"] == "not reproduced"],
+                         "No claim has been contradicted by our runs yet."),
+        *outcome_section("What we cannot tell at our budget",
+                         [v for v in tested if v["verdict"] == "inconclusive at this budget"],
+                         "No tested claim is inconclusive."),
+        *untested_section([v for v in paper if v["verdict"] == "not tested here"]),
+        *outcome_section("Our own derivations and audit findings", own, "None recorded."),
+        "### Compute", "",
+        f"The committed runs took {hours:.1f} wall-clock hours of training and evaluation ({runs} runs: "
+        f"{device_text or 'none'}); the [environment](environment.md) page lists each run.", "",
+    ])

@@ -1,0 +1,50 @@
+"""The book's findings summary: counts by kind and verdict, outcome sections, untested causes, compute."""
+from __future__ import annotations
+
+import json
+
+from mixrepro import book_summary
+from mixrepro.study.verdicts import VERDICTS_OUTPUT_KEY
+
+
+def notebook_with(path, verdicts):
+    output = {"output_type": "display_data", "metadata": {VERDICTS_OUTPUT_KEY: True},
+              "data": {"application/json": {"notebook": path.stem, "verdicts": verdicts}}}
+    path.write_text(json.dumps({"cells": [{"cell_type": "code", "source": "", "outputs": [output]}]}))
+    return path
+
+
+def verdict(claim_id, verdict, reason="", **extra):
+    return {"claim_id": claim_id, "claim": f"claim {claim_id}", "source": "P", "verdict": verdict,
+            "reason": reason, "budget": "cpu", "checks": [], **extra}
+
+
+def test_summary_sorts_claims_by_outcome_and_counts_kinds_apart(tmp_path):
+    nb = notebook_with(tmp_path / "page.ipynb", [
+        verdict("A", "reproduced", paper_value="97.1", ours="80.2 +- 0.3", run_hours=2.5, runs=3),
+        verdict("B", "not reproduced"),
+        verdict("C", "inconclusive at this budget"),
+        verdict("D", "not tested here", "dataset 'cifar100' is not available on this machine"),
+        verdict("E", "not tested here", "not run (or not evaluated) yet at this budget: x"),
+        verdict("F", "reproduced", kind="audit"),
+    ])
+    run = tmp_path / "results" / "cifar10-jpeg" / "mixup" / "abc"
+    run.mkdir(parents=True)
+    (run / "summary.json").write_text(json.dumps({"wall_time_s": 7200}))
+    (run / "environment.json").write_text(json.dumps({"device_name": "AMD EPYC"}))
+    text = book_summary.summary_markdown([nb], tmp_path / "results")
+    held = text.split("### What held")[1].split("###")[0]
+    assert "[A](notebooks/page.ipynb)" in held and "97.1" in held and "2.5 h, 3 runs" in held
+    assert "[B]" in text.split("### What did not hold")[1].split("###")[0]
+    assert "[C]" in text.split("### What we cannot tell")[1].split("###")[0]
+    untested = text.split("### Not tested here")[1].split("###")[0]
+    assert "| data not on this machine | 1 |" in untested and "| runs not finished yet | 1 |" in untested
+    assert "[F]" in text.split("### Our own derivations")[1].split("###")[0] and "[F]" not in held
+    assert "5 claims of the four papers, 1 derivations and audit findings" in text
+    assert "2.0 wall-clock hours" in text and "1 on AMD EPYC" in text
+
+
+def test_verdicts_recorded_before_kinds_existed_count_as_paper_claims(tmp_path):
+    nb = notebook_with(tmp_path / "old.ipynb", [verdict("X", "reproduced")])
+    (found,) = book_summary.collect_verdicts([nb])
+    assert found["kind"] == "paper" and found["runs"] == 0 and found["page"] == "old"
