@@ -92,10 +92,44 @@ def comparison_table(comparisons: list[dict]) -> str:
                            "McNemar p per seed", "paired check (Mixup beats Vanilla)", "wall hours per run"], rows)
 
 
-def choose_setting(comparisons: list[dict]) -> str | None:
-    """The cheapest setting whose paired check supports 'Mixup beats Vanilla'; None if none does (yet)."""
-    qualifying = [c for c in comparisons if c["seeds"] >= 2 and c["check"].outcome == "supports"]
-    return min(qualifying, key=lambda c: c["hours_per_run"])["setting"] if qualifying else None
+def choose_setting(comparisons: list[dict], planned_seeds: int = 2) -> tuple[str | None, str]:
+    """(setting, how it was chosen): the stated rule, or its fallback once every planned seed is in.
+
+    The rule: the cheapest setting whose paired check supports 'Mixup beats Vanilla'. With two
+    seeds the paired interval has one degree of freedom and can rarely support anything, so when
+    all runs are finished and no setting qualifies, the fallback drops every setting where each
+    seed's McNemar test finds Mixup significantly *worse* (p < 0.05, negative gap: the regime
+    where the claims do not apply) and takes the remaining setting with the largest mean gap.
+    """
+    done = [c for c in comparisons if c["seeds"] >= 2]
+    qualifying = [c for c in done if c["check"].outcome == "supports"]
+    if qualifying:
+        return min(qualifying, key=lambda c: c["hours_per_run"])["setting"], "rule"
+    if not comparisons or any(c["seeds"] < planned_seeds for c in comparisons):
+        return None, "waiting"
+    plausible = [c for c in done if not mixup_significantly_worse(c)]
+    if not plausible:
+        return None, "none plausible"
+    return max(plausible, key=lambda c: statistics.fmean(c["gaps"]))["setting"], "fallback"
+
+
+def mixup_significantly_worse(comparison: dict, level: float = 0.05) -> bool:
+    """Every seed's gap negative with McNemar p below ``level``."""
+    return all(g < 0 and p < level for g, p in zip(comparison["gaps"], comparison["mcnemar_p"]))
+
+
+def decision_text(chosen: str | None, how: str) -> str:
+    if how == "rule":
+        return f"**Chosen cpu setting: {chosen}**, by the stated rule (the paired check supports the gain)."
+    if how == "fallback":
+        return (f"**Chosen cpu setting: {chosen}**, by the fallback rule: with two seeds the paired check "
+                "cannot support a gain this size in any setting (see the smallest detectable differences), so "
+                "settings where every seed's McNemar test finds Mixup significantly worse are dropped and the "
+                "remaining setting with the largest mean gap is taken. It is a setting where the claims can "
+                "hold, not one where Mixup's gain is shown: whether it is, is a claim the study itself tests.")
+    if how == "none plausible":
+        return "**No setting is usable**: Mixup is significantly worse than Vanilla at every seed of every setting."
+    return "**No setting qualifies yet**: the decision waits for the remaining runs."
 
 
 def plot_pilot_curves(runs: list[PilotRun], network: str = "online"):
@@ -118,3 +152,17 @@ def plot_pilot_curves(runs: list[PilotRun], network: str = "online"):
             ax.legend(fontsize=7)
     fig.tight_layout()
     return fig
+
+
+def budget_agreement(runs: list[PilotRun], setting: str) -> str:
+    """Whether the ``cpu`` budget trains exactly the chosen setting's runs (same config keys)."""
+    from ..config import config_for_budget
+
+    chosen = [r for r in runs if r.setting == setting]
+    same = [r for r in chosen
+            if config_for_budget("cpu", method=r.method, dataset=r.record.config.dataset, seed=r.seed)
+            == r.record.config] if all(r.record is not None for r in chosen) else []
+    if chosen and len(same) == len(chosen):
+        return (f"The study's `cpu` budget (`mixrepro.config.BUDGETS`) is this setting: its Vanilla and Mixup "
+                f"runs are these {len(same)} runs, reused by the study, not retrained.")
+    return "**The `cpu` budget does not match the chosen setting**: update `mixrepro.config.BUDGETS`."
