@@ -19,7 +19,7 @@ from .study.verdicts import CLAIM_KINDS, VERDICTS, read_verdicts
 HELD = ("reproduced", "partly")
 # Why a claim is untested, recognised from the reasons our code writes (study.collect, study.verdicts).
 UNTESTED_CAUSES = (
-    ("data not on this machine", ("is not available on this machine", "not on this machine", "not here")),
+    ("data not on this machine", ("is not available", "not on this machine", "not here")),
     ("runs not finished yet", ("not run (or not evaluated) yet",)),
     ("only the smoke budget was run", ("only shows that the pipeline runs",)),
 )

@@ -78,9 +78,10 @@ def run_worker(plan: Plan, *, results_root=None, progress: bool = False) -> int:
     """Train and evaluate pending runs of ``plan`` until none is left unclaimed; returns how many it did.
 
     A stored run whose final weights are no longer in the checkpoint cache cannot be evaluated
-    without retraining; it is reported and skipped (``mixrepro train ... --restart`` retrains it).
+    without retraining; it is reported and skipped (``mixrepro train ... --restart`` retrains it),
+    as is a run whose training or evaluation fails with a mixrepro error.
     """
-    from .errors import MissingWeightsError
+    from .errors import MissingWeightsError, MixreproError
     from .results import ResultsStore
     from .runs import train_or_load
 
@@ -99,6 +100,8 @@ def run_worker(plan: Plan, *, results_root=None, progress: bool = False) -> int:
                   f"{record.run_dir}", flush=True)
         except MissingWeightsError as err:
             print(f"sweep {plan.name}: cannot evaluate {config.key()}: {err}", file=sys.stderr, flush=True)
+        except MixreproError as err:  # one run's failure must not stop the plan's other runs
+            print(f"sweep {plan.name}: {config.key()} failed, moving on: {err}", file=sys.stderr, flush=True)
         finally:
             claim.unlink(missing_ok=True)
     return done

@@ -37,4 +37,4 @@ def test_a_stored_run_without_the_asked_evaluations_counts_as_not_run(tmp_path):
 
 def test_an_absent_dataset_is_named_with_how_to_get_it(tmp_path):
     runs, reason = study.collect_runs(params(tmp_path, train=True), dataset="cifar100")
-    assert runs == {} and "dataset 'cifar100' is not available" in reason and "mixrepro datasets" in reason
+    assert runs == {} and "dataset 'cifar100' is not available to the study" in reason and "mixrepro datasets" in reason

@@ -410,3 +410,11 @@ def test_mixed_accuracy_takes_a_mixer_name_and_records_it():
     assert by_name["mixed_accuracy"]["top1"] == by_object["mixed_accuracy"]["top1"]
     with pytest.raises(UnknownNameError):
         run_evaluations(model, x, y, ["mixed_accuracy"], options={"mixed_accuracy": {"mixer": "nope"}})
+
+
+def test_mixed_accuracy_pairs_across_classes_on_a_test_set_stored_class_by_class():
+    model, (x, _) = tiny_model(), tiny_data(n=40)
+    y = torch.arange(40) // 20  # two classes, each in one contiguous block of 20
+    r = run_evaluations(model, x, y, ["mixed_accuracy"], generator=torch.Generator().manual_seed(0), batch_size=20,
+                        options={"mixed_accuracy": {"mixer": "mixup"}})["mixed_accuracy"]
+    assert r["n"] > 0  # without shuffling, every batch holds one class and no pair is a two-class mix

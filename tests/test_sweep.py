@@ -103,3 +103,23 @@ def test_worker_trains_then_adds_missing_evaluations_and_skips_done_runs(tmp_pat
     assert seen == [(("ece",), {"ece": {"bins": [10]}})] * 4  # two runs x two networks, options passed
     assert [sweep.run_state(evaluated, store, c) for c in configs] == ["done", "done"]
     assert sweep.run_worker(evaluated, results_root=tmp_path) == 0
+
+
+def test_a_failing_run_does_not_stop_the_worker(tmp_path, cache, monkeypatch, capsys):
+    import mixrepro.runs
+    from mixrepro.errors import MixreproError
+
+    install_doubles(monkeypatch)
+    real = mixrepro.runs.train_or_load
+    bad = tiny_config(seed=0, epochs=1)
+
+    def flaky(config, **kwargs):
+        if config == bad:
+            raise MixreproError("evaluation broke")
+        return real(config, **kwargs)
+
+    monkeypatch.setattr(mixrepro.runs, "train_or_load", flaky)
+    plan = plans.Plan("t", "test", (bad, tiny_config(seed=1, epochs=1)), runtime={})
+    assert sweep.run_worker(plan, results_root=tmp_path) == 1
+    assert "failed, moving on: evaluation broke" in capsys.readouterr().err
+    assert not list((cache / "sweep-claims").glob("*.claim"))  # claims released either way

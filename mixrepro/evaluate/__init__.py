@@ -100,7 +100,10 @@ def _mixed_accuracy(model, test_x, test_y, *, device, generator, batch_size, mix
         raise InvalidParameterError("mixed_accuracy mixer", None, allowed)
     else:
         name = getattr(mixer, "name", type(mixer).__name__)
-    batches = array_batches(test_x, test_y, batch_size, device)
+    # Pairs are drawn within a batch: shuffle first, or a test set stored class by class (the
+    # CIFAR-10 JPEG copy) would pair every image with its own class.
+    order = torch.randperm(len(test_y), generator=generator)
+    batches = array_batches(test_x[order], test_y[order], batch_size, device)
     return {**mixed_sample_accuracy(model, batches, mixer, generator, same_label), "mixer": name,
             "mixer_params": mixer_params or {}}
 

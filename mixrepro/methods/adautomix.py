@@ -249,8 +249,12 @@ class AdAutoMix(Method):
 
     def lambda_floor(self) -> float:
         """E|mask mean - lambda| of the best lambda-blind generator under this run's lambda sampler."""
-        p = self.params
-        return ignore_lambda_floor(float(p["alpha"]), p["num_sources"], p["lambda_sampler"])
+        return self.lambda_floor_of(self.params)
+
+    @classmethod
+    def lambda_floor_of(cls, params: dict) -> float:
+        """lambda_floor for a run with ``params`` (the defaults updated by its method_params)."""
+        return ignore_lambda_floor(float(params["alpha"]), params["num_sources"], params["lambda_sampler"])
 
     def margin_fallback(self, lams: list[float]) -> bool:
         """Whether lam_margin sends the target network the plain linear N-mix this step."""

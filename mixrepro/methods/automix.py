@@ -356,7 +356,12 @@ class AutoMix(Method):
 
     def lambda_floor(self) -> float:
         """E|mask mean - lambda| of the best lambda-blind mask under this run's Beta(alpha, alpha)."""
-        return ignore_lambda_floor(float(self.params["alpha"]), 2, "beta")
+        return self.lambda_floor_of(self.params)
+
+    @classmethod
+    def lambda_floor_of(cls, params: dict) -> float:
+        """lambda_floor for a run with ``params`` (the defaults updated by its method_params)."""
+        return ignore_lambda_floor(float(params["alpha"]), 2, "beta")
 
     @torch.no_grad()
     def mix_for_display(self, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator) -> MixDisplay:

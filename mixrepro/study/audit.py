@@ -71,3 +71,40 @@ def short_runs_table(short_runs: dict) -> tuple[str, list[float], list[float]]:
 def binary_mask_std() -> float:
     """Spatial std of a {0, 1} mask covering half the image: what a decisive mask would show."""
     return math.sqrt(0.5 * 0.5)
+
+
+# ----------------------------------------------------------------------------------------------
+# The lambda response of the study's learned runs (does the mask mean follow lambda?)
+# ----------------------------------------------------------------------------------------------
+
+
+def final_lambda_response(record) -> dict | None:
+    """Correlation, slope and |mask mean - lambda| of the last epoch that logged them, with the
+    lambda-blind floor and the saturated fraction; None for a run without those logs."""
+    from ..methods import METHODS
+    from ..methods.mixblock import LAMBDA_RESPONSE_KEYS, MASK_SATURATED, lambda_response
+
+    rows = [r for r in record.epochs if all(r.get(k) not in (None, "") for k in LAMBDA_RESPONSE_KEYS[:6])]
+    if not rows:
+        return None
+    method_cls = METHODS.get(record.config.method)
+    params = {**method_cls.default_params, **record.config.method_params}
+    floor = method_cls.lambda_floor_of(params) if hasattr(method_cls, "lambda_floor_of") else None
+    response = lambda_response({k: float(v) for k, v in rows[-1].items() if v not in (None, "")}, floor)
+    return {**response, "epoch": int(rows[-1]["epoch"]), "saturated": rows[-1].get(MASK_SATURATED)}
+
+
+def lambda_response_table(runs: dict) -> str:
+    """One row per learned run: the final epoch's lambda response beside the lambda-blind floor."""
+    rows = []
+    for method, records in runs.items():
+        for record in records:
+            r = final_lambda_response(record)
+            if r is None:
+                continue
+            rows.append([method_label(method), record.config.seed, r["epoch"], f"{r['correlation']:.2f}",
+                         f"{r['slope']:.2f}", f"{r['abs_gap']:.3f}", f"{r.get('floor', math.nan):.3f}",
+                         "–" if r["saturated"] in (None, "") else f"{float(r['saturated']):.2f}"])
+    headers = ["method", "seed", "epoch", "corr(mask mean, λ)", "slope", "|mask mean − λ|",
+               "λ-blind floor", "saturated fraction"]
+    return markdown_table(headers, rows) if rows else ""

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from typing import Iterable, Sequence
 
+from ..plans import DATASET as STUDY_DATASET
 from .parameters import NotebookParameters
 
 SHARED_EVALUATIONS = ("ece", "fgsm")  # computed for every run, so notebooks share runs
@@ -27,13 +28,14 @@ def collect_runs(params: NotebookParameters, *, methods: Sequence[str] | None = 
     """Train-or-load every (method, seed) run: ({method: [RunRecord per seed]}, reason or None).
 
     A run that cannot be had here is left out and the reason names it ('not tested here'):
-    not stored and its dataset absent (how to get the data), or not stored (or stored without
-    the ``evaluations``) while ``params.train`` is False: the study's sweep has not reached it
-    yet, and the reason gives the command that trains it. Every notebook asks for the same
-    ``evaluations`` so a run trained for one serves all. Training progress goes to ``log``, by
-    default the kernel's own stderr (the terminal that runs papermill or Jupyter), not into
-    the notebook: a notebook's outputs are then the same whether it trained or loaded, which
-    is what nbval compares.
+    not stored and its dataset absent (how to get the data), or, while ``params.train`` is
+    False, not stored (or stored without the ``evaluations``): on the study's dataset the
+    sweep has not reached it yet (the reason gives the command that trains it), on any other
+    the data is missing. With ``train`` False the reason never depends on this machine's disk.
+    Every notebook asks for the same ``evaluations`` so a run trained for one serves all.
+    Training progress goes to ``log``, by default the kernel's own stderr (the terminal that
+    runs papermill or Jupyter), not into the notebook: a notebook's outputs are then the same
+    whether it trained or loaded, which is what nbval compares.
     """
     import contextlib
     import sys
@@ -56,11 +58,16 @@ def collect_runs(params: NotebookParameters, *, methods: Sequence[str] | None = 
         for seed in params.seeds:
             config = params.config(method, seed, **{"dataset": dataset, "model": model or params.model, **fields})
             stored = store.load(config)
+            if not params.train and not has_evaluations(stored, evaluations):
+                # Loading only: the reason must not depend on which machine executes the page
+                # (nbval re-executes pages without data), so it names the study's plan, not this disk.
+                if dataset == STUDY_DATASET:
+                    not_run.append((f"{method} seed {seed}", train_command(config, params.results_dir)))
+                else:
+                    absent.append(f"{method} seed {seed}")
+                continue
             if stored is None and not dataset_available(dataset):
                 absent.append(f"{method} seed {seed}")
-                continue
-            if not params.train and not has_evaluations(stored, evaluations):
-                not_run.append((f"{method} seed {seed}", train_command(config, params.results_dir)))
                 continue
             records.append(quietly(train_or_load, config, results_root=params.results_dir, train=can_train,
                                    evaluations=tuple(evaluations)))
@@ -81,8 +88,8 @@ def missing_reason(dataset: str, absent: list[str], not_run: list[tuple[str, str
     """Why runs are missing: the dataset is not here, or the study has not run (or evaluated) them yet."""
     parts = []
     if absent:
-        parts.append(f"dataset '{dataset}' is not available on this machine and no stored runs exist for "
-                     f"{', '.join(absent)}; see `mixrepro datasets` for how to obtain it")
+        parts.append(f"no stored runs exist for {', '.join(absent)} and dataset '{dataset}' is not available to "
+                     "the study; see `mixrepro datasets` for how to obtain it")
     if not_run:
         parts.append(f"not run (or not evaluated) yet at this budget: {', '.join(name for name, _ in not_run)}; "
                      f"`mixrepro sweep study` trains the study's runs, e.g. `{not_run[0][1]}`")

@@ -1,0 +1,48 @@
+"""The audit's lambda-response table of learned runs, from their logged epoch moments."""
+from __future__ import annotations
+
+import math
+from types import SimpleNamespace
+
+import pytest
+
+from mixrepro.config import RunConfig
+from mixrepro.methods import mixblock
+from mixrepro.study import audit
+
+
+def moments(lams, means, gap):
+    n = len(lams)
+    mean = lambda xs: sum(xs) / n  # noqa: E731
+    return {mixblock.LAMRESP_M: mean(means), mixblock.LAMRESP_LAM: mean(lams),
+            mixblock.LAMRESP_M_LAM: mean([m * v for m, v in zip(means, lams)]),
+            mixblock.LAMRESP_M2: mean([m * m for m in means]), mixblock.LAMRESP_LAM2: mean([v * v for v in lams]),
+            mixblock.LAMRESP_ABS_GAP: gap, mixblock.MASK_SATURATED: 0.25}
+
+
+def record(method, rows, **params):
+    return SimpleNamespace(config=RunConfig(method=method, method_params=params), epochs=rows)
+
+
+def test_final_lambda_response_reads_the_last_logged_epoch_and_the_runs_floor():
+    lams = [0.2, 0.4, 0.6, 0.8]
+    follows = moments(lams, [0.1 + 0.5 * v for v in lams], 0.05)  # slope 0.5, correlation 1
+    blind = moments(lams, [0.5] * 4, 0.2)
+    r = audit.final_lambda_response(record("automix", [{"epoch": 1, **blind}, {"epoch": 2, **follows},
+                                                       {"epoch": 3, "test_top1": 50.0}]))
+    assert r["epoch"] == 2 and r["correlation"] == pytest.approx(1.0) and r["slope"] == pytest.approx(0.5)
+    assert r["abs_gap"] == 0.05 and r["floor"] == pytest.approx(0.1875, abs=1e-4) and r["saturated"] == 0.25
+    first = audit.final_lambda_response(record("automix", [{"epoch": 1, **blind}]))
+    assert math.isnan(first["correlation"]) and first["slope"] == pytest.approx(0.0)
+    assert audit.final_lambda_response(record("mixup", [{"epoch": 1, "test_top1": 50.0}])) is None
+    three = audit.final_lambda_response(record("adautomix", [{"epoch": 1, **follows}]))
+    assert three["floor"] == pytest.approx(0.1445, abs=1e-3)  # AdAutoMix's three sources
+
+
+def test_lambda_response_table_has_a_row_per_logged_run():
+    lams = [0.2, 0.8]
+    runs = {"automix": [record("automix", [{"epoch": 5, **moments(lams, [0.3, 0.7], 0.1)}])],
+            "mixup": [record("mixup", [{"epoch": 5}])]}
+    table = audit.lambda_response_table(runs)
+    assert "| AutoMix | 0 | 5 | 1.00 | 0.67 | 0.100 | 0.187 | 0.25 |" in table and "Mixup" not in table
+    assert audit.lambda_response_table({"mixup": runs["mixup"]}) == ""
