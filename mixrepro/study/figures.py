@@ -8,12 +8,18 @@ from .paper_tables import PaperTable
 from .scores import SeedStats
 
 
+FIGURE_DPI = 150  # sharp at the book's page width (about 7 inches of figure at 150 dpi)
+
+
 def _figure(width: float = 6.0, height: float = 3.2, ncols: int = 1):
-    """A pyplot-free Figure: no global backend state, nothing shown until it is glued."""
+    """A pyplot-free Figure in the seaborn theme: no global backend state, nothing shown until glued."""
+    import seaborn as sns
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(width, height), dpi=80)
-    return fig, fig.subplots(1, ncols, squeeze=False)[0]
+    with sns.axes_style("whitegrid"), sns.plotting_context("notebook", font_scale=0.8):
+        fig = Figure(figsize=(width, height), dpi=FIGURE_DPI)
+        axes = fig.subplots(1, ncols, squeeze=False)[0]
+    return fig, axes
 
 
 def plot_top1_curves(runs: dict, table: PaperTable | None = None):
@@ -23,9 +29,12 @@ def plot_top1_curves(runs: dict, table: PaperTable | None = None):
         color = method_color(method)
         for network, style in (("online", "-"), ("ema", "--")):
             curves = [r.curve(f"{network}_top1") for r in records]
-            mean = [statistics.fmean(values) for values in zip(*curves)]
+            # epochs every seed scored (runs score the test set sparsely before their last epochs)
+            points = [(epoch, statistics.fmean(values)) for epoch, values in enumerate(zip(*curves), start=1)
+                      if all(v is not None for v in values)]
             label = (table.label(method) if table else method) if network == "online" else None
-            ax.plot(range(1, len(mean) + 1), mean, style, color=color, marker=".", label=label)
+            if points:
+                ax.plot(*zip(*points), style, color=color, marker=".", label=label)
     from matplotlib.ticker import MaxNLocator
 
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
@@ -82,5 +91,35 @@ def plot_accuracy_vs_fgsm(clean: dict[str, SeedStats], fgsm_error: dict[str, See
         ax.set_xlabel("clean top-1 (%)")
         ax.set_ylabel("FGSM error (%)")
     axes[0].legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def plot_paper_vs_ours(table: PaperTable, column: str, stats: dict[str, SeedStats], quantity: str = "top-1 (%)"):
+    """Two panels on their own scales: the paper's number per method, and ours (mean, error bar = sd
+    over seeds, each seed a dot); one fixed colour per method (its ``color`` attribute)."""
+    import pandas as pd
+    import seaborn as sns
+
+    methods = [m for m in table.rows if m in stats or table.value(m, column) is not None]
+    palette = {table.label(m): method_color(m) for m in methods}
+    paper = pd.DataFrame([{"method": table.label(m), "value": table.value(m, column)} for m in methods
+                          if table.value(m, column) is not None])
+    ours = pd.DataFrame([{"method": table.label(m), "value": v} for m in methods if m in stats
+                         for v in stats[m].values])
+    fig, (left, right) = _figure(width=7.0, height=0.35 * len(methods) + 1.2, ncols=2)
+    order = [table.label(m) for m in methods]
+    if not paper.empty:
+        sns.barplot(paper, x="value", y="method", hue="method", palette=palette, order=order, ax=left, legend=False,
+                    saturation=1.0)  # the exact method colours, not seaborn's desaturated ones
+        left.set_xlim(paper["value"].min() - 2, paper["value"].max() + 1)
+    left.set(title=f"paper ({table.columns[column].get('label', column)})", xlabel=quantity, ylabel="")
+    if not ours.empty:
+        sns.pointplot(ours, x="value", y="method", hue="method", palette=palette, order=order, ax=right,
+                      errorbar="sd", linestyle="none", legend=False)
+        sns.stripplot(ours, x="value", y="method", hue="method", palette=palette, order=order, ax=right,
+                      size=3, alpha=0.5, legend=False)
+    right.set(title="ours: mean ± sd, dots = seeds", xlabel=quantity, ylabel="")
+    right.tick_params(labelleft=False)
     fig.tight_layout()
     return fig

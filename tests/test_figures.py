@@ -1,0 +1,31 @@
+"""The study's figures: paper beside ours in each method's fixed colour; curves of sparsely scored runs."""
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+from matplotlib.colors import to_hex
+
+from mixrepro import study
+from mixrepro.study.figures import FIGURE_DPI, plot_paper_vs_ours, plot_top1_curves
+
+
+def test_paper_vs_ours_draws_each_method_in_its_colour_with_every_seed():
+    table = study.load_paper_table("automix_table1")
+    stats = {"vanilla": study.SeedStats((79.4, 80.1)), "automix": study.SeedStats((81.0, 80.2, 80.6))}
+    fig = plot_paper_vs_ours(table, "c10_r18", stats)
+    paper_ax, ours_ax = fig.axes
+    assert fig.dpi == FIGURE_DPI >= 150
+    bar_colors = {to_hex(p.get_facecolor()) for p in paper_ax.patches}
+    assert study.method_color("automix") in bar_colors and study.method_color("vanilla") in bar_colors
+    seed_dots = sum(len(c.get_offsets()) for c in ours_ax.collections)
+    assert seed_dots >= 5  # every seed drawn (plus the means)
+    assert ours_ax.get_xlabel() == "top-1 (%)"
+
+
+def test_top1_curves_skip_epochs_without_a_test_score():
+    rows = [{"online_top1": None, "ema_top1": None}, {"online_top1": 50.0, "ema_top1": 40.0},
+            {"online_top1": None, "ema_top1": None}, {"online_top1": 60.0, "ema_top1": 55.0}]
+    record = SimpleNamespace(curve=lambda column: [r[column] for r in rows])
+    fig = plot_top1_curves({"mixup": [record]})
+    online = fig.axes[0].lines[0]
+    assert list(online.get_xdata()) == [2, 4] and list(online.get_ydata()) == [50.0, 60.0]
