@@ -1,11 +1,12 @@
 # One entry point for set-up, tests, notebooks and the book.
 #   make test                    install (first time), lint (ruff) and run the whole test suite
 #   make test-fast               the same without the tests marked slow (the edit-test loop)
-#   make reproduce BUDGET=smoke  run every notebook with papermill, then build the book
+#   make reproduce               rerun every notebook as last executed (papermill), then build the book
+#   make reproduce BUDGET=smoke  the same at one budget for all (smoke, cpu, gpu, paper)
 #   make book                    build the book from the committed notebooks (never trains)
 VENV    ?= .venv
 PYTHON  ?= python3
-BUDGET  ?= smoke
+BUDGET  ?= committed
 PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed
 

@@ -1,5 +1,8 @@
-"""Run every study notebook with papermill: ``python -m mixrepro.notebook_runner --budget smoke``.
+"""Run every study notebook with papermill: ``python -m mixrepro.notebook_runner [--budget B]``.
 
+Without ``--budget`` each notebook is rerun with the parameters it was last executed with
+(the committed pages mix budgets: smoke pages prove the pipeline, the audit and pilot pages
+load the study's cpu runs), so rerunning an unchanged repository changes no file.
 Each ``notebooks/<name>.ipynb`` is executed **in place** with the ``budget``
 parameter (papermill inserts an ``injected-parameters`` cell after the
 ``parameters`` cell), in the notebooks folder, so the committed notebooks are
@@ -25,6 +28,7 @@ from .io import atomic_write_text
 NOTEBOOKS_DIR = REPO_ROOT / "notebooks"
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"  # where the study's machines keep the data
 KERNEL_NAME = "python3"
+COMMITTED = "committed"  # --budget value: rerun each notebook with the parameters it was last executed with
 
 
 def notebook_paths(folder=NOTEBOOKS_DIR, only: list[str] | None = None) -> list[Path]:
@@ -89,29 +93,53 @@ def run_notebook(path: Path, parameters: dict, timeout_s: int | None = None) -> 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m mixrepro.notebook_runner", description=__doc__.splitlines()[0])
-    parser.add_argument("--budget", default="smoke", help=f"one of {BUDGETS.names()} (default smoke)")
+    parser.add_argument("--budget", default=COMMITTED,
+                        help=f"one of {BUDGETS.names()}, or '{COMMITTED}' (default): each notebook with the "
+                             "parameters it was last executed with, so a rerun changes nothing when nothing changed")
     parser.add_argument("--only", nargs="*", help="notebook names (without .ipynb) to run; default all")
     parser.add_argument("--no-train", action="store_true", help="load stored runs only; a missing run is an error")
     parser.add_argument("--folder", default=str(NOTEBOOKS_DIR), help="notebooks folder (default notebooks/)")
     parser.add_argument("--timeout", type=int, default=None, help="per-cell timeout in seconds")
     args = parser.parse_args(argv)
     try:
-        BUDGETS.get(args.budget)
+        if args.budget != COMMITTED:
+            BUDGETS.get(args.budget)
         paths = notebook_paths(args.folder, args.only)
+        plans = {path: notebook_parameters(path, args.budget, args.no_train) for path in paths}
     except MixreproError as err:
         print(f"notebook_runner: error: {err}", file=sys.stderr)
         return 2
-    parameters = {"budget": args.budget}
-    if args.no_train:
-        parameters["train"] = False
     kernel_environment()
     total = 0.0
-    for path in paths:
+    for path, parameters in plans.items():
         seconds = run_notebook(path, parameters, args.timeout)
         total += seconds
-        print(f"{path.name:<45} {seconds:7.1f} s", flush=True)
+        print(f"{path.name:<45} {seconds:7.1f} s  {parameters}", flush=True)
     print(f"{'all notebooks':<45} {total:7.1f} s")
     return 0
+
+
+def committed_parameters(path: Path) -> dict:
+    """The parameters papermill injected when ``path`` was last executed (what its outputs show)."""
+    import ast
+
+    import nbformat
+
+    nb = nbformat.read(str(path), as_version=4)
+    for cell in nb.cells:
+        if "injected-parameters" in cell.metadata.get("tags", []):
+            tree = ast.parse(cell.source)
+            return {node.targets[0].id: ast.literal_eval(node.value) for node in tree.body
+                    if isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name)}
+    raise InvalidParameterError("notebook", path.name, "a notebook executed by the runner (it has no injected "
+                                "parameters); give --budget")
+
+
+def notebook_parameters(path: Path, budget: str, no_train: bool) -> dict:
+    """``committed``: rerun as last executed; else the given budget (and train=False with --no-train)."""
+    if budget == COMMITTED:
+        return committed_parameters(path)
+    return {"budget": budget, **({"train": False} if no_train else {})}
 
 
 if __name__ == "__main__":

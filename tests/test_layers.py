@@ -22,7 +22,7 @@ LAYERS = [  # lowest first
     ("evaluation", {"evaluate", "distributed"}),
     ("training", {"training"}),
     ("runs", {"runs", "plans", "sweep", "evalrun", "verify"}),
-    ("study and book", {"study", "visualize", "book_summary", "book_build", "notebook_runner"}),
+    ("study and book", {"study", "visualize", "book_summary", "book_staging", "book_build", "notebook_runner"}),
     ("command line", {"cli"}),
 ]
 LAYER_OF = {unit: i for i, (_, units) in enumerate(LAYERS) for unit in units}
