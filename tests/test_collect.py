@@ -24,7 +24,7 @@ def test_stored_runs_load_and_missing_ones_are_named_with_their_train_command(tm
     p = params(tmp_path, methods=("mixup", "cutmix"))
     runs, reason = study.collect_runs(p, method_params=DM_CE_PARAMS)
     assert list(runs) == ["mixup"] and runs["mixup"][0].config.key() == "be221a42cad1"
-    assert "not run (or not evaluated) yet at this budget: cutmix seed 0" in reason
+    assert "not run (or not evaluated) yet at this budget: cutmix (seed 0)" in reason
     assert "mixrepro train --method cutmix" in reason
 
 
@@ -32,7 +32,7 @@ def test_a_stored_run_without_the_asked_evaluations_counts_as_not_run(tmp_path):
     shutil.copytree(SMOKE_MIXUP_DM, tmp_path / "cifar10-jpeg" / "mixup" / "be221a42cad1")
     runs, reason = study.collect_runs(params(tmp_path), method_params=DM_CE_PARAMS,
                                       evaluations=("ece", "corruption"))
-    assert runs == {} and "mixup seed 0" in reason
+    assert runs == {} and "mixup (seed 0)" in reason
 
 
 def test_an_absent_dataset_is_named_with_how_to_get_it(tmp_path):

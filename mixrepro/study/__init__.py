@@ -20,7 +20,7 @@ from .collect import DM_CE_PARAMS, SHARED_EVALUATIONS, collect_runs, dataset_ava
     methods_with_loss_option, needs
 from .display import fmt, glue, glue_figure, glue_number, glue_text, markdown_table, show_markdown
 from .facts import method_color, method_label, scored_network
-from .figures import plot_accuracy_vs_fgsm, plot_reliability, plot_top1_curves
+from .figures import plot_accuracy_vs_fgsm, plot_paper_vs_ours, plot_reliability, plot_top1_curves
 from .paper_tables import PAPER_NUMBERS_DIR, PaperTable, comparable_to_paper, load_paper_table, nearest_column, \
     paper_table_markdown
 from .parameters import NotebookParameters, deviations_markdown, open_table_notebook, validate_parameters
@@ -36,7 +36,8 @@ __all__ = [
     "DM_CE_PARAMS", "SHARED_EVALUATIONS", "collect_runs", "dataset_available", "dataset_label",
     "methods_with_loss_option", "needs", "open_table_notebook",
     "fmt", "glue", "glue_figure", "glue_number", "glue_text", "markdown_table",
-    "show_markdown", "method_color", "method_label", "scored_network", "plot_accuracy_vs_fgsm", "plot_reliability",
+    "show_markdown", "method_color", "method_label", "scored_network", "plot_accuracy_vs_fgsm", "plot_paper_vs_ours",
+    "plot_reliability",
     "plot_top1_curves", "PAPER_NUMBERS_DIR", "PaperTable", "comparable_to_paper", "load_paper_table",
     "nearest_column", "paper_table_markdown", "NotebookParameters", "deviations_markdown", "validate_parameters",
     "dm_autograd_checks", "dm_symbolic_checks", "lambda_sensitivity", "SeedStats", "comparison_markdown",

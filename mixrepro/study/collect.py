@@ -88,12 +88,21 @@ def missing_reason(dataset: str, absent: list[str], not_run: list[tuple[str, str
     """Why runs are missing: the dataset is not here, or the study has not run (or evaluated) them yet."""
     parts = []
     if absent:
-        parts.append(f"no stored runs exist for {', '.join(absent)} and dataset '{dataset}' is not available to "
+        parts.append(f"no stored runs exist for {by_method(absent)} and dataset '{dataset}' is not available to "
                      "the study; see `mixrepro datasets` for how to obtain it")
     if not_run:
-        parts.append(f"not run (or not evaluated) yet at this budget: {', '.join(name for name, _ in not_run)}; "
+        parts.append(f"not run (or not evaluated) yet at this budget: {by_method([n for n, _ in not_run])}; "
                      f"`mixrepro sweep study` trains the study's runs, e.g. `{not_run[0][1]}`")
     return "; ".join(parts) or None
+
+
+def by_method(names: list[str]) -> str:
+    """['mixup seed 0', 'mixup seed 1', 'fmix seed 0'] -> 'mixup (seeds 0, 1), fmix (seed 0)'."""
+    seeds: dict[str, list[str]] = {}
+    for name in names:
+        method, _, seed = name.rpartition(" seed ")
+        seeds.setdefault(method, []).append(seed)
+    return ", ".join(f"{m} (seed{'s' if len(s) > 1 else ''} {', '.join(s)})" for m, s in seeds.items())
 
 
 def methods_with_loss_option(methods: Iterable[str]) -> list[str]:

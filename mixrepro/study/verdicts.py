@@ -206,6 +206,8 @@ def closeness_checks(table: PaperTable, column: str, stats: dict[str, SeedStats]
                      tolerance: float = DEFAULT_TOLERANCE) -> tuple[list[Check], str | None]:
     """check_close for each method with a paper number, or a reason why our protocol is not comparable."""
     spec = table.columns[column]
+    if not runs:
+        return [], "no runs of ours to compare yet"
     config = next(iter(runs.values()))[0].config
     if not comparable_to_paper(config, spec):
         paper = {"width": 1.0, "train_subset": None, "test_subset": None, "epochs": spec["epochs"],
