@@ -45,7 +45,7 @@ clean-book:
 # (PyMaxflow wheel, data archive, code revision); carry `.gpu-carry` and run `make gpu-study`
 # there (OUT set by the machine; PLAN names the sweep plan, WORKERS its processes).
 # `make gpu-study-dry` runs the same script on this CPU with tiny settings (20 s deadline).
-PLAN     ?= pilot
+PLAN     ?= study
 WORKERS  ?=
 DRY_OUT  ?= runs/scratch/gpu-study-dry
 STUDY_ARGS = --plan $(PLAN) $(if $(WORKERS),--workers $(WORKERS))

@@ -459,7 +459,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("run", help="the whole study")
     p.add_argument("--out", required=True, help="folder for summary.json and results.tar.gz")
-    p.add_argument("--plan", default="pilot", help="the sweep plan the workers train")
+    p.add_argument("--plan", default="study", help="the sweep plan the workers train")
     p.add_argument("--workers", type=int, default=None, help="sweep worker processes sharing the device")
     p.add_argument("--started-at", type=float, default=None, help="the script's start (seconds since the epoch)")
     p.add_argument("--maxflow", default="present", choices=("present", "installed", "stub"))

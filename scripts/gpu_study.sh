@@ -2,7 +2,7 @@
 # The GPU study in one command on a lent machine (its phases: scripts/gpu_study.py).
 #
 #   OUT=/folder bash scripts/gpu_study.sh [--plan NAME] [--workers N] [--dry-run]
-#   make gpu-study PLAN=pilot            (the same, OUT from the environment)
+#   make gpu-study PLAN=study            (the same, OUT from the environment)
 #
 # The machine has no network: PyMaxflow comes from the carried wheels in .gpu-carry/wheels
 # and the data from .gpu-carry/data (`make gpu-carry` fills both here; carry `.gpu-carry`).
