@@ -23,8 +23,8 @@ def dataset_available(name: str, root=None) -> bool:
 
 
 def collect_runs(params: NotebookParameters, *, methods: Sequence[str] | None = None, dataset: str | None = None,
-                 model: str | None = None, evaluations: Sequence[str] = SHARED_EVALUATIONS, log=None,
-                 **fields) -> tuple[dict, str | None]:
+                 model: str | None = None, evaluations: Sequence[str] = SHARED_EVALUATIONS,
+                 evaluation_options: dict | None = None, log=None, **fields) -> tuple[dict, str | None]:
     """Train-or-load every (method, seed) run: ({method: [RunRecord per seed]}, reason or None).
 
     A run that cannot be had here is left out and the reason names it ('not tested here'):
@@ -32,7 +32,9 @@ def collect_runs(params: NotebookParameters, *, methods: Sequence[str] | None = 
     False, not stored (or stored without the ``evaluations``): on the study's dataset the
     sweep has not reached it yet (the reason gives the command that trains it), on any other
     the data is missing. With ``train`` False the reason never depends on this machine's disk.
-    Every notebook asks for the same ``evaluations`` so a run trained for one serves all.
+    Every notebook asks for the same ``evaluations`` so a run trained for one serves all
+    (``evaluation_options[name]``: keyword arguments of an evaluation computed here, e.g. the
+    mixer of ``mixed_accuracy``; the study's are ``mixrepro.plans.STUDY_EVALUATION_OPTIONS``).
     Training progress goes to ``log``, by default the kernel's own stderr (the terminal that
     runs papermill or Jupyter), not into the notebook: a notebook's outputs are then the same
     whether it trained or loaded, which is what nbval compares.
@@ -70,7 +72,7 @@ def collect_runs(params: NotebookParameters, *, methods: Sequence[str] | None = 
                 absent.append(f"{method} seed {seed}")
                 continue
             records.append(quietly(train_or_load, config, results_root=params.results_dir, train=can_train,
-                                   evaluations=tuple(evaluations)))
+                                   evaluations=tuple(evaluations), evaluation_options=evaluation_options))
         if records:
             runs[method] = records
     return runs, missing_reason(dataset, absent, not_run)
