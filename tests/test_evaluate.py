@@ -418,3 +418,13 @@ def test_mixed_accuracy_pairs_across_classes_on_a_test_set_stored_class_by_class
     r = run_evaluations(model, x, y, ["mixed_accuracy"], generator=torch.Generator().manual_seed(0), batch_size=20,
                         options={"mixed_accuracy": {"mixer": "mixup"}})["mixed_accuracy"]
     assert r["n"] > 0  # without shuffling, every batch holds one class and no pair is a two-class mix
+
+
+def test_occlusion_on_an_image_subset_records_its_size():
+    model, (x, y) = tiny_model(), tiny_data(n=40)
+    g = torch.Generator().manual_seed(3)
+    r = run_evaluations(model, x, y, ["occlusion"], generator=g, batch_size=16,
+                        options={"occlusion": {"ratios": (0.0, 0.5), "grid": 8, "images": 12}})["occlusion"]
+    full = run_evaluations(model, x, y, ["occlusion"], generator=g, batch_size=16,
+                           options={"occlusion": {"ratios": (0.0, 0.5), "grid": 8}})["occlusion"]
+    assert r["images"] == 12 and full["images"] == 40

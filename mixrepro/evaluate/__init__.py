@@ -59,8 +59,8 @@ def _fgsm(model, test_x, test_y, *, device, generator, batch_size, eps=PAPER_EPS
 def image_subset(test_x, test_y, images: int | None):
     """The first ``images`` of a fixed class-balanced order of the test set (all when None).
 
-    Evaluations that cost a forward pass per variant (corruption: 12 x 5 passes) may run on
-    a subset at reduced budgets; the order is seeded once (not per run), so every run of a
+    Evaluations that cost a forward pass per variant (corruption: 12 x 5 passes, occlusion:
+    one per ratio) may run on a subset at reduced budgets; the order is seeded once (not per run), so every run of a
     study sees the same images, and a smaller subset is a prefix of a larger one.
     """
     if images is None:
@@ -80,11 +80,13 @@ def _corruption(model, test_x, test_y, *, device, generator, batch_size, images=
 
 
 @EVALUATIONS.register("occlusion")
-def _occlusion(model, test_x, test_y, *, device, generator, batch_size, ratios=PAPER_RATIOS, **options):
+def _occlusion(model, test_x, test_y, *, device, generator, batch_size, ratios=PAPER_RATIOS, images=None,
+               **options):
     seed = _seed(generator)
+    test_x, test_y, _ = image_subset(test_x, test_y, images)
     top1 = occlusion_accuracy(model, test_x, test_y, ratios, seed=seed, batch_size=batch_size,
                               device=device, **options)
-    return {"top1": {f"{r:g}": v for r, v in top1.items()}, "seed": seed, **options}
+    return {"top1": {f"{r:g}": v for r, v in top1.items()}, "seed": seed, "images": len(test_y), **options}
 
 
 @EVALUATIONS.register("mixed_accuracy")
