@@ -18,11 +18,14 @@ from . import __version__
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
+CODE_PATHS = ("mixrepro", "pyproject.toml", "requirements.lock")
+
+
 def git_revision(repo: Path = REPO_ROOT) -> dict:
     """{'commit': sha or None, 'dirty': bool or None}; None where git or the repository is absent.
 
-    ``dirty`` looks at tracked files only: untracked notebooks or results do not change
-    what code produced a number.
+    ``dirty`` looks at the code that makes numbers only (``CODE_PATHS``: the package and the
+    pinned dependencies): edited notebooks, results or docs do not change what produced a number.
     """
     def git(*args):
         return subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True, timeout=20)
@@ -31,7 +34,7 @@ def git_revision(repo: Path = REPO_ROOT) -> dict:
         head = git("rev-parse", "HEAD")
         if head.returncode != 0:
             return {"commit": None, "dirty": None}
-        status = git("status", "--porcelain", "--untracked-files=no")
+        status = git("status", "--porcelain", "--untracked-files=all", "--", *CODE_PATHS)
         return {"commit": head.stdout.strip(), "dirty": bool(status.stdout.strip())}
     except (OSError, subprocess.SubprocessError):
         return {"commit": None, "dirty": None}

@@ -150,3 +150,25 @@ def test_environment_names_versions_device_and_commit_but_no_host():
     assert set(env["git"]) == {"commit", "dirty"}
     host = platform.node()
     assert len(host) < 6 or host not in json.dumps(env)  # a very short name could occur by chance
+
+
+def test_dirty_means_uncommitted_code_not_edited_notebooks_or_results(tmp_path):
+    import subprocess
+
+    from mixrepro.environment import git_revision
+
+    def git(*args):
+        subprocess.run(["git", "-C", str(tmp_path), *args], check=True, capture_output=True)
+
+    (tmp_path / "mixrepro").mkdir()
+    (tmp_path / "notebooks").mkdir()
+    (tmp_path / "mixrepro" / "a.py").write_text("x = 1\n")
+    (tmp_path / "notebooks" / "page.ipynb").write_text("{}\n")
+    git("init", "-q")
+    git("-c", "user.email=t@t", "-c", "user.name=t", "add", ".")
+    git("-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", "init")
+    assert git_revision(tmp_path)["dirty"] is False
+    (tmp_path / "notebooks" / "page.ipynb").write_text('{"cells": []}\n')  # an executed notebook
+    assert git_revision(tmp_path)["dirty"] is False
+    (tmp_path / "mixrepro" / "new.py").write_text("y = 2\n")  # new, uncommitted code
+    assert git_revision(tmp_path)["dirty"] is True
