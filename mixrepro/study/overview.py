@@ -1,0 +1,141 @@
+"""The study at a glance: every arm of the sweep plan with what its finished runs measured.
+
+An arm is a method with its overrides and epochs (e.g. "Mixup + DM(CE)", "Mixup, 326 epochs
+(AutoMix's compute)"); its runs are the plan's seeds that are stored with their evaluations.
+Loads only (never trains), so the page shows the sweep as far as it has come.
+"""
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass
+
+from ..config import BUDGETS
+from ..results import ResultsStore
+from .display import markdown_table
+from .facts import method_color, method_label, scored_network
+from .scores import run_evaluation, run_top1
+
+METRICS = (  # (column, evaluation, key); all on the scored network
+    ("ECE 15 bins (%)", "ece", "ece_percent_15bins"),
+    ("FGSM 8/255 error (%)", "fgsm", "fgsm_error"),
+    ("corruption top-1 (%)", "corruption", "mean"),
+)
+
+
+@dataclass
+class Arm:
+    label: str
+    method: str
+    planned: int  # seeds the plan asks for
+    records: list  # finished runs (stored, with the plan's evaluations)
+
+
+def arm_label(config, budget_epochs: int) -> str:
+    label = method_label(config.method)
+    if config.method_params.get("loss") == "dm_ce":
+        label += " + DM(CE)"
+    if config.epochs != budget_epochs:
+        label += f", {config.epochs} epochs"
+    return label
+
+
+def plan_arms(plan, results_root) -> list[Arm]:
+    """The plan's arms in plan order, each with its finished runs."""
+    store = ResultsStore(results_root)
+    budget_epochs = BUDGETS.get("cpu").overrides["epochs"]
+    arms: dict[str, Arm] = {}
+    for config in plan.configs:
+        label = arm_label(config, budget_epochs)
+        arm = arms.setdefault(label, Arm(label, config.method, 0, []))
+        arm.planned += 1
+        record = store.load(config)
+        if record is not None and all(name in record.evaluations.get(net, {}) for name in plan.evaluations
+                                      for net in ("online", "ema")):
+            arm.records.append(record)
+    return list(arms.values())
+
+
+def mean_sd(values: list[float]) -> str:
+    if not values:
+        return "–"
+    if len(values) == 1:
+        return f"{values[0]:.2f}"
+    return f"{statistics.fmean(values):.2f} ± {statistics.stdev(values):.2f}"
+
+
+def arm_row(arm: Arm) -> list:
+    rs = arm.records
+    scored = scored_network(arm.method)
+    row = [arm.label, f"{len(rs)} / {arm.planned}", mean_sd([run_top1(r, "online") for r in rs]),
+           mean_sd([run_top1(r, "ema") for r in rs]), scored]
+    row += [mean_sd([run_evaluation(r, name, key, scored) for r in rs if name in r.evaluations.get(scored, {})])
+            for _, name, key in METRICS]
+    hours = sum(float(r.summary.get("wall_time_s", 0.0)) for r in rs) / 3600
+    return row + [f"{hours / len(rs):.2f}" if rs else "–"]
+
+
+def overview_table(arms: list[Arm]) -> str:
+    headers = ["arm", "seeds done / planned", "online top-1 (%)", "EMA top-1 (%)", "scored network",
+               *[column for column, _, _ in METRICS], "wall hours per run"]
+    return markdown_table(headers, [arm_row(a) for a in arms])
+
+
+def plot_overview(arms: list[Arm]):
+    """Top-1 of the scored network per arm: each seed a dot, the mean a bar."""
+    import pandas as pd
+    import seaborn as sns
+
+    from .figures import _figure
+
+    rows = [{"arm": a.label, "top1": run_top1(r, scored_network(a.method))} for a in arms for r in a.records]
+    done = [a for a in arms if a.records]
+    fig, (ax,) = _figure(width=7.0, height=0.32 * max(len(done), 1) + 1.2)
+    if rows:
+        frame = pd.DataFrame(rows)
+        order = [a.label for a in done]
+        palette = {a.label: method_color(a.method) for a in done}
+        sns.pointplot(frame, x="top1", y="arm", hue="arm", order=order, palette=palette, errorbar=None,
+                      markers="|", markersize=14, linestyle="none", legend=False, ax=ax)
+        sns.stripplot(frame, x="top1", y="arm", hue="arm", order=order, palette=palette, size=5, legend=False, ax=ax)
+    ax.set(xlabel="test top-1 of the scored network (%), median of the last 10 epochs", ylabel="")
+    fig.tight_layout()
+    return fig
+
+
+def equal_compute_pairs(budget: str = "cpu") -> list[tuple[str, str, str]]:
+    """(learned method, baseline method, baseline arm label) of the plan's equal-compute arm."""
+    from ..plans import EQUAL_COMPUTE, equal_compute_epochs, load_bench_report
+
+    report, epochs = load_bench_report(), BUDGETS.get(budget).overrides["epochs"]
+    return [(learned, baseline,
+             f"{method_label(baseline)}, {equal_compute_epochs(epochs, report, learned, baseline)} epochs")
+            for learned in EQUAL_COMPUTE["learned"] for baseline in EQUAL_COMPUTE["baselines"]]
+
+
+def seed_stats(records: list, method: str):
+    from .scores import SeedStats, per_image_correct
+
+    network = scored_network(method)
+    return SeedStats(tuple(run_top1(r, network) for r in records), per_image_correct(records, network))
+
+
+def equal_compute_checks(arms: list[Arm]) -> tuple[list, str | None]:
+    """'learned method beats the baseline trained for the same CPU time', one check per pair with runs
+    on common seeds (same seed: same data order and initialisation); the reason when none has."""
+    from .verdicts import check_order
+
+    by_label = {a.label: a for a in arms}
+    checks, missing = [], []
+    for learned, baseline, baseline_label in equal_compute_pairs():
+        a_arm, b_arm = by_label.get(method_label(learned)), by_label.get(baseline_label)
+        seeds = sorted({r.config.seed for r in (a_arm.records if a_arm else [])}
+                       & {r.config.seed for r in (b_arm.records if b_arm else [])})
+        if not seeds:
+            missing.append(f"{method_label(learned)} vs {baseline_label}")
+            continue
+        a = seed_stats([r for r in a_arm.records if r.config.seed in seeds], learned)
+        b = seed_stats([r for r in b_arm.records if r.config.seed in seeds], baseline)
+        checks.append(check_order(method_label(learned), a, baseline_label, b))
+    reason = (f"not run (or not evaluated) yet at this budget: {', '.join(missing)}; `mixrepro sweep study` "
+              "trains them") if missing and not checks else None
+    return checks, reason

@@ -1,0 +1,32 @@
+"""The study overview: arms of a plan with their finished runs, the table, and the equal-compute pairs."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from mixrepro import plans
+from mixrepro.study import overview
+
+STORE = Path(__file__).resolve().parent.parent / "notebooks" / "results"
+
+
+def test_arms_group_a_plans_seeds_and_label_other_epochs():
+    arms = overview.plan_arms(plans.get_plan("pilot"), STORE)  # finished: every pilot run is committed
+    assert [(a.label, a.planned, len(a.records)) for a in arms] == [
+        ("Vanilla, 24 epochs", 2, 2), ("Mixup, 24 epochs", 2, 2), ("Vanilla", 2, 2), ("Mixup", 2, 2)]
+    table = overview.overview_table(arms)
+    assert "| Vanilla | 2 / 2 | 79.75 ± 0.51 |" in table  # 79.385 and 80.105, the pilot's small-data runs
+
+
+def test_runs_without_the_plans_evaluations_do_not_count_as_finished():
+    pilot = plans.get_plan("pilot")
+    evaluated = plans.Plan("p", "test", pilot.configs, evaluations=("an-evaluation-no-run-has",))
+    assert all(not a.records for a in overview.plan_arms(evaluated, STORE))
+
+
+def test_equal_compute_pairs_name_the_baseline_arm_each_learned_method_buys():
+    pairs = overview.equal_compute_pairs()
+    report = plans.load_bench_report()
+    assert ("automix", "mixup", f"Mixup, {plans.equal_compute_epochs(120, report, 'automix', 'mixup')} epochs") in pairs
+    assert len(pairs) == 4
+    labels = {a.label for a in overview.plan_arms(plans.get_plan("study"), STORE)}
+    assert {label for _, _, label in pairs} <= labels  # each pair's baseline is an arm of the plan
