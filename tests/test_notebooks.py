@@ -347,3 +347,10 @@ def test_runner_drops_stderr_streams_but_keeps_results(tmp_path):
     strip_volatile_metadata(path)
     outputs = nbformat.read(str(path), as_version=4).cells[0].outputs
     assert [(o.name, o.text) for o in outputs] == [("stdout", "mixup top-1 12.00")]
+
+
+def test_paper_numbers_print_at_the_papers_own_precision():
+    ece = study.paper_table_markdown(study.load_paper_table("adautomix_table6"))
+    assert "| 15.3 |" in ece and "15.30" not in ece  # AdAutoMix prints ECE with one decimal
+    top1 = study.paper_table_markdown(study.load_paper_table("automix_table1"))
+    assert "| 95.50 |" in top1  # AutoMix prints two

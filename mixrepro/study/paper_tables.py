@@ -29,6 +29,7 @@ class PaperTable:
     notes: tuple[str, ...]
     higher_is_better: object = True
     printed_gain: dict = field(default_factory=dict)
+    digits: int = 2  # decimals the paper prints (its own precision: 15.3, not 15.30)
 
     def value(self, method: str, column: str) -> float | None:
         return self.rows.get(method, {}).get(column)
@@ -50,14 +51,15 @@ def load_paper_table(name: str) -> PaperTable:
     return PaperTable(name=name, paper=d["paper"], paper_key=d["paper_key"], table=d["table"],
                       caption=d["caption"], columns=d["columns"], rows=d["rows"],
                       method_labels=d.get("method_labels", {}), notes=tuple(d.get("notes", ())),
-                      higher_is_better=d.get("higher_is_better", True), printed_gain=d.get("printed_gain", {}))
+                      higher_is_better=d.get("higher_is_better", True), printed_gain=d.get("printed_gain", {}),
+                      digits=d.get("digits", 2))
 
 
 def paper_table_markdown(table: PaperTable, columns: Sequence[str] | None = None, methods=None) -> str:
     """The paper's table as printed (selected columns), with its reference and transcription notes."""
     columns = list(columns or table.columns)
     methods = list(methods or table.rows)
-    rows = [[table.label(m)] + [fmt(table.value(m, c)) for c in columns] for m in methods]
+    rows = [[table.label(m)] + [fmt(table.value(m, c), table.digits) for c in columns] for m in methods]
     notes = "\n".join(f"- {n}" for n in table.notes)
     return (f"**{table.reference()}**: {table.caption}\n\n"
             + markdown_table(["method"] + [table.columns[c]["label"] for c in columns], rows)

@@ -103,7 +103,7 @@ def comparison_markdown(table: PaperTable, column: str, runs: dict, value_of=Non
     rows = []
     for method in list(dict.fromkeys([m for m in table.rows if m in runs] + list(runs))):
         stats = {net: SeedStats(tuple(float(value_of(r, net)) for r in runs[method])) for net in NETWORKS}
-        rows.append([table.label(method), fmt(table.value(method, column)), stats["online"].text(digits),
+        rows.append([table.label(method), fmt(table.value(method, column), table.digits), stats["online"].text(digits),
                      stats["ema"].text(digits), scored_network(method)])
     header = [paper_label or f"paper ({table.columns[column]['label']})", "ours: online", "ours: EMA",
               "paper scores"]
