@@ -209,7 +209,7 @@ def test_validate_parameters_defaults_and_errors(tmp_path):
     cpu = study.validate_parameters(budget="cpu", dataset="cifar10-jpeg", model="resnet18", methods=None,
                                      smoke_methods=["mixup"], table_methods=["vanilla", "comixup", "mixup"])
     assert cpu.methods == ("vanilla", "mixup") and cpu.seeds == (0, 1, 2)  # comixup is not implemented
-    assert cpu.config("mixup", 1).seed == 1 and cpu.config("mixup", 1).epochs == 30
+    assert cpu.config("mixup", 1).seed == 1 and cpu.config("mixup", 1).epochs == 120
     with pytest.raises(UnknownNameError, match="known method"):
         study.validate_parameters(budget="smoke", dataset="cifar10-jpeg", model="resnet18", methods=["mixpu"])
     with pytest.raises(UnknownNameError):
