@@ -51,7 +51,7 @@ def test_budgets_change_only_size_and_report_deviations():
     assert set(deviations) == set(BUDGETS.get("smoke").overrides)
     assert deviations["epochs"] == (2, 800)
     assert cfg.lr == 0.1 and cfg.batch_size == 100 and cfg.weight_decay == 1e-4
-    with pytest.raises(UnknownNameError, match="known budgets: cpu, gpu, paper, smoke"):
+    with pytest.raises(UnknownNameError, match="known budgets: cpu, cpu-short, gpu, paper, smoke"):
         config_for_budget("huge")
 
 

@@ -299,9 +299,10 @@ def test_nbval_fails_when_a_stored_result_changes(tmp_path):
     shutil.copytree(NOTEBOOKS / "results", copy / "results")
     from mixrepro.config import config_for_budget
 
-    key = config_for_budget("smoke", method="vanilla", dataset="cifar10-jpeg", seed=0).key()
+    budget = study.read_verdicts(NOTEBOOKS / name)[0]["budget"]  # the budget the page was executed at
+    key = config_for_budget(budget, method="vanilla", dataset="cifar10-jpeg", seed=0).key()
     stored = copy / "results" / "cifar10-jpeg" / "vanilla" / key / "summary.json"
-    assert stored.is_file(), f"no stored smoke vanilla run {key} to edit"
+    assert stored.is_file(), f"no stored {budget} vanilla run {key} to edit"
     summary = json.loads(stored.read_text())
     summary["online"]["median_last10"] += 1.0
     stored.write_text(json.dumps(summary))
