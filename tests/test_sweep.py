@@ -53,6 +53,9 @@ def test_study_plan_order_and_content():
     assert {c.seed for c in seed0} == {0} and configs[0].method == "vanilla"  # a full table first
     assert {(c.method, c.method_params.get("loss")) for c in seed0} >= {
         ("automix", "dm_ce"), ("mixup", "dm_ce"), ("cutmix", "dm_ce"), ("adautomix", None), ("fmix", None)}
+    methods0 = [c.method for c in seed0]  # cheapest first: every static mixer before PuzzleMix and the learned ones
+    assert set(methods0[:9]) == {"vanilla", "mixup", "cutmix", *plans.OTHER_STATIC}
+    assert methods0[9:] == ["puzzlemix", "automix", "automix", "samix", "adautomix"]
     later_seeds = configs[14:34]
     assert {c.seed for c in later_seeds} == {1, 2}
     assert not {c.method for c in later_seeds} & set(plans.OTHER_STATIC)  # headline methods first
