@@ -70,8 +70,13 @@ def run_state(plan: Plan, store, config: RunConfig) -> str:
 
 
 def pending(plan: Plan, store) -> list[RunConfig]:
-    """The plan's runs still to train or evaluate, in plan order."""
-    return [c for c in plan.configs if run_state(plan, store, c) != "done"]
+    """The plan's runs still to train or evaluate: runs a killed worker left half-trained first
+    (their checkpoint is hours of work a reordered plan must not strand), then plan order."""
+    from .training.checkpoint import checkpoint_path
+
+    todo = [c for c in plan.configs if run_state(plan, store, c) != "done"]
+    started = [c for c in todo if checkpoint_path(c).is_file() and store.load(c) is None]
+    return started + [c for c in todo if c not in started]
 
 
 def run_worker(plan: Plan, *, results_root=None, progress: bool = False) -> int:

@@ -126,3 +126,16 @@ def test_a_failing_run_does_not_stop_the_worker(tmp_path, cache, monkeypatch, ca
     assert sweep.run_worker(plan, results_root=tmp_path) == 1
     assert "failed, moving on: evaluation broke" in capsys.readouterr().err
     assert not list((cache / "sweep-claims").glob("*.claim"))  # claims released either way
+
+
+def test_half_trained_runs_come_before_plan_order(tmp_path, cache):
+    from mixrepro.training.checkpoint import checkpoint_path
+
+    configs = tuple(tiny_config(seed=s, epochs=1) for s in range(3))
+    plan = plans.Plan("t", "test", configs, runtime={})
+    store = ResultsStore(tmp_path)
+    assert sweep.pending(plan, store) == list(configs)
+    path = checkpoint_path(configs[2])  # a worker was killed mid-run
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"")
+    assert sweep.pending(plan, store) == [configs[2], configs[0], configs[1]]
