@@ -53,7 +53,8 @@ def counts_table(verdicts: list[dict]) -> str:
 
 
 def compute_text(v: dict) -> str:
-    return f"{v['run_hours']:.1f} h, {v['runs']} runs" if v["runs"] else "no training"
+    """'0.7 h, 1 runs' of the runs a verdict rests on (verdicts recorded before compute was: none)."""
+    return f"{v['run_hours']:.1f} h, {v['runs']} runs" if v.get("runs") else "no training"
 
 
 def link(v: dict) -> str:

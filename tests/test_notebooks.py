@@ -256,6 +256,7 @@ def test_claims_ledger_collects_every_recorded_verdict(tmp_path):
             "2 not tested here.") in page
     assert page.count("\n| A-") == 2 and page.count("\n| B-") == 1 and "no data" in page
     assert "## [a](notebooks/a.ipynb)" in page and "c.ipynb" not in page
+    assert "| compute |" in page and page.count("| no training |") == 3  # the fake verdicts rest on no runs
 
 
 def test_committed_notebooks_record_verdicts():

@@ -46,3 +46,38 @@ def test_lambda_response_table_has_a_row_per_logged_run():
     table = audit.lambda_response_table(runs)
     assert "| AutoMix | 0 | 5 | 1.00 | 0.67 | 0.100 | 0.187 | 0.25 |" in table and "Mixup" not in table
     assert audit.lambda_response_table({"mixup": runs["mixup"]}) == ""
+
+
+def _summary(online_median, ema_median, ema_window11, online_best, ema_best, online_final):
+    return {"online": {"median_last10": online_median, "best": online_best, "final": online_final},
+            "ema": {"median_last10": ema_median, "median_ref_window11": ema_window11, "best": ema_best}}
+
+
+def test_scoring_rules_read_each_rule_and_can_reorder_methods():
+    runs = {"vanilla": [SimpleNamespace(summary=_summary(80, 79, 79.5, 81, 80, 80)),
+                        SimpleNamespace(summary=_summary(82, 81, 81.5, 83, 82, 82))],
+            "mixup": [SimpleNamespace(summary=_summary(80.5, 78, 78, 80.6, 84, 80.4))]}
+    scores = audit.rule_scores(runs)
+    assert scores["online, median of last 10"] == {"vanilla": 81, "mixup": 80.5}  # seed mean
+    assert scores["best epoch of either head (reference logs)"] == {"vanilla": 82, "mixup": 84}
+    assert audit.ranks(scores["online, median of last 10"]) == {"vanilla": 1, "mixup": 2}
+    assert audit.kendall_tau(scores["online, median of last 10"], scores["EMA, median of last 10"]) == 1
+    assert audit.kendall_tau(scores["online, median of last 10"],
+                             scores["best epoch of either head (reference logs)"]) == -1
+    assert audit.rank_changes(scores) == ["under 'best epoch of either head (reference logs)' the best is Mixup, "
+                                          "not Vanilla"]
+    table = audit.rules_markdown(scores)
+    assert "| Vanilla | 81.00 (1) |" in table and "Kendall τ" in table and "-1.00" in table
+
+
+def test_ece_rules_rank_lower_as_better_and_skip_unevaluated_runs():
+    ece = {"ece": {"ece_percent_10bins": 5.0, "ece_percent_10bins_reference_sorted_WRONG": 4.0}}
+    runs = {"vanilla": [SimpleNamespace(evaluations={"online": ece})],
+            "mixup": [SimpleNamespace(evaluations={"online": {"ece": {"ece_percent_10bins": 3.0,
+                                                                       "ece_percent_10bins_reference_sorted_WRONG": 4.5}}})],
+            "cutmix": [SimpleNamespace(evaluations={})]}
+    scores = audit.ece_rule_scores(runs)
+    assert scores == {"ECE, 10 bins": {"vanilla": 5.0, "mixup": 3.0},
+                      "reference code's ECE (sorted pairing)": {"vanilla": 4.0, "mixup": 4.5}}
+    assert audit.rank_changes(scores, higher_is_better=False) == [
+        "under 'reference code's ECE (sorted pairing)' the best is Vanilla, not Mixup"]

@@ -7,11 +7,12 @@ keys name them per method (``LEGACY_MASK_COLUMNS``).
 from __future__ import annotations
 
 import math
+import statistics
 
 from ..methods.base import automix_momentum, ema_horizon
 from ..runs import train_or_load
 from .display import markdown_table
-from .facts import method_label
+from .facts import method_label, scored_network
 
 # method: (|mask mean - lambda|, spatial std, largest source weight) columns of runs logged
 # before the shared Mix Block log keys (mixrepro.methods.mixblock).
@@ -108,3 +109,70 @@ def lambda_response_table(runs: dict) -> str:
     headers = ["method", "seed", "epoch", "corr(mask mean, λ)", "slope", "|mask mean − λ|",
                "λ-blind floor", "saturated fraction"]
     return markdown_table(headers, rows) if rows else ""
+
+
+# ---------------------------------------------------------------------------------------------- scoring rules
+# How a run's number is read off its curves. The papers state "median of the last 10 epochs" of the
+# EMA network for the learned mixers; the reference code's window holds 11 epochs, and its logs
+# report the best epoch of either head. Each rule is a function of a run's summary.
+SCORING_RULES = {
+    "online, median of last 10": lambda s: s["online"]["median_last10"],
+    "EMA, median of last 10": lambda s: s["ema"]["median_last10"],
+    "EMA, median of last 11 (reference window)": lambda s: s["ema"]["median_ref_window11"],
+    "best epoch of either head (reference logs)": lambda s: max(s["online"]["best"], s["ema"]["best"]),
+    "online, final epoch": lambda s: s["online"]["final"],
+}
+# The reference code's ECE sorts the per-bin accuracies and confidences independently before pairing
+# them, so a bin's accuracy meets another bin's confidence (mixrepro.evaluate.calibration).
+ECE_RULES = {"ECE, 10 bins": "ece_percent_10bins",
+             "reference code's ECE (sorted pairing)": "ece_percent_10bins_reference_sorted_WRONG"}
+
+
+def rule_scores(runs: dict) -> dict[str, dict[str, float]]:
+    """{rule: {method: seed-mean top-1 under that rule}} for every SCORING_RULES rule."""
+    return {rule: {m: statistics.fmean(read(r.summary) for r in records) for m, records in runs.items()}
+            for rule, read in SCORING_RULES.items()}
+
+
+def ece_rule_scores(runs: dict) -> dict[str, dict[str, float]]:
+    """{ECE rule: {method: seed-mean ECE % of the scored network}} of runs evaluated with 'ece'."""
+    evaluated = {m: rs for m, rs in runs.items() if all("ece" in r.evaluations.get(scored_network(m), {}) for r in rs)}
+    return {rule: {m: statistics.fmean(r.evaluations[scored_network(m)]["ece"][key] for r in rs)
+                   for m, rs in evaluated.items()}
+            for rule, key in ECE_RULES.items()}
+
+
+def ranks(scores: dict[str, float], higher_is_better: bool = True) -> dict[str, int]:
+    """{method: rank}, 1 the best; ties share the better rank."""
+    values = sorted(scores.values(), reverse=higher_is_better)
+    return {m: values.index(v) + 1 for m, v in scores.items()}
+
+
+def kendall_tau(a: dict[str, float], b: dict[str, float]) -> float:
+    """Kendall's tau-a between two scorings of the same methods (1: same order, -1: reversed)."""
+    methods = list(a)
+    pairs = [(x, y) for i, x in enumerate(methods) for y in methods[i + 1:]]
+    if not pairs:
+        return 1.0
+    sign = [math.copysign(1, (a[x] - a[y]) * (b[x] - b[y])) if (a[x] - a[y]) * (b[x] - b[y]) else 0 for x, y in pairs]
+    return sum(sign) / len(pairs)
+
+
+def rules_markdown(scores: dict[str, dict[str, float]], higher_is_better: bool = True, digits: int = 2) -> str:
+    """Methods x rules, each cell 'value (rank)'; a last row gives each rule's Kendall tau to the first rule."""
+    rules = list(scores)
+    methods = list(scores[rules[0]])
+    ranked = {rule: ranks(scores[rule], higher_is_better) for rule in rules}
+    rows = [[method_label(m)] + [f"{scores[rule][m]:.{digits}f} ({ranked[rule][m]})" for rule in rules]
+            for m in methods]
+    rows.append([f"Kendall τ to '{rules[0]}'"] + [f"{kendall_tau(scores[rules[0]], scores[rule]):.2f}"
+                                                  for rule in rules])
+    return markdown_table(["method"] + rules, rows)
+
+
+def rank_changes(scores: dict[str, dict[str, float]], higher_is_better: bool = True) -> list[str]:
+    """Sentences naming each rule under which the best method differs from the first rule's."""
+    rules = list(scores)
+    best = {rule: min(ranks(scores[rule], higher_is_better).items(), key=lambda kv: kv[1])[0] for rule in rules}
+    return [f"under '{rule}' the best is {method_label(best[rule])}, not {method_label(best[rules[0]])}"
+            for rule in rules[1:] if best[rule] != best[rules[0]]]

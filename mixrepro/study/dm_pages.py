@@ -30,6 +30,7 @@ from ..errors import MixreproError
 from .collect import DM_CE_PARAMS, collect_runs, dataset_available, needs
 from .display import fmt, markdown_table
 from .facts import method_color, method_label, scored_network
+from .figures import label_axes, new_figure
 from .paired import Check
 from .paper_tables import PAPER_NUMBERS_DIR, PaperTable, load_paper_table
 from .scores import SeedStats, evaluation_stats, scored_stats
@@ -474,10 +475,7 @@ def plot_fractions(table: PaperTable, pairs: dict[float, LossPair]):
     for ax, title in zip(axes, (f"paper ({table.table}, CIFAR-100)", "ours")):
         ax.set_title(title + ": solid MCE, dashed DM(CE)", fontsize=8)
         ax.set_xticks(fractions, [f"{f:.0%}" for f in fractions])
-        ax.set_xlabel("fraction of the training set")
-        ax.set_ylabel("test top-1 (%)")
-        if ax.has_data():
-            ax.legend(fontsize=6)
+        label_axes(ax, "fraction of the training set")
     fig.tight_layout()
     return fig
 
@@ -723,9 +721,7 @@ def plot_arms(panels: list[tuple[str, dict, dict[str, str]]]):
 
 
 def figure(ncols: int = 1, width: float = 7.0, height: float = 3.5):
-    """A pyplot-free Figure at page width (dpi 150), ``ncols`` axes side by side."""
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(width, height), dpi=150)
-    return fig, list(fig.subplots(1, max(ncols, 1), squeeze=False)[0])
+    """A pyplot-free Figure at page width in the book's theme, ``ncols`` axes side by side."""
+    fig, axes = new_figure(width, height, max(ncols, 1))
+    return fig, list(axes)
 

@@ -11,7 +11,7 @@ from .scores import SeedStats
 FIGURE_DPI = 150  # sharp at the book's page width (about 7 inches of figure at 150 dpi)
 
 
-def _figure(width: float = 6.0, height: float = 3.2, ncols: int = 1):
+def new_figure(width: float = 6.0, height: float = 3.2, ncols: int = 1):
     """A pyplot-free Figure in the seaborn theme: no global backend state, nothing shown until glued."""
     import seaborn as sns
     from matplotlib.figure import Figure
@@ -22,9 +22,17 @@ def _figure(width: float = 6.0, height: float = 3.2, ncols: int = 1):
     return fig, axes
 
 
+def label_axes(ax, xlabel: str, ylabel: str = "test top-1 (%)", legend_size: int = 6) -> None:
+    """Axis labels, and a legend once something is drawn (an empty page's axes stay legend-free)."""
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if ax.has_data():
+        ax.legend(fontsize=legend_size)
+
+
 def plot_top1_curves(runs: dict, table: PaperTable | None = None):
     """Test top-1 per epoch of each method (seed mean): online solid, EMA dashed."""
-    fig, (ax,) = _figure()
+    fig, (ax,) = new_figure()
     for method, records in runs.items():
         color = method_color(method)
         for network, style in (("online", "-"), ("ema", "--")):
@@ -49,7 +57,7 @@ def plot_top1_curves(runs: dict, table: PaperTable | None = None):
 def plot_reliability(runs: dict, n_bins: int = 10, table: PaperTable | None = None):
     """Reliability diagrams (seed 0, the scored network) with each method's ECE."""
     methods = list(runs)
-    fig, axes = _figure(width=min(2.2 * len(methods), 11), height=2.6, ncols=len(methods))
+    fig, axes = new_figure(width=min(2.2 * len(methods), 11), height=2.6, ncols=len(methods))
     for ax, method in zip(axes, methods):
         record = runs[method][0]
         result = record.evaluations[scored_network(method)]["ece"]
@@ -74,7 +82,7 @@ def plot_reliability(runs: dict, n_bins: int = 10, table: PaperTable | None = No
 def plot_accuracy_vs_fgsm(clean: dict[str, SeedStats], fgsm_error: dict[str, SeedStats],
                           table: PaperTable | None = None, paper_columns: tuple[str, str] | None = None):
     """Clean top-1 against FGSM error: ours (filled) and, when given, the paper's (hollow)."""
-    fig, axes = _figure(width=8 if paper_columns else 4.5, height=3.2, ncols=2 if paper_columns else 1)
+    fig, axes = new_figure(width=8 if paper_columns else 4.5, height=3.2, ncols=2 if paper_columns else 1)
     for method in clean:
         axes[0].errorbar(clean[method].mean, fgsm_error[method].mean, xerr=clean[method].std,
                          yerr=fgsm_error[method].std, fmt="o", color=method_color(method),
@@ -107,7 +115,7 @@ def plot_paper_vs_ours(table: PaperTable, column: str, stats: dict[str, SeedStat
                           if table.value(m, column) is not None])
     ours = pd.DataFrame([{"method": table.label(m), "value": v} for m in methods if m in stats
                          for v in stats[m].values])
-    fig, (left, right) = _figure(width=7.0, height=0.35 * len(methods) + 1.2, ncols=2)
+    fig, (left, right) = new_figure(width=7.0, height=0.35 * len(methods) + 1.2, ncols=2)
     order = [table.label(m) for m in methods]
     if not paper.empty:
         sns.barplot(paper, x="value", y="method", hue="method", palette=palette, order=order, ax=left, legend=False,

@@ -85,11 +85,11 @@ def plot_overview(arms: list[Arm]):
     import pandas as pd
     import seaborn as sns
 
-    from .figures import _figure
+    from .figures import new_figure
 
     rows = [{"arm": a.label, "top1": run_top1(r, scored_network(a.method))} for a in arms for r in a.records]
     done = [a for a in arms if a.records]
-    fig, (ax,) = _figure(width=7.0, height=0.32 * max(len(done), 1) + 1.2)
+    fig, (ax,) = new_figure(width=7.0, height=0.32 * max(len(done), 1) + 1.2)
     if rows:
         frame = pd.DataFrame(rows)
         order = [a.label for a in done]

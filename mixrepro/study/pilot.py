@@ -135,10 +135,10 @@ def decision_text(chosen: str | None, how: str) -> str:
 def plot_pilot_curves(runs: list[PilotRun], network: str = "online"):
     """One panel per setting: test top-1 at the scored epochs, each run a line (colour = method)."""
     from .facts import method_color
-    from .figures import _figure
+    from .figures import new_figure
 
     settings = list(dict.fromkeys(r.setting for r in runs))
-    fig, axes = _figure(width=4.2 * len(settings), height=3.2, ncols=len(settings))
+    fig, axes = new_figure(width=4.2 * len(settings), height=3.2, ncols=len(settings))
     for ax, setting in zip(axes, settings):
         for run in (r for r in runs if r.setting == setting and r.record is not None):
             points = [(row["epoch"], row[f"{network}_top1"]) for row in run.record.epochs
