@@ -370,6 +370,9 @@ def test_training_step_gives_finite_loss_and_gradients(clean_lam):
     assert grads and all(torch.isfinite(g).all() for g in grads)
     assert ("loss_clean" in out.logs) == (clean_lam > 0)
     assert out.logs["block_num"] in (2, 4, 8, 16)
+    tensor_logs = ["loss_mix", "lam_mask"] + (["loss_clean"] if clean_lam > 0 else [])
+    # Tensors, never float(): a float() per step waits for the GPU. float64 sums exactly as Python floats.
+    assert all(torch.is_tensor(out.logs[k]) and out.logs[k].dtype == torch.float64 for k in tensor_logs)
 
 
 def test_training_step_loss_is_soft_ce_plus_clean_ce():

@@ -115,8 +115,10 @@ class PuzzleMix(Method):
         x_mix, target = puzzlemix(x, y, lam, perm, saliency, block_num, **hp)
         loss_mix = self.loss_fn(self.model(x_mix), target)
         loss = loss_mix if clean is None else loss_mix + p["clean_lam"] * clean
-        logs = {"loss_mix": float(loss_mix.detach()), "lam": lam, "lam_mask": float(target.weights[:, 0].mean()),
+        # float64 tensors, not float(): they sum over the epoch exactly as Python floats would, without
+        # a host synchronisation per step on CUDA (the trainer reduces logs once per epoch).
+        logs = {"loss_mix": loss_mix.detach().double(), "lam": lam, "lam_mask": target.weights[:, 0].mean().double(),
                 "block_num": block_num}
         if clean is not None:
-            logs["loss_clean"] = float(clean.detach())
+            logs["loss_clean"] = clean.detach().double()
         return StepOutput(loss, logs)
