@@ -71,10 +71,11 @@ def test_scoring_rules_read_each_rule_and_can_reorder_methods():
 
 
 def test_ece_rules_rank_lower_as_better_and_skip_unevaluated_runs():
-    ece = {"ece": {"ece_percent_10bins": 5.0, "ece_percent_10bins_reference_sorted_WRONG": 4.0}}
-    runs = {"vanilla": [SimpleNamespace(evaluations={"online": ece})],
-            "mixup": [SimpleNamespace(evaluations={"online": {"ece": {"ece_percent_10bins": 3.0,
-                                                                       "ece_percent_10bins_reference_sorted_WRONG": 4.5}}})],
+    def evaluated(ece, reference):
+        return SimpleNamespace(evaluations={"online": {"ece": {
+            "ece_percent_10bins": ece, "ece_percent_10bins_reference_sorted_WRONG": reference}}})
+
+    runs = {"vanilla": [evaluated(5.0, 4.0)], "mixup": [evaluated(3.0, 4.5)],
             "cutmix": [SimpleNamespace(evaluations={})]}
     scores = audit.ece_rule_scores(runs)
     assert scores == {"ECE, 10 bins": {"vanilla": 5.0, "mixup": 3.0},
