@@ -66,8 +66,8 @@ def test_scoring_rules_read_each_rule_and_can_reorder_methods():
                              scores["best epoch of either head (reference logs)"]) == -1
     assert audit.rank_changes(scores) == ["under 'best epoch of either head (reference logs)' the best is Mixup, "
                                           "not Vanilla"]
-    table = audit.rules_markdown(scores)
-    assert "| Vanilla | 81.00 (1) |" in table and "Kendall τ" in table and "-1.00" in table
+    table = audit.rules_markdown(scores, {"vanilla": 2, "mixup": 1})
+    assert "| Vanilla | 2 | 81.00 (1) |" in table and "Kendall τ" in table and "-1.00" in table
 
 
 def test_ece_rules_rank_lower_as_better_and_skip_unevaluated_runs():
@@ -75,9 +75,10 @@ def test_ece_rules_rank_lower_as_better_and_skip_unevaluated_runs():
         return SimpleNamespace(evaluations={"online": {"ece": {
             "ece_percent_10bins": ece, "ece_percent_10bins_reference_sorted_WRONG": reference}}})
 
-    runs = {"vanilla": [evaluated(5.0, 4.0)], "mixup": [evaluated(3.0, 4.5)],
-            "cutmix": [SimpleNamespace(evaluations={})]}
+    runs = {"vanilla": [evaluated(5.0, 4.0), SimpleNamespace(evaluations={})],  # seed 1 not evaluated yet
+            "mixup": [evaluated(3.0, 4.5)], "cutmix": [SimpleNamespace(evaluations={})]}
     scores = audit.ece_rule_scores(runs)
+    assert audit.ece_run_counts(runs) == {"vanilla": 1, "mixup": 1, "cutmix": 0}
     assert scores == {"ECE, 10 bins": {"vanilla": 5.0, "mixup": 3.0},
                       "reference code's ECE (sorted pairing)": {"vanilla": 4.0, "mixup": 4.5}}
     assert audit.rank_changes(scores, higher_is_better=False) == [

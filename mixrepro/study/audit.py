@@ -135,11 +135,16 @@ def rule_scores(runs: dict) -> dict[str, dict[str, float]]:
 
 
 def ece_rule_scores(runs: dict) -> dict[str, dict[str, float]]:
-    """{ECE rule: {method: seed-mean ECE % of the scored network}} of runs evaluated with 'ece'."""
-    evaluated = {m: rs for m, rs in runs.items() if all("ece" in r.evaluations.get(scored_network(m), {}) for r in rs)}
+    """{ECE rule: {method: mean ECE % of the scored network over the runs evaluated with 'ece'}}."""
+    evaluated = {m: [r for r in rs if "ece" in r.evaluations.get(scored_network(m), {})] for m, rs in runs.items()}
     return {rule: {m: statistics.fmean(r.evaluations[scored_network(m)]["ece"][key] for r in rs)
-                   for m, rs in evaluated.items()}
+                   for m, rs in evaluated.items() if rs}
             for rule, key in ECE_RULES.items()}
+
+
+def ece_run_counts(runs: dict) -> dict[str, int]:
+    """{method: how many of its runs have an ECE evaluation of the scored network}."""
+    return {m: sum("ece" in r.evaluations.get(scored_network(m), {}) for r in rs) for m, rs in runs.items()}
 
 
 def ranks(scores: dict[str, float], higher_is_better: bool = True) -> dict[str, int]:
@@ -158,16 +163,18 @@ def kendall_tau(a: dict[str, float], b: dict[str, float]) -> float:
     return sum(sign) / len(pairs)
 
 
-def rules_markdown(scores: dict[str, dict[str, float]], higher_is_better: bool = True, digits: int = 2) -> str:
-    """Methods x rules, each cell 'value (rank)'; a last row gives each rule's Kendall tau to the first rule."""
+def rules_markdown(scores: dict[str, dict[str, float]], counts: dict[str, int], higher_is_better: bool = True,
+                   digits: int = 2) -> str:
+    """Methods x rules, each cell 'value (rank)', with each method's number of runs (``counts``);
+    a last row gives each rule's Kendall tau to the first rule."""
     rules = list(scores)
     methods = list(scores[rules[0]])
     ranked = {rule: ranks(scores[rule], higher_is_better) for rule in rules}
-    rows = [[method_label(m)] + [f"{scores[rule][m]:.{digits}f} ({ranked[rule][m]})" for rule in rules]
+    rows = [[method_label(m), counts[m]] + [f"{scores[rule][m]:.{digits}f} ({ranked[rule][m]})" for rule in rules]
             for m in methods]
-    rows.append([f"Kendall τ to '{rules[0]}'"] + [f"{kendall_tau(scores[rules[0]], scores[rule]):.2f}"
-                                                  for rule in rules])
-    return markdown_table(["method"] + rules, rows)
+    rows.append([f"Kendall τ to '{rules[0]}'", ""] + [f"{kendall_tau(scores[rules[0]], scores[rule]):.2f}"
+                                                      for rule in rules])
+    return markdown_table(["method", "runs"] + rules, rows)
 
 
 def rank_changes(scores: dict[str, dict[str, float]], higher_is_better: bool = True) -> list[str]:
