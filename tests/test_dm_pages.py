@@ -136,13 +136,6 @@ def test_group_fields_take_the_papers_schedule_only_at_budget_paper(tmp_path):
         "dataset": "cifar100", "model": "resnet18", "epochs": 800, "lr": 0.1, "train_subset": 7500}
 
 
-def test_compute_text_counts_iterations_and_gpu_hours():
-    text = dm_pages.compute_text(24, 800, 50_000, 100, note="R-18 only")
-    assert "24 runs x 800 epochs x 500 iterations (400,000 per run)" in text
-    assert "about 187-293 GPU-hours" in text and text.endswith("R-18 only")
-    assert "GPU-hours" not in dm_pages.compute_text(1, 100, 1_281_167, 256, timed=False)
-
-
 # ----------------------------------------------------------------------------- runs
 
 

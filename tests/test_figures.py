@@ -29,3 +29,21 @@ def test_top1_curves_skip_epochs_without_a_test_score():
     fig = plot_top1_curves({"mixup": [record]})
     online = fig.axes[0].lines[0]
     assert list(online.get_xdata()) == [2, 4] and list(online.get_ydata()) == [50.0, 60.0]
+
+
+def test_paper_table_figure_has_a_panel_per_column_in_method_colours():
+    from matplotlib.colors import to_hex
+
+    from mixrepro.study import load_paper_table
+    from mixrepro.study.facts import method_color
+    from mixrepro.study.figures import plot_paper_table
+
+    table = load_paper_table("automix_table5")  # 10 columns: three rows of four panels, two hidden
+    fig = plot_paper_table(table)
+    visible = [ax for ax in fig.axes if ax.get_visible()]
+    assert len(fig.axes) == 12 and len(visible) == len(table.columns) == 10
+    first = visible[0]
+    column = next(iter(table.columns))
+    dots = {to_hex(line.get_color()): line.get_xdata()[0] for line in first.get_lines()}
+    assert dots[to_hex(method_color("automix"))] == table.value("automix", column)
+    assert [t.get_text() for t in first.get_yticklabels()][0] == table.label(next(iter(table.rows)))

@@ -18,9 +18,10 @@ Notebooks import this package (``from mixrepro import study``) and call its name
 """
 from .collect import DM_CE_PARAMS, SHARED_EVALUATIONS, collect_runs, dataset_available, dataset_label, \
     methods_with_loss_option, needs
+from .costs import compute_text, cpu_hours
 from .display import fmt, glue, glue_figure, glue_number, glue_text, markdown_table, show_markdown
 from .facts import method_color, method_label, scored_network
-from .figures import plot_accuracy_vs_fgsm, plot_paper_vs_ours, plot_reliability, plot_top1_curves
+from .figures import plot_accuracy_vs_fgsm, plot_paper_table, plot_paper_vs_ours, plot_reliability, plot_top1_curves
 from .paper_tables import PAPER_NUMBERS_DIR, PaperTable, comparable_to_paper, load_paper_table, nearest_column, \
     paper_table_markdown
 from .parameters import NotebookParameters, deviations_markdown, open_table_notebook, validate_parameters
@@ -34,9 +35,10 @@ from ..losses.dm_propositions import lambda_sensitivity
 
 __all__ = [
     "DM_CE_PARAMS", "SHARED_EVALUATIONS", "collect_runs", "dataset_available", "dataset_label",
-    "methods_with_loss_option", "needs", "open_table_notebook",
+    "methods_with_loss_option", "needs", "open_table_notebook", "compute_text", "cpu_hours",
     "fmt", "glue", "glue_figure", "glue_number", "glue_text", "markdown_table",
-    "show_markdown", "method_color", "method_label", "scored_network", "plot_accuracy_vs_fgsm", "plot_paper_vs_ours",
+    "show_markdown", "method_color", "method_label", "scored_network", "plot_accuracy_vs_fgsm", "plot_paper_table",
+    "plot_paper_vs_ours",
     "plot_reliability",
     "plot_top1_curves", "PAPER_NUMBERS_DIR", "PaperTable", "comparable_to_paper", "load_paper_table",
     "nearest_column", "paper_table_markdown", "NotebookParameters", "deviations_markdown", "validate_parameters",

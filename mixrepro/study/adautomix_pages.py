@@ -27,7 +27,8 @@ from typing import Callable, Sequence
 from ..errors import InvalidParameterError
 from .collect import SHARED_EVALUATIONS, collect_runs, dataset_available, needs
 from .display import fmt, markdown_table
-from .dm_pages import compute_text, figure
+from .costs import compute_text
+from .dm_pages import figure
 from .facts import method_color, method_label, scored_network
 from .figures import label_axes
 from .paired import Check

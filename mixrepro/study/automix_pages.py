@@ -196,7 +196,7 @@ def absent_reason(datasets: Sequence[str], cost: str) -> str:
 
 def imagenet_cost(runs: int, epochs: int, note: str) -> str:
     """'R runs x E epochs x 5,005 iterations (batch 256) of ImageNet-1k' with a note on what it leaves out."""
-    from .dm_pages import compute_text
+    from .costs import compute_text
 
     return compute_text(runs, epochs, 1_281_167, 256, timed=False, note=note)
 
@@ -735,6 +735,6 @@ def length_trend_checks(table: PaperTable, method: str, *, decays: bool) -> list
 
 def training_cost(runs: int, epochs: int, images: int, batch: int, *, timed: bool, note: str) -> str:
     """'R runs x E epochs x I iterations' (and GPU-hours when ``timed``: CIFAR ResNet-18 steps only)."""
-    from .dm_pages import compute_text
+    from .costs import compute_text
 
     return compute_text(runs, epochs, images, batch, timed=timed, note=note)

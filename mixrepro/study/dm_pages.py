@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import functools
 import json
-import math
 import statistics
 from dataclasses import dataclass
 from typing import Callable, Sequence
@@ -39,9 +38,6 @@ from .verdicts import Verdict, check_order, judge
 # Rounding slack when a printed number is compared with our arithmetic on the printed cells:
 # half a unit of the last printed digit, plus float noise.
 FLOAT_SLACK = 1e-9
-# Seconds per iteration of a CIFAR ResNet-18 at batch 100 in the reference logs (fp32, RTX 3060-4090;
-# book/protocol_notes.md, "Published costs"): the unit of the compute estimates below.
-SECONDS_PER_ITERATION = (0.07, 0.11)
 # Decoupled Mixup appendix B.3: "we use alpha = 0.2 and alpha = 2 for the static and dynamic methods
 # when using the proposed DM" (static/dynamic as the methods' DM(CE) presets).
 PAPER_DM_ALPHA = {"static": 0.2, "dynamic": 2.0}
@@ -138,18 +134,6 @@ def paper_gains_markdown(table: PaperTable) -> str:
 
 
 # ----------------------------------------------------------------------------- compute, data, alpha
-
-
-def compute_text(runs: int, epochs: int, images: int, batch: int, *, timed: bool = True, note: str = "") -> str:
-    """'R runs x E epochs x I iterations' and, when ``timed`` (CIFAR-sized ResNet-18 steps), GPU-hours
-    at the reference logs' seconds per iteration; ``note`` says what the estimate leaves out."""
-    per_run = epochs * math.ceil(images / batch)
-    text = f"{runs} runs x {epochs} epochs x {math.ceil(images / batch):,} iterations ({per_run:,} per run)"
-    if timed:
-        low, high = (runs * per_run * s / 3600 for s in SECONDS_PER_ITERATION)
-        text += (f", about {low:,.0f}-{high:,.0f} GPU-hours at {SECONDS_PER_ITERATION[0]}-"
-                 f"{SECONDS_PER_ITERATION[1]} s per iteration (CIFAR ResNet-18 reference logs)")
-    return text + (f"; {note}" if note else "")
 
 
 def dm_alpha_rows(methods: Sequence[str]) -> list[list[str]]:

@@ -1,6 +1,7 @@
 """The study's figures, built on matplotlib's pyplot-free Figure (no global backend state)."""
 from __future__ import annotations
 
+import math
 import statistics
 
 from .facts import method_color, scored_network
@@ -11,14 +12,14 @@ from .scores import SeedStats
 FIGURE_DPI = 150  # sharp at the book's page width (about 7 inches of figure at 150 dpi)
 
 
-def new_figure(width: float = 6.0, height: float = 3.2, ncols: int = 1):
+def new_figure(width: float = 6.0, height: float = 3.2, ncols: int = 1, nrows: int = 1):
     """A pyplot-free Figure in the seaborn theme: no global backend state, nothing shown until glued."""
     import seaborn as sns
     from matplotlib.figure import Figure
 
     with sns.axes_style("whitegrid"), sns.plotting_context("notebook", font_scale=0.8):
         fig = Figure(figsize=(width, height), dpi=FIGURE_DPI)
-        axes = fig.subplots(1, ncols, squeeze=False)[0]
+        axes = fig.subplots(nrows, ncols, squeeze=False).ravel()  # row by row
     return fig, axes
 
 
@@ -129,5 +130,33 @@ def plot_paper_vs_ours(table: PaperTable, column: str, stats: dict[str, SeedStat
                       size=3, alpha=0.5, legend=False)
     right.set(title="ours: mean ± sd, dots = seeds", xlabel=quantity, ylabel="")
     right.tick_params(labelleft=False)
+    fig.tight_layout()
+    return fig
+
+
+def plot_paper_table(table: PaperTable, columns=None, quantity: str = "top-1 (%)", per_row: int = 4):
+    """The paper's table as a figure: one panel per column (its own scale), each method a dot in its
+    fixed colour, so a reader sees the ranking in every column at a glance. For tables this study
+    cannot rerun (data or model absent) it is the page's only figure."""
+    columns = [c for c in (columns or table.columns) if any(table.value(m, c) is not None for m in table.rows)]
+    methods = [m for m in table.rows if any(table.value(m, c) is not None for c in columns)]
+    ncols = max(min(per_row, len(columns)), 1)
+    nrows = max(math.ceil(len(columns) / ncols), 1)
+    fig, axes = new_figure(width=min(2.3 * ncols + 1.4, 10.0), height=(0.28 * len(methods) + 1.0) * nrows,
+                           ncols=ncols, nrows=nrows)
+    labels = [table.label(m) for m in methods]
+    for index, ax in enumerate(axes):
+        if index >= len(columns):
+            ax.set_visible(False)
+            continue
+        column = columns[index]
+        for y, method in enumerate(methods):
+            value = table.value(method, column)
+            if value is not None:
+                ax.plot([value], [y], "o", color=method_color(method))
+        ax.set_yticks(range(len(methods)), labels if index % ncols == 0 else [""] * len(methods))
+        ax.set_ylim(len(methods) - 0.5, -0.5)
+        ax.set_title(table.columns[column].get("label", column), fontsize=8)
+        ax.set_xlabel(quantity, fontsize=7)
     fig.tight_layout()
     return fig

@@ -30,7 +30,8 @@ from typing import Callable, Sequence
 
 from .collect import collect_runs, dataset_available, needs
 from .display import fmt, markdown_table
-from .dm_pages import arm_runs, compute_text, figure, table_extras
+from .costs import compute_text
+from .dm_pages import arm_runs, figure, table_extras
 from .facts import method_color, method_label, scored_network
 from .paired import Check
 from .paper_tables import PaperTable

@@ -176,18 +176,40 @@ def judge(claim_id: str, claim: str, source: str, budget: str, checks: Sequence[
         return Verdict(claim_id, claim, source, "not tested here", untested_reason, budget, checks, outcome, **extra)
     if needs_training and budget not in EVIDENCE_BUDGETS:
         reason = (f"budget '{budget}' only shows that the pipeline runs; its numbers are not evidence. "
-                  f"Rerun with budget 'cpu' or 'gpu' (the rule gives '{outcome}' on these numbers)")
+                  f"Rerun with budget 'cpu' or 'gpu' (the rule gives '{outcome}' on these numbers)"
+                  + cpu_cost_text(runs))
         return Verdict(claim_id, claim, source, "not tested here", reason, budget, checks, outcome, **extra)
     if outcome is None:
         raise InvalidParameterError("checks", checks, "at least one Check, or an untested_reason")
     return Verdict(claim_id, claim, source, outcome, verdict_reason(checks), budget, checks, outcome, **extra)
 
 
+def _records(runs) -> list:
+    if not runs:
+        return []
+    return [r for group in runs.values() for r in group] if isinstance(runs, dict) else list(runs)
+
+
+def cpu_cost_text(runs) -> str:
+    """'; at budget 'cpu' (3 seeds of the 2 settings these runs cover) about 4.7 hours of one CPU core'
+    from the committed bench report, or '' when it cannot be priced."""
+    from .costs import cpu_hours
+
+    configs = [r.config for r in _records(runs)]
+    hours = cpu_hours(configs) if configs else None
+    if hours is None:
+        return ""
+    settings = len({(c.method, repr(sorted(c.method_params.items()))) for c in configs})
+    seeds = len(BUDGETS.get("cpu").seeds)
+    return (f"; at budget 'cpu' ({seeds} seeds of the {settings} setting{'s' if settings > 1 else ''} these runs "
+            f"cover) about {hours:.1f} hours of one CPU core, by the committed bench report")
+
+
 def run_compute(runs) -> dict:
     """{'run_hours', 'runs'} of RunRecords (a list, or {method: [records]}); each run counted once."""
-    if not runs:
+    records = _records(runs)
+    if not records:
         return {"run_hours": 0.0, "runs": 0}
-    records = [r for group in runs.values() for r in group] if isinstance(runs, dict) else list(runs)
     unique = {r.config.key(): r for r in records}
     seconds = sum(float(r.summary.get("wall_time_s", 0.0)) for r in unique.values())
     return {"run_hours": round(seconds / 3600, 3), "runs": len(unique)}

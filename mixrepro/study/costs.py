@@ -1,0 +1,51 @@
+"""What a claim's evidence costs: at the paper's protocol (GPU iterations) and at our ``cpu`` budget.
+
+``compute_text`` counts the iterations a claim would need at the paper's protocol and turns CIFAR
+ResNet-18 steps into GPU-hours at the reference logs' seconds per iteration (book/protocol_notes.md,
+"Published costs"). ``cpu_hours`` prices runs at the study's ``cpu`` budget from the committed
+``mixrepro bench`` report the study plan is built on (one core, bf16, channels_last).
+"""
+from __future__ import annotations
+
+import math
+
+# Seconds per iteration of a CIFAR ResNet-18 at batch 100 in the reference logs (fp32, RTX 3060-4090).
+SECONDS_PER_ITERATION = (0.07, 0.11)
+
+
+def compute_text(runs: int, epochs: int, images: int, batch: int, *, timed: bool = True, note: str = "") -> str:
+    """'R runs x E epochs x I iterations' and, when ``timed`` (CIFAR-sized ResNet-18 steps), GPU-hours
+    at the reference logs' seconds per iteration; ``note`` says what the estimate leaves out."""
+    per_run = epochs * math.ceil(images / batch)
+    text = f"{runs} runs x {epochs} epochs x {math.ceil(images / batch):,} iterations ({per_run:,} per run)"
+    if timed:
+        low, high = (runs * per_run * s / 3600 for s in SECONDS_PER_ITERATION)
+        text += (f", about {low:,.0f}-{high:,.0f} GPU-hours at {SECONDS_PER_ITERATION[0]}-"
+                 f"{SECONDS_PER_ITERATION[1]} s per iteration (CIFAR ResNet-18 reference logs)")
+    return text + (f"; {note}" if note else "")
+
+
+def cpu_hours(configs, budget: str = "cpu") -> float | None:
+    """Hours of one core that ``configs`` (any budget) cost when rerun at ``budget`` with its seeds.
+
+    Each distinct setting (method and parameters, seed ignored) is priced at the budget's steps
+    times the bench report's seconds per step of its method (a loss variant as its mixer); None
+    when the bench report is missing or lacks a method."""
+    from ..config import BUDGETS, config_for_budget
+    from ..errors import MixreproError
+    from ..plans import load_bench_report, step_seconds
+
+    try:
+        seconds = step_seconds(load_bench_report())
+    except MixreproError:
+        return None
+    spec = BUDGETS.get(budget)
+    settings = {(c.method, repr(sorted(c.method_params.items()))): c for c in configs}
+    total = 0.0
+    for (method, _), config in settings.items():
+        if method not in seconds:
+            return None
+        sized = config_for_budget(budget, method=method, dataset=config.dataset, method_params=config.method_params)
+        steps = sized.epochs * math.ceil((sized.train_subset or 50_000) / sized.batch_size)
+        total += len(spec.seeds) * steps * seconds[method]
+    return total / 3600

@@ -1,0 +1,56 @@
+"""Cost estimates: iterations and GPU-hours at the paper's protocol, CPU-hours at the cpu budget."""
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+
+from mixrepro import plans
+from mixrepro.config import config_for_budget
+from mixrepro.errors import MixreproError
+from mixrepro.study import costs, verdicts
+from mixrepro.study.paired import Check
+
+
+def test_compute_text_counts_iterations_and_gpu_hours():
+    text = costs.compute_text(24, 800, 50_000, 100, note="R-18 only")
+    assert "24 runs x 800 epochs x 500 iterations (400,000 per run)" in text
+    assert "about 187-293 GPU-hours" in text and text.endswith("R-18 only")
+    assert "GPU-hours" not in costs.compute_text(1, 100, 1_281_167, 256, timed=False)
+
+
+def smoke_run(method, seed=0, **params):
+    return SimpleNamespace(config=config_for_budget("smoke", method=method, dataset="cifar10-jpeg", seed=seed,
+                                                    method_params=params),
+                           summary={"wall_time_s": 60.0})
+
+
+@pytest.fixture
+def bench(monkeypatch):
+    report = {"rows": [{"method": "mixup", "seconds_per_step": 0.3}, {"method": "automix", "seconds_per_step": 0.9}]}
+    monkeypatch.setattr(plans, "load_bench_report", lambda: report)
+
+
+def test_cpu_hours_price_each_setting_at_the_cpu_budget(bench):
+    # cpu: 120 epochs x 100 steps (10,000 images, batch 100), 3 seeds; seeds of the priced runs are ignored
+    runs = [smoke_run("mixup"), smoke_run("mixup", seed=1), smoke_run("mixup", loss="dm_ce"), smoke_run("automix")]
+    want = 3 * 12_000 * (0.3 + 0.3 + 0.9) / 3600
+    assert costs.cpu_hours([r.config for r in runs]) == pytest.approx(want)
+    assert costs.cpu_hours([smoke_run("samix").config]) is None  # no bench row: no invented price
+
+
+def test_cpu_hours_without_a_bench_report(monkeypatch):
+    def missing():
+        raise MixreproError("no report")
+
+    monkeypatch.setattr(plans, "load_bench_report", missing)
+    assert costs.cpu_hours([smoke_run("mixup").config]) is None
+
+
+def test_a_smoke_verdict_says_what_the_cpu_budget_would_cost(bench):
+    ok = Check("s", "supports", "")
+    v = verdicts.judge("X-1", "claim", "P", "smoke", [ok], runs={"mixup": [smoke_run("mixup")]})
+    assert v.verdict == "not tested here"
+    assert v.reason.endswith("(3 seeds of the 1 setting these runs cover) about 3.0 hours of one CPU core, "
+                             "by the committed bench report")
+    assert "CPU core" not in verdicts.judge("X-2", "claim", "P", "smoke", [ok]).reason  # no runs, no price
