@@ -48,11 +48,22 @@ def notebook_title(notebook_path) -> str:
     return Path(notebook_path).stem
 
 
-def claims_ledger_markdown(notebook_paths: Iterable) -> str:
-    """The claims-ledger page: one row per claim, grouped by notebook, from the recorded verdicts."""
+def toc_order(book_dir=BOOK_DIR) -> list[str]:
+    """The notebook names in the order the book's table of contents lists them."""
+    import yaml
+
+    toc = yaml.safe_load((Path(book_dir) / "_toc.yml").read_text())
+    files = [ch["file"] for part in toc.get("parts", []) for ch in part.get("chapters", [])]
+    return [Path(f).stem for f in files if f.startswith("notebooks/")]
+
+
+def claims_ledger_markdown(notebook_paths: Iterable, order: Iterable[str] = ()) -> str:
+    """The claims-ledger page: one row per claim, grouped by notebook (in ``order``, the book's
+    reading order, then by name), from the recorded verdicts."""
     counts = {v: 0 for v in VERDICTS}
     sections = []
-    for path in sorted(Path(p) for p in notebook_paths):
+    rank = {name: i for i, name in enumerate(order)}
+    for path in sorted((Path(p) for p in notebook_paths), key=lambda p: (rank.get(p.stem, len(rank)), p.name)):
         verdicts = read_verdicts(path)
         if not verdicts:
             continue
@@ -135,7 +146,7 @@ def stage_sources(book_dir=BOOK_DIR, notebooks_dir=NOTEBOOKS_DIR, results_dir=RE
     for nb in notebooks:
         stage_notebook(nb, source / "notebooks" / nb.name, read_verdicts(nb))
     write_runs_csv(results_dir, source)
-    atomic_write_text(source / "claims_ledger.md", claims_ledger_markdown(notebooks))
+    atomic_write_text(source / "claims_ledger.md", claims_ledger_markdown(notebooks, toc_order(book_dir)))
     (source / "_includes").mkdir()
     atomic_write_text(source / "_includes" / "findings.md", summary_markdown(notebooks, results_dir))
     atomic_write_text(source / "environment.md", environment_markdown(results_dir))

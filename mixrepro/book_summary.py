@@ -53,8 +53,14 @@ def counts_table(verdicts: list[dict]) -> str:
 
 
 def compute_text(v: dict) -> str:
-    """'0.7 h, 1 runs' of the runs a verdict rests on (verdicts recorded before compute was: none)."""
-    return f"{v['run_hours']:.1f} h, {v['runs']} runs" if v.get("runs") else "no training"
+    """'0.7 h, 1 run' (minutes below a tenth of an hour: smoke runs) of the runs a verdict rests on;
+    'no training' for none (and for verdicts recorded before compute was)."""
+    runs = v.get("runs") or 0
+    if not runs:
+        return "no training"
+    hours = v["run_hours"]
+    time = f"{hours:.1f} h" if hours >= 0.1 else f"{max(hours * 60, 1):.0f} min"
+    return f"{time}, {runs} run{'s' if runs > 1 else ''}"
 
 
 def link(v: dict) -> str:

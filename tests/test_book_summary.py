@@ -48,3 +48,11 @@ def test_verdicts_recorded_before_kinds_existed_count_as_paper_claims(tmp_path):
     nb = notebook_with(tmp_path / "old.ipynb", [verdict("X", "reproduced")])
     (found,) = book_summary.collect_verdicts([nb])
     assert found["kind"] == "paper" and found["runs"] == 0 and found["page"] == "old"
+
+
+def test_compute_text_reads_hours_minutes_and_runs():
+    from mixrepro.book_summary import compute_text
+
+    assert compute_text({"run_hours": 2.15, "runs": 3}) == "2.1 h, 3 runs"
+    assert compute_text({"run_hours": 0.02, "runs": 1}) == "1 min, 1 run"  # a smoke run
+    assert compute_text({"run_hours": 0.0, "runs": 0}) == compute_text({}) == "no training"

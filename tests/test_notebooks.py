@@ -257,6 +257,15 @@ def test_claims_ledger_collects_every_recorded_verdict(tmp_path):
     assert page.count("\n| A-") == 2 and page.count("\n| B-") == 1 and "no data" in page
     assert "## [a](notebooks/a.ipynb)" in page and "c.ipynb" not in page
     assert "| compute |" in page and page.count("| no training |") == 3  # the fake verdicts rest on no runs
+    in_book_order = book_build.claims_ledger_markdown(sorted(tmp_path.glob("*.ipynb")), order=["b", "a"])
+    assert in_book_order.index("## [b]") < in_book_order.index("## [a]")
+
+
+def test_ledger_follows_the_books_table_of_contents():
+    order = book_build.toc_order()
+    assert order[:3] == ["study_overview", "protocol_pilot", "protocol_audit_cpu_runs"]
+    assert set(order) == {p.stem for p in NOTEBOOKS.glob("*.ipynb")}  # every page in the book, once
+    assert len(order) == len(set(order))
 
 
 def test_committed_notebooks_record_verdicts():
