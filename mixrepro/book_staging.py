@@ -2,14 +2,16 @@
 
 The committed notebooks stay as papermill wrote them (nbval compares them); only the copies
 staged for the book change: code is hidden behind a toggle (a reader sees the prose, tables and
-figures first), papermill's injected-parameters cell is removed, and each page ends with links
-to the data behind it as CSV (its verdicts, and every committed run of the study).
+figures first), papermill's injected-parameters cell is removed, every glued figure gets alt
+text (its caption's first sentence, for screen readers and broken images), and each page ends
+with links to the data behind it as CSV (its verdicts, and every committed run of the study).
 """
 from __future__ import annotations
 
 import csv
 import io
 import json
+import re
 from pathlib import Path
 
 from .io import atomic_write_text
@@ -31,6 +33,30 @@ def reader_tags(cell: dict) -> list[str]:
     return tags
 
 
+FIGURE_DIRECTIVE = re.compile(r"(```\{glue:figure\}[^\n]*\n)((?::[^\n]*\n)*)\n?(.*?)```", re.S)
+ROLE = re.compile(r"\{([\w:.-]+)\}`([^`<]*?)(?:\s*<[^>]*>)?`")  # {glue:text}`x`, {ref}`text <target>`
+
+
+def alt_text(caption: str) -> str:
+    """A caption's first sentence as plain text: a glued value read as N (staging cannot know it), other
+    roles reduced to their text, link targets, emphasis and quotes dropped."""
+    plain = ROLE.sub(lambda m: "N" if m.group(1).startswith("glue") else m.group(2), caption)
+    plain = re.sub(r"\]\([^)]*\)", "", " ".join(plain.split()))  # [text](target) -> [text
+    plain = re.sub(r"[*`\[\]\"]", "", plain)
+    return re.split(r"(?<=[.:;])\s", plain, maxsplit=1)[0].rstrip(".:;") or "figure"
+
+
+def with_alt_text(markdown: str) -> str:
+    """``markdown`` with an ``:alt:`` option on every glue:figure directive that has none."""
+    def add(match):
+        head, options, caption = match.groups()
+        if ":alt:" in options:
+            return match.group(0)
+        return f"{head}{options}:alt: {alt_text(caption)}\n\n{caption}```"
+
+    return FIGURE_DIRECTIVE.sub(add, markdown)
+
+
 def download_cell(page: str) -> dict:
     text = (f"**Data behind this page** (CSV): {{download}}`this page's verdicts <../{DOWNLOADS}/{page}_verdicts.csv>`,"
             f" {{download}}`every committed run of the study <../{DOWNLOADS}/runs.csv>`.")
@@ -42,6 +68,8 @@ def stage_notebook(source: Path, target: Path, verdicts: list[dict]) -> None:
     nb = json.loads(source.read_text())
     for cell in nb["cells"]:
         cell.setdefault("metadata", {})["tags"] = reader_tags(cell)
+        if cell.get("cell_type") == "markdown":
+            cell["source"] = with_alt_text("".join(cell.get("source", "")))
     nb["cells"].append(download_cell(source.stem))
     atomic_write_text(target, json.dumps(nb, indent=1, ensure_ascii=False))
     rows = [{k: v.get(k, "") for k in VERDICT_COLUMNS} for v in verdicts]

@@ -54,3 +54,13 @@ def test_runner_reruns_each_notebook_with_the_parameters_it_was_last_executed_wi
     assert notebook_parameters(pilot, COMMITTED, False) == {"budget": "cpu", "train": False}
     assert notebook_parameters(smoke, COMMITTED, False) == {"budget": "smoke"}
     assert notebook_parameters(smoke, "cpu", True) == {"budget": "cpu", "train": False}
+
+
+def test_glued_figures_get_alt_text_from_their_caption():
+    from mixrepro.book_staging import with_alt_text
+
+    md = ("Intro\n\n```{glue:figure} curves\n:name: fig-curves\n\nTop-1 of the {glue:text}`n`-epoch **Mixup** run: "
+          "online solid.\n```\n\n```{glue:figure} other\n:alt: kept\n\nCaption.\n```\n")
+    out = with_alt_text(md)
+    assert ":name: fig-curves\n:alt: Top-1 of the N-epoch Mixup run\n\nTop-1 of the" in out
+    assert out.count(":alt:") == 2 and ":alt: kept" in out and with_alt_text(out) == out

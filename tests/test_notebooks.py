@@ -341,6 +341,9 @@ def test_book_builds_offline_with_warnings_as_errors(tmp_path):
     assert "_static/mathjax/" in (html / "notebooks" / "dm_propositions.html").read_text()
     claims = sum(len(study.read_verdicts(NOTEBOOKS / name)) for name in COMMITTED)
     assert f"{claims} claims" in (html / "claims_ledger.html").read_text()
+    figures = [m.group(1) for p in (html / "notebooks").glob("*.html")
+               for m in re.finditer(r'<img alt="([^"]*)"', p.read_text())]
+    assert figures and not [a for a in figures if a.endswith(".png")]  # every figure has alt text, not a file name
 
 
 def test_runner_drops_stderr_streams_but_keeps_results(tmp_path):
