@@ -346,6 +346,14 @@ def test_book_builds_offline_with_warnings_as_errors(tmp_path):
     assert figures and not [a for a in figures if a.endswith(".png")]  # every figure has alt text, not a file name
 
 
+def test_every_reference_has_a_url_or_doi():
+    import re
+
+    entries = re.findall(r"@\w+\{(\w+),(.*?)\n\}", (REPO / "book" / "references.bib").read_text(), re.S)
+    assert len(entries) >= 17
+    assert not [key for key, body in entries if not re.search(r"^\s*(url|doi)\s*=", body, re.M)]
+
+
 def test_runner_drops_stderr_streams_but_keeps_results(tmp_path):
     import nbformat
 
