@@ -72,11 +72,16 @@ def run_state(plan: Plan, store, config: RunConfig) -> str:
 def pending(plan: Plan, store) -> list[RunConfig]:
     """The plan's runs still to train or evaluate: runs a killed worker left half-trained first
     (their checkpoint is hours of work a reordered plan must not strand), then plan order."""
+    todo = [c for c in plan.configs if run_state(plan, store, c) != "done"]
+    started = [c for c in todo if half_trained(store, c)]
+    return started + [c for c in todo if c not in started]
+
+
+def half_trained(store, config: RunConfig) -> bool:
+    """Not stored, but a worker left a training checkpoint for it in the cache."""
     from .training.checkpoint import checkpoint_path
 
-    todo = [c for c in plan.configs if run_state(plan, store, c) != "done"]
-    started = [c for c in todo if checkpoint_path(c).is_file() and store.load(c) is None]
-    return started + [c for c in todo if c not in started]
+    return checkpoint_path(config).is_file() and store.load(config) is None
 
 
 def run_worker(plan: Plan, *, results_root=None, progress: bool = False) -> int:
@@ -125,7 +130,9 @@ def cli_sweep(args) -> int:
 
         store = ResultsStore(args.out)
         for config in plan.configs:
-            print(f"{run_state(plan, store, config):8s} {describe(config)}")
+            state = run_state(plan, store, config)
+            state = "resume" if state == "train" and half_trained(store, config) else state
+            print(f"{state:8s} {describe(config)}")
         return 0
     done = run_worker(plan, results_root=args.out, progress=args.progress)
     print(f"sweep {plan.name}: this worker trained or evaluated {done} run(s)", file=sys.stderr)
@@ -134,6 +141,8 @@ def cli_sweep(args) -> int:
 
 def add_sweep_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("plan", help=f"plan name ({', '.join(PLANS.names())})")
-    parser.add_argument("--list", action="store_true", help="list the plan's runs and whether each is stored")
+    parser.add_argument("--list", action="store_true",
+                        help="list the plan's runs: done, evaluate (stored, evaluations missing), resume "
+                             "(half-trained checkpoint in the cache) or train")
     parser.add_argument("--out", default=None, help="results root (default: $MIXREPRO_RESULTS, else notebooks/results)")
     parser.add_argument("--progress", action="store_true", help="progress bars")

@@ -139,3 +139,19 @@ def test_half_trained_runs_come_before_plan_order(tmp_path, cache):
     path.parent.mkdir(parents=True)
     path.write_bytes(b"")
     assert sweep.pending(plan, store) == [configs[2], configs[0], configs[1]]
+    assert [sweep.half_trained(store, c) for c in configs] == [False, False, True]
+
+
+def test_list_names_each_runs_state(tmp_path, cache, monkeypatch, capsys):
+    from types import SimpleNamespace
+
+    from mixrepro.training.checkpoint import checkpoint_path
+
+    configs = tuple(tiny_config(seed=s, epochs=1) for s in range(2))
+    monkeypatch.setattr(sweep, "get_plan", lambda name: plans.Plan(name, "test", configs, runtime={}))
+    path = checkpoint_path(configs[1])
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"")
+    assert sweep.cli_sweep(SimpleNamespace(plan="t", list=True, out=str(tmp_path), progress=False)) == 0
+    states = [line.split()[0] for line in capsys.readouterr().out.splitlines()]
+    assert states == ["train", "resume"]
