@@ -5,8 +5,8 @@
 ``study``: every method the papers compare at the ``cpu`` budget, 3 seeds, with its final
 evaluations, plus an equal-compute arm no paper reports (Mixup and CutMix trained for as many
 epochs as a learned method's step cost buys). Ordered so each finished prefix is useful: a
-full table at seed 0 first (cheapest runs first, so the table fills fastest: the static
-mixers, DM(CE) on them, then PuzzleMix and the learned mixers by step cost), then seeds 1-2
+full table at seed 0 first (cheapest runs first by the bench report's step times, so the table
+fills fastest: the static mixers and DM(CE) on them, then PuzzleMix and the learned mixers), then seeds 1-2
 of the methods the claims name, then the
 equal-compute arm at seed 0, then seeds 1-2 of the remaining static methods. The
 equal-compute arm has one seed: its four runs cost about 14 vanilla runs, and at about 24
@@ -16,6 +16,7 @@ budgeted (estimate from the committed bench report; book/protocol_pilot).
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -110,14 +111,10 @@ def equal_compute_arms(bench_report: dict, budget: str = "cpu") -> list[Arm]:
             for learned in EQUAL_COMPUTE["learned"] for baseline in EQUAL_COMPUTE["baselines"]]
 
 
-# Step cost order of the seed-0 table (from the pinned bench report: static mixers ~0.27 s/step,
-# PuzzleMix 0.70, AutoMix 0.79, AutoMix + DM(CE) 0.82, SAMix 0.88, AdAutoMix 1.23).
-COST_ORDER = ("static", "puzzlemix", "automix", "samix", "adautomix")
-
-
-def _cost_rank(arm: Arm) -> tuple[int, bool]:
-    group = arm.method if arm.method in COST_ORDER else "static"
-    return COST_ORDER.index(group), "loss" in arm.method_params
+def arm_step_seconds(arm: Arm, seconds: dict[str, float]) -> float:
+    """An arm's bench seconds per step: its loss variant's row ('mixup+dm_ce') if timed, else its mixer's."""
+    loss = arm.method_params.get("loss")
+    return seconds.get(f"{arm.method}+{loss}" if loss else arm.method, seconds.get(arm.method, math.inf))
 
 
 def study_configs(bench_report: dict | None = None, budget: str = "cpu") -> tuple[RunConfig, ...]:
@@ -125,8 +122,11 @@ def study_configs(bench_report: dict | None = None, budget: str = "cpu") -> tupl
     dm = [Arm(m, {"loss": "dm_ce"}) for m in DM_CE_ON]
     headline = [Arm(m) for m in HEADLINE] + dm
     others = [Arm(m) for m in OTHER_STATIC]
-    equal = equal_compute_arms(bench_report if bench_report is not None else load_bench_report(), budget)
-    first_table = sorted(headline + others, key=_cost_rank)
+    report = bench_report if bench_report is not None else load_bench_report()
+    equal = equal_compute_arms(report, budget)
+    seconds = step_seconds(report)
+    # Vanilla, the row every table compares against, leads; the rest by step cost.
+    first_table = sorted(headline + others, key=lambda arm: (arm.method != "vanilla", arm_step_seconds(arm, seconds)))
     tiers = [(first_table, (0,)), (headline, (1, 2)), (equal, (0,)), (others, (1, 2))]
     configs = [arm.config(seed, budget) for arms, seeds in tiers for seed in seeds for arm in arms]
     return tuple({config.key(): config for config in reversed(configs)}[key]

@@ -24,6 +24,9 @@ def fake_bench(**seconds) -> dict:
 
 
 BENCH = fake_bench(vanilla=0.24, mixup=0.25, cutmix=0.2, automix=0.75, adautomix=1.0)
+# BENCH with every method timed: the plan orders the seed-0 table by these step times.
+FULL_BENCH = fake_bench(vanilla=0.24, mixup=0.25, cutmix=0.2, automix=0.75, adautomix=1.0, manifoldmix=0.23,
+                        saliencymix=0.23, fmix=0.24, resizemix=0.23, puzzlemix=0.6, samix=0.9)
 
 
 def test_pilot_keys_are_the_committed_runs_keys():
@@ -47,7 +50,7 @@ def test_equal_compute_epochs_follow_the_measured_step_times():
 
 
 def test_study_plan_order_and_content():
-    configs = plans.study_configs(BENCH)
+    configs = plans.study_configs(FULL_BENCH)
     assert len(configs) == len({c.key() for c in configs}) == 14 + 20 + 4 + 8
     seed0 = configs[:14]
     assert {c.seed for c in seed0} == {0} and configs[0].method == "vanilla"  # a full table first

@@ -134,9 +134,14 @@ def rule_scores(runs: dict) -> dict[str, dict[str, float]]:
             for rule, read in SCORING_RULES.items()}
 
 
+def ece_evaluated(runs: dict) -> dict[str, list]:
+    """{method: its runs with an ECE evaluation of the scored network} (later seeds may lack one)."""
+    return {m: [r for r in rs if "ece" in r.evaluations.get(scored_network(m), {})] for m, rs in runs.items()}
+
+
 def ece_rule_scores(runs: dict) -> dict[str, dict[str, float]]:
     """{ECE rule: {method: mean ECE % of the scored network over the runs evaluated with 'ece'}}."""
-    evaluated = {m: [r for r in rs if "ece" in r.evaluations.get(scored_network(m), {})] for m, rs in runs.items()}
+    evaluated = ece_evaluated(runs)
     return {rule: {m: statistics.fmean(r.evaluations[scored_network(m)]["ece"][key] for r in rs)
                    for m, rs in evaluated.items() if rs}
             for rule, key in ECE_RULES.items()}
@@ -144,7 +149,7 @@ def ece_rule_scores(runs: dict) -> dict[str, dict[str, float]]:
 
 def ece_run_counts(runs: dict) -> dict[str, int]:
     """{method: how many of its runs have an ECE evaluation of the scored network}."""
-    return {m: sum("ece" in r.evaluations.get(scored_network(m), {}) for r in rs) for m, rs in runs.items()}
+    return {m: len(rs) for m, rs in ece_evaluated(runs).items()}
 
 
 def ranks(scores: dict[str, float], higher_is_better: bool = True) -> dict[str, int]:

@@ -25,6 +25,11 @@ def compute_text(runs: int, epochs: int, images: int, batch: int, *, timed: bool
     return text + (f"; {note}" if note else "")
 
 
+def settings(configs) -> dict:
+    """{(method, parameters): a config} of ``configs``, seeds merged: what a rerun must train once per seed."""
+    return {(c.method, repr(sorted(c.method_params.items()))): c for c in configs}
+
+
 def cpu_hours(configs, budget: str = "cpu") -> float | None:
     """Hours of one core that ``configs`` (any budget) cost when rerun at ``budget`` with its seeds.
 
@@ -40,9 +45,8 @@ def cpu_hours(configs, budget: str = "cpu") -> float | None:
     except MixreproError:
         return None
     spec = BUDGETS.get(budget)
-    settings = {(c.method, repr(sorted(c.method_params.items()))): c for c in configs}
     total = 0.0
-    for (method, _), config in settings.items():
+    for (method, _), config in settings(configs).items():
         if method not in seconds:
             return None
         sized = config_for_budget(budget, method=method, dataset=config.dataset, method_params=config.method_params)

@@ -193,15 +193,15 @@ def _records(runs) -> list:
 def cpu_cost_text(runs) -> str:
     """'; at budget 'cpu' (3 seeds of the 2 settings these runs cover) about 4.7 hours of one CPU core'
     from the committed bench report, or '' when it cannot be priced."""
-    from .costs import cpu_hours
+    from .costs import cpu_hours, settings
 
     configs = [r.config for r in _records(runs)]
     hours = cpu_hours(configs) if configs else None
     if hours is None:
         return ""
-    settings = len({(c.method, repr(sorted(c.method_params.items()))) for c in configs})
+    n = len(settings(configs))
     seeds = len(BUDGETS.get("cpu").seeds)
-    return (f"; at budget 'cpu' ({seeds} seeds of the {settings} setting{'s' if settings > 1 else ''} these runs "
+    return (f"; at budget 'cpu' ({seeds} seeds of the {n} setting{'s' if n > 1 else ''} these runs "
             f"cover) about {hours:.1f} hours of one CPU core, by the committed bench report")
 
 
