@@ -371,6 +371,14 @@ def test_runner_drops_stderr_streams_but_keeps_results(tmp_path):
     assert [(o.name, o.text) for o in outputs] == [("stdout", "mixup top-1 12.00")]
 
 
+def test_runner_counts_the_cpu_time_of_finished_kernels():
+    from mixrepro.notebook_runner import kernel_cpu_seconds
+
+    before = kernel_cpu_seconds()
+    subprocess.run([sys.executable, "-c", "sum(i * i for i in range(4_000_000))"], check=True)
+    assert kernel_cpu_seconds() - before > 0.1
+
+
 def test_paper_numbers_print_at_the_papers_own_precision():
     ece = study.paper_table_markdown(study.load_paper_table("adautomix_table6"))
     assert "| 15.3 |" in ece and "15.30" not in ece  # AdAutoMix prints ECE with one decimal
