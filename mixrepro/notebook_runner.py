@@ -100,13 +100,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", nargs="*", help="notebook names (without .ipynb) to run; default all")
     parser.add_argument("--no-train", action="store_true", help="load stored runs only; a missing run is an error")
     parser.add_argument("--folder", default=str(NOTEBOOKS_DIR), help="notebooks folder (default notebooks/)")
+    parser.add_argument("--results-dir", default=None,
+                        help="store and read runs here instead of notebooks/results (an empty folder retrains "
+                             "every run the pages need, from scratch)")
     parser.add_argument("--timeout", type=int, default=None, help="per-cell timeout in seconds")
     args = parser.parse_args(argv)
     try:
         if args.budget != COMMITTED:
             BUDGETS.get(args.budget)
         paths = notebook_paths(args.folder, args.only)
-        plans = {path: notebook_parameters(path, args.budget, args.no_train) for path in paths}
+        plans = {path: notebook_parameters(path, args.budget, args.no_train, args.results_dir) for path in paths}
     except MixreproError as err:
         print(f"notebook_runner: error: {err}", file=sys.stderr)
         return 2
@@ -148,11 +151,30 @@ def committed_parameters(path: Path) -> dict:
                                 "parameters); give --budget")
 
 
-def notebook_parameters(path: Path, budget: str, no_train: bool) -> dict:
-    """``committed``: rerun as last executed; else the given budget (and train=False with --no-train)."""
-    if budget == COMMITTED:
-        return committed_parameters(path)
-    return {"budget": budget, **({"train": False} if no_train else {})}
+def notebook_parameters(path: Path, budget: str, no_train: bool, results_dir: str | None = None) -> dict:
+    """``committed``: rerun as last executed; else the given budget (and train=False with --no-train).
+
+    ``results_dir`` (absolute) replaces the results store of every notebook that has that parameter.
+    """
+    parameters = committed_parameters(path) if budget == COMMITTED else \
+        {"budget": budget, **({"train": False} if no_train else {})}
+    if results_dir is not None and "results_dir" in declared_parameters(path):
+        parameters["results_dir"] = str(Path(results_dir).resolve())
+    return parameters
+
+
+def declared_parameters(path: Path) -> set[str]:
+    """Names assigned in the notebook's ``parameters`` cell."""
+    import ast
+
+    import nbformat
+
+    nb = nbformat.read(str(path), as_version=4)
+    for cell in nb.cells:
+        if "parameters" in cell.metadata.get("tags", []):
+            return {node.targets[0].id for node in ast.parse(cell.source).body
+                    if isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name)}
+    return set()
 
 
 if __name__ == "__main__":

@@ -54,6 +54,9 @@ def test_runner_reruns_each_notebook_with_the_parameters_it_was_last_executed_wi
     assert notebook_parameters(pilot, COMMITTED, False) == {"budget": "cpu", "train": False}
     assert notebook_parameters(smoke, COMMITTED, False) == {"budget": "smoke"}
     assert notebook_parameters(smoke, "cpu", True) == {"budget": "cpu", "train": False}
+    fresh = notebook_parameters(pilot, "smoke", False, "some/dir")
+    assert fresh == {"budget": "smoke", "results_dir": str(Path("some/dir").resolve())}
+    assert notebook_parameters(smoke, "smoke", False, "some/dir") == {"budget": "smoke"}  # it stores no runs
 
 
 def test_glued_figures_get_alt_text_from_their_caption():

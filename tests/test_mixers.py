@@ -16,7 +16,9 @@ from mixrepro.mixers.fmix import FMix, binarise, fmix, fmix_mask, low_frequency_
 from mixrepro.mixers.manifoldmix import ManifoldMix, manifold_mix_forward
 from mixrepro.mixers.mixup import mixup
 from mixrepro.mixers.resizemix import ResizeMix, resizemix, sample_tau
-from mixrepro.mixers.saliencymix import fine_grained_saliency, saliency_peak, saliencymix
+from mixrepro.mixers.saliencymix import (
+    SaliencyMix, fine_grained_saliency, first_peak, reference_float_saliency, saliency_peak, saliencymix,
+)
 from mixrepro.models.base import StagedClassifier
 
 B, C, H, W, K = 6, 3, 32, 32, 10
@@ -336,6 +338,49 @@ def test_fine_grained_saliency_equals_opencv():
                 saliency = (saliency * 255).round().astype(np.uint8)
             expected = torch.from_numpy(saliency)
             assert torch.equal(ours[i], expected)
+
+
+def test_reference_float_saliency_equals_opencv_on_the_normalised_tensor():
+    """The reference's call (normalised float32 HWC handed to OpenCV), bit for bit; skipped without cv2."""
+    cv2 = pytest.importorskip("cv2")
+    if not hasattr(cv2, "saliency"):
+        pytest.skip("cv2.saliency needs opencv-contrib-python(-headless)")
+    detector = cv2.saliency.StaticSaliencyFineGrained_create()
+    mean = torch.tensor([0.4914, 0.4822, 0.4465]).view(1, 3, 1, 1)
+    std = torch.tensor([0.2470, 0.2435, 0.2616]).view(1, 3, 1, 1)
+    images = torch.cat([torch.rand(6, 3, 32, 32, generator=gen(7)), _smooth_images(6, 32, 8)])
+    normalised = (images - mean) / std
+    ours = reference_float_saliency(normalised)
+    for i, image in enumerate(normalised.permute(0, 2, 3, 1).numpy()):
+        ok, saliency = detector.computeSaliency(np.ascontiguousarray(image))  # RGB order, as the reference
+        if saliency.dtype != np.uint8:
+            saliency = (saliency * 255).round().astype(np.uint8)
+        assert torch.equal(ours[i], torch.from_numpy(saliency)), i
+
+
+def test_reference_float_saliency_ignores_the_image():
+    """Its peak is no closer to the image's saliency peak than chance (why the option is an audit arm)."""
+    images = _smooth_images(64, 32, 9)
+    normalised = (images - 0.45) / 0.25
+    reference = reference_float_saliency(normalised).flatten(1).long().argmax(1)
+    honest = fine_grained_saliency(images).flatten(1).long().argmax(1)
+    assert int((reference == honest).sum()) <= 2
+    assert not bool(((reference % 32) % 4 == 3).any())  # never byte 3 of a float: its sign/exponent byte
+
+
+def test_saliencymix_reference_option_needs_the_normalisation_and_uses_it():
+    x, y = batch()
+    perm = torch.tensor([3, 2, 0, 5, 1, 4])
+    mixer = SaliencyMix(saliency_input="reference-float")
+    with pytest.raises(InvalidParameterError, match="reference-float"):
+        mixer.mix(x, y, 0.6, perm, None)
+    mixer.normalize = lambda t: (t - 0.45) / 0.25
+    expected = first_peak(reference_float_saliency((x[perm[0]][None] - 0.45) / 0.25)[0])
+    assert mixer.peak(x[perm[0]]) == expected
+    x_mix, _ = mixer.mix(x, y, 0.6, perm, None)
+    assert torch.equal(x_mix, saliencymix(x, y, 0.6, perm, peak=expected)[0])
+    with pytest.raises(InvalidParameterError, match="saliency_input"):
+        SaliencyMix(saliency_input="float")
 
 
 # ------------------------------------------------------------------------------------- ManifoldMix

@@ -163,3 +163,20 @@ def test_validate_params_checks_values_without_a_model():
     assert cls.validate_params({**cls.default_params, "alpha": 1.0})["alpha"] == 1.0
     with pytest.raises(InvalidParameterError, match="label_lam"):
         cls.validate_params({**cls.default_params, "label_lam": "exact"})
+
+
+def test_saliencymix_reference_option_reads_the_models_normalised_input():
+    """saliency_input="reference-float" (the reference code's OpenCV call) gets the model's own
+    normalisation from the method, trains, and puts its box somewhere else than the default."""
+    model = tiny_model()
+    default = build_method("saliencymix", model, K)
+    reference = build_method("saliencymix", model, K, saliency_input="reference-float")
+    assert reference.mixer.normalize is model.normalize
+    x, y = data(b=16)
+    for method in (default, reference):
+        assert torch.isfinite(method.training_step(x, y, ctx(3)).loss)
+    x_default, _ = default.mixer(x, y, torch.Generator().manual_seed(3))
+    x_reference, _ = reference.mixer(x, y, torch.Generator().manual_seed(3))
+    assert not torch.equal(x_default, x_reference)
+    with pytest.raises(InvalidParameterError, match="saliency_input"):
+        build_method("saliencymix", model, K, saliency_input="bytes")

@@ -163,6 +163,11 @@ class SaliencyMixMethod(StaticMixMethod):
     summary = "SaliencyMix: CutMix box centred on the saliency peak of x[perm[0]]"
     default_params = static_defaults("saliencymix")
 
+    def __init__(self, model, num_classes: int, **params):
+        super().__init__(model, num_classes, **params)
+        # saliency_input="reference-float" reads the normalised tensor, as the reference code does
+        self.mixer.normalize = getattr(model, "normalize", None)
+
 
 @METHODS.register("fmix")
 class FMixMethod(StaticMixMethod):

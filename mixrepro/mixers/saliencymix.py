@@ -35,8 +35,19 @@ it reads the bytes of the floats, and the "saliency" is unrelated to the image. 
 on 1,000 CIFAR-10 test images (JPEG copy, opencv-contrib 5.0): the reference call's peak
 equalled the 8-bit image's peak in 0 of 1,000 images, lay 15.3 px from it on average (a
 uniformly random pixel: 15.9 px), the two maps correlate at 0.00, and the reference peak
-never falls in columns 3, 7, 11, ... (the byte layout of float32). We compute the saliency
-of the 8-bit image (pixels in [0, 1] times 255, rounded), which is what the method intends.
+never falls in columns 3, 7, 11, ... (the byte layout of float32). By default we compute the
+saliency of the 8-bit image (pixels in [0, 1] times 255, rounded), which is what the method
+intends; ``saliency_input="reference-float"`` reproduces the reference call instead
+(``reference_float_saliency``) so the protocol audit can measure what the bug costs.
+
+What OpenCV does with a float32 image (found by reading its algorithm and confirmed bit for bit
+against ``cv2.saliency`` on 200 random images and in tests/test_mixers.py): the grey conversion,
+both blurs and the integral image run in float32 on the real values, but each pixel's own grey
+level is read as ``uchar`` at column x of its row, i.e. byte x of the row's float32 buffer. The
+box means therefore come from the image (values near 0 after normalisation) while the centre
+value is a byte of the floats' bit pattern (0..255), so the contrast is almost only that byte; a
+contrast above 255 wraps modulo 256 (the unchecked cast). The grey conversion of this OpenCV build
+uses fused multiply-adds (green first), which we reproduce in float64 before rounding to float32.
 """
 from __future__ import annotations
 
@@ -45,10 +56,15 @@ import math
 import torch
 
 from ..errors import InvalidParameterError
+from ..validation import check_choice
 from .base import MixTarget, PairMixer, check_alpha
 from .cutmix import box_around, cutmix
 
 NEIGHBOURHOODS = (12, 24, 48, 28, 56, 112)  # OpenCV: 3*4, 3*4*2, 3*4*2*2, 7*4, 7*4*2, 7*4*2*2
+SALIENCY_INPUTS = {
+    "image": "the 8-bit image, what the method intends (default)",
+    "reference-float": "the normalised float32 tensor, as the reference code passes it to OpenCV",
+}
 
 
 def gray_levels(images: torch.Tensor) -> torch.Tensor:
@@ -80,18 +96,23 @@ def _clipped_corners(size: int, n: int, device) -> tuple[torch.Tensor, torch.Ten
     return (i - n + 1).clamp(0, size), (i + n + 1).clamp(0, size)
 
 
-def centre_surround(gray: torch.Tensor, integral: torch.Tensor, n: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """On/off contrast of each pixel against its neighbourhood ``n`` (centre left out), truncated to integers."""
-    height, width = gray.shape[-2:]
-    y1, y2 = _clipped_corners(height, n, gray.device)
-    x1, x2 = _clipped_corners(width, n, gray.device)
+def centre_surround(centre: torch.Tensor, integral: torch.Tensor, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """On/off contrast of each centre value against its neighbourhood ``n`` (centre left out).
+
+    ``integral`` is exact (int64) for 8-bit images and float32 for the reference's float input;
+    the box sum is taken in OpenCV's order, the mean in float32, the contrast truncated to an
+    integer and wrapped modulo 256 (OpenCV's unchecked ``(uchar)`` cast; 8-bit input never wraps).
+    """
+    height, width = centre.shape[-2:]
+    y1, y2 = _clipped_corners(height, n, centre.device)
+    x1, x2 = _clipped_corners(width, n, centre.device)
     rows2, rows1 = integral[:, y2], integral[:, y1]
-    box_sum = rows2[:, :, x2] + rows1[:, :, x1] - rows2[:, :, x1] - rows1[:, :, x2]
+    box_sum = ((rows2[:, :, x2] + rows1[:, :, x1]) - rows2[:, :, x1]) - rows1[:, :, x2]
     others = (y2 - y1)[:, None] * (x2 - x1)[None, :] - 1
-    mean = (box_sum - gray).float() / others.float()  # float32, as OpenCV computes it
-    contrast = gray.float() - mean
-    on = torch.where(contrast > 0, contrast.trunc(), 0).long()
-    off = torch.where(-contrast > 0, (-contrast).trunc(), 0).long()
+    mean = (box_sum.float() - centre.float()) / others.float()  # float32, as OpenCV computes it
+    contrast = centre.float() - mean
+    on = torch.where(contrast > 0, contrast.trunc(), 0).long() % 256
+    off = torch.where(-contrast > 0, (-contrast).trunc(), 0).long() % 256
     return on, off
 
 
@@ -106,9 +127,14 @@ def fine_grained_saliency(images: torch.Tensor) -> torch.Tensor:
     """Fine-grained static saliency of each image: uint8 [B, H, W] (see the module docstring)."""
     gray = gaussian_blur_3x3(gaussian_blur_3x3(gray_levels(images)))
     integral = torch.nn.functional.pad(gray.cumsum(-2).cumsum(-1), (1, 0, 1, 0))
-    on_total, off_total = torch.zeros_like(gray), torch.zeros_like(gray)
+    return saliency_from_contrasts(gray, integral)
+
+
+def saliency_from_contrasts(centre: torch.Tensor, integral: torch.Tensor) -> torch.Tensor:
+    """Steps 3-5: centre-surround contrasts over the six neighbourhoods, scaled and combined."""
+    on_total, off_total = torch.zeros_like(centre), torch.zeros_like(centre)
     for n in NEIGHBOURHOODS:
-        on, off = centre_surround(gray, integral, n)
+        on, off = centre_surround(centre, integral, n)
         on_total += on
         off_total += off
     on, off = _scale_to_255(on_total), _scale_to_255(off_total)
@@ -117,16 +143,76 @@ def fine_grained_saliency(images: torch.Tensor) -> torch.Tensor:
     return (saliency % 256).to(torch.uint8)
 
 
-def saliency_peak(image: torch.Tensor) -> tuple[int, int]:
-    """(row, column) of the first maximum, in row-major order, of one [C, H, W] image's saliency."""
-    saliency = fine_grained_saliency(image[None])[0]
+def _fused_multiply_add(a: torch.Tensor, weight: float, acc: torch.Tensor) -> torch.Tensor:
+    """float32 ``fma(a, weight, acc)``: the product is exact in float64, one rounding at the end."""
+    return (a.double() * weight + acc.double()).float()
+
+
+def float_gray(images: torch.Tensor) -> torch.Tensor:
+    """OpenCV's ``COLOR_BGR2GRAY`` of float32 [B, 3, H, W]; channel 0 is read as blue, as the
+    reference's RGB tensor is. float32 weights, fused multiply-adds in the order of OpenCV's SIMD path."""
+    weights = torch.tensor([0.114, 0.587, 0.299], dtype=torch.float32).tolist()  # their float32 values
+    first, second, third = images.float().unbind(1)
+    acc = second * torch.tensor(weights[1], dtype=torch.float32)
+    return _fused_multiply_add(third, weights[2], _fused_multiply_add(first, weights[0], acc))
+
+
+def _float_smooth(values: torch.Tensor, dim: int) -> torch.Tensor:
+    """0.5 * centre + 0.25 * (left + right) in float32 along ``dim``, reflect-101 border."""
+    n = values.shape[dim]
+    index = torch.tensor([min(1, n - 1), *range(n), max(n - 2, 0)], device=values.device)
+    padded = values.index_select(dim, index)
+    return padded.narrow(dim, 1, n) * 0.5 + (padded.narrow(dim, 0, n) + padded.narrow(dim, 2, n)) * 0.25
+
+
+def float_integral(values: torch.Tensor) -> torch.Tensor:
+    """OpenCV's float32 integral image [B, H+1, W+1]: each row's running sum, then rows added, in float32.
+
+    Accumulated step by step because torch's cumsum adds float32 in float64, which rounds differently.
+    """
+    batch, height, width = values.shape
+    row_sums = torch.zeros_like(values)
+    running = torch.zeros(batch, height, dtype=values.dtype, device=values.device)
+    for x in range(width):
+        running = running + values[:, :, x]
+        row_sums[:, :, x] = running
+    integral = values.new_zeros(batch, height + 1, width + 1)
+    for y in range(height):
+        integral[:, y + 1, 1:] = integral[:, y, 1:] + row_sums[:, y]
+    return integral
+
+
+def reference_float_saliency(normalised: torch.Tensor) -> torch.Tensor:
+    """What ``StaticSaliencyFineGrained`` returns for normalised float32 images [B, 3, H, W] (uint8 [B, H, W]).
+
+    The reference code's call (module docstring): real float grey values for the box means, a byte
+    of each row's float32 buffer as the centre value.
+    """
+    if normalised.dim() != 4 or normalised.shape[1] != 3:
+        raise InvalidParameterError("images", tuple(normalised.shape), "a [B, 3, H, W] batch")
+    gray = _float_smooth(_float_smooth(float_gray(normalised), -1), -2)
+    gray = _float_smooth(_float_smooth(gray, -1), -2)
+    batch, height, width = gray.shape
+    row_bytes = gray.contiguous().view(torch.uint8).reshape(batch, height, 4 * width)  # little-endian float32
+    return saliency_from_contrasts(row_bytes[..., :width].long(), float_integral(gray))
+
+
+def first_peak(saliency: torch.Tensor) -> tuple[int, int]:
+    """(row, column) of the first maximum of an [H, W] map in row-major order, as ``np.argmax``."""
     row, col = divmod(int(saliency.flatten().long().argmax()), saliency.shape[1])
     return row, col
 
 
-def saliencymix(x: torch.Tensor, y: torch.Tensor, lam: float, perm: torch.Tensor) -> tuple[torch.Tensor, MixTarget]:
-    """CutMix with the box for ``lam`` centred on the saliency peak of ``x[perm[0]]``, for the whole batch."""
-    cy, cx = saliency_peak(x[perm[0]])
+def saliency_peak(image: torch.Tensor) -> tuple[int, int]:
+    """(row, column) of the first maximum, in row-major order, of one [C, H, W] image's saliency."""
+    return first_peak(fine_grained_saliency(image[None])[0])
+
+
+def saliencymix(x: torch.Tensor, y: torch.Tensor, lam: float, perm: torch.Tensor,
+                peak: tuple[int, int] | None = None) -> tuple[torch.Tensor, MixTarget]:
+    """CutMix with the box for ``lam`` centred on ``peak``, for the whole batch; by default the
+    saliency peak of ``x[perm[0]]``."""
+    cy, cx = peak if peak is not None else saliency_peak(x[perm[0]])
     height, width = x.shape[-2:]
     return cutmix(x, y, lam, perm, box=box_around(cy, cx, math.sqrt(1.0 - lam), height, width))
 
@@ -134,11 +220,27 @@ def saliencymix(x: torch.Tensor, y: torch.Tensor, lam: float, perm: torch.Tensor
 class SaliencyMix(PairMixer):
     """SaliencyMix with lam ~ Beta(alpha, alpha); the paper's CIFAR alpha is 0.2.
 
-    ``__call__(x, y, generator)`` draws lam, then the permutation.
+    ``saliency_input``: a key of ``SALIENCY_INPUTS``. "reference-float" needs the model's input
+    normalisation (``normalize``, set by the SaliencyMix method), since the reference hands OpenCV
+    the normalised tensor. ``__call__(x, y, generator)`` draws lam, then the permutation.
     """
 
-    def __init__(self, alpha: float = 0.2):
+    def __init__(self, alpha: float = 0.2, saliency_input: str = "image"):
         self.alpha = check_alpha(alpha)
+        check_choice("saliency_input", saliency_input, SALIENCY_INPUTS)
+        self.saliency_input = saliency_input
+        self.normalize = None  # callable [B, C, H, W] -> normalised; needed by "reference-float"
+
+    def peak(self, partner: torch.Tensor) -> tuple[int, int]:
+        """The box centre for one partner image [C, H, W]."""
+        if self.saliency_input == "image":
+            return saliency_peak(partner)
+        if self.normalize is None:
+            raise InvalidParameterError("saliency_input", self.saliency_input,
+                                        "'image', or 'reference-float' with the model's normalisation set "
+                                        "(SaliencyMix.normalize; the saliencymix method sets it)")
+        with torch.no_grad():
+            return first_peak(reference_float_saliency(self.normalize(partner[None]))[0])
 
     def mix(self, x, y, lam, perm, generator):
-        return saliencymix(x, y, lam, perm)
+        return saliencymix(x, y, lam, perm, peak=self.peak(x[perm[0]]))
