@@ -6,9 +6,11 @@
 evaluations, plus an equal-compute arm no paper reports (Mixup and CutMix trained for as many
 epochs as a learned method's step cost buys). Ordered so each finished prefix is useful: a
 full table at seed 0 first (cheapest runs first by the bench report's step times, so the table
-fills fastest: the static mixers and DM(CE) on them, then PuzzleMix and the learned mixers), then seeds 1-2
-of the methods the claims name, then the
-equal-compute arm at seed 0, then seeds 1-2 of the remaining static methods. The
+fills fastest: the static mixers and DM(CE) on them, then PuzzleMix and the learned mixers), then the
+protocol audit's cheap training arms (``AUDIT_ARMS``: reference SaliencyMix, cosine floor 0.05 on
+Mixup and CutMix; about 1.3 wall-clock hours), then seeds 1-2 of the methods the claims name, then the
+equal-compute arm at seed 0, then seeds 1-2 of the remaining static methods, and last the two
+AdAutoMix audit arms (about 4 hours of one core each). The
 equal-compute arm has one seed: its four runs cost about 14 vanilla runs, and at about 24
 wall-clock hours of two one-thread workers the plan is already past the 20 the study
 budgeted (estimate from the committed bench report; book/protocol_pilot).
@@ -92,17 +94,45 @@ def load_bench_report(path: Path = EQUAL_COMPUTE_BENCH) -> dict:
 
 @dataclass(frozen=True)
 class Arm:
-    """One row of the study's table: a method, its overrides, and its epochs (None: the budget's)."""
+    """One row of the study's table: a method, its overrides, its epochs and cosine floor (None: defaults)."""
 
     method: str
     method_params: dict = field(default_factory=dict)
     epochs: int | None = None
+    min_lr: float | None = None
 
     def config(self, seed: int, budget: str = "cpu") -> RunConfig:
         fields = {"method": self.method, "dataset": DATASET, "seed": seed, "method_params": dict(self.method_params)}
         if self.epochs is not None:
             fields["epochs"] = self.epochs
+        if self.min_lr is not None:
+            fields["min_lr"] = self.min_lr
         return config_for_budget(budget, **fields)
+
+
+@dataclass(frozen=True)
+class AuditArm:
+    """A protocol-audit training arm: one reference-code choice, trained beside our default (seed 0)."""
+
+    finding: str  # the reference's choice, as the audit page names it
+    ours: Arm
+    reference: Arm
+
+
+# The protocol audit's training arms (book page "Protocol audit", section 6); one seed each at the
+# cpu budget, compared with the study's own run of the same seed image by image.
+AUDIT_ARMS = (
+    AuditArm("SaliencyMix: saliency of the normalised float tensor (reference code)",
+             Arm("saliencymix"), Arm("saliencymix", {"saliency_input": "reference-float"})),
+    AuditArm("Mixup with the learned methods' cosine floor 0.05 (static configs: 0)",
+             Arm("mixup"), Arm("mixup", min_lr=0.05)),
+    AuditArm("CutMix with the learned methods' cosine floor 0.05 (static configs: 0)",
+             Arm("cutmix"), Arm("cutmix", min_lr=0.05)),
+    AuditArm("AdAutoMix: the official code's sign of the cosine term (similarity pushed down)",
+             Arm("adautomix"), Arm("adautomix", {"cosine_sign": "reference"})),
+    AuditArm("AdAutoMix: lambda margin 0.03 of the official CIFAR configs",
+             Arm("adautomix"), Arm("adautomix", {"lam_margin": 0.03})),
+)
 
 
 def equal_compute_arms(bench_report: dict, budget: str = "cpu") -> list[Arm]:
@@ -127,7 +157,11 @@ def study_configs(bench_report: dict | None = None, budget: str = "cpu") -> tupl
     seconds = step_seconds(report)
     # Vanilla, the row every table compares against, leads; the rest by step cost.
     first_table = sorted(headline + others, key=lambda arm: (arm.method != "vanilla", arm_step_seconds(arm, seconds)))
-    tiers = [(first_table, (0,)), (headline, (1, 2)), (equal, (0,)), (others, (1, 2))]
+    audit = sorted((a.reference for a in AUDIT_ARMS), key=lambda arm: arm_step_seconds(arm, seconds))
+    cheap_audit = [arm for arm in audit if arm.method != "adautomix"]
+    costly_audit = [arm for arm in audit if arm.method == "adautomix"]
+    tiers = [(first_table, (0,)), (cheap_audit, (0,)), (headline, (1, 2)), (equal, (0,)), (others, (1, 2)),
+             (costly_audit, (0,))]
     configs = [arm.config(seed, budget) for arms, seeds in tiers for seed in seeds for arm in arms]
     return tuple({config.key(): config for config in reversed(configs)}[key]
                  for key in dict.fromkeys(config.key() for config in configs))
@@ -138,7 +172,8 @@ def pilot_plan() -> Plan:
 
 
 def study_plan() -> Plan:
-    return Plan("study", "every method at the cpu budget, 3 seeds, evaluated; the equal-compute arm",
+    return Plan("study", "every method at the cpu budget, 3 seeds, evaluated; the equal-compute arm; "
+                "the protocol audit's training arms",
                 study_configs(), evaluations=STUDY_EVALUATIONS, evaluation_options=STUDY_EVALUATION_OPTIONS)
 
 

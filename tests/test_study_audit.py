@@ -83,3 +83,56 @@ def test_ece_rules_rank_lower_as_better_and_skip_unevaluated_runs():
                       "reference code's ECE (sorted pairing)": {"vanilla": 4.0, "mixup": 4.5}}
     assert audit.rank_changes(scores, higher_is_better=False) == [
         "under 'reference code's ECE (sorted pairing)' the best is Vanilla, not Mixup"]
+
+
+def _stored_run(store, config, median, correct):
+    """A stored run whose scored network has ``median`` top-1 and gets ``correct`` (bool array) right."""
+    import torch
+
+    from mixrepro.evaluate.predictions import encode_predictions
+    from mixrepro.results import RunRecord
+
+    labels = torch.zeros(len(correct), dtype=torch.long)
+    predicted = torch.where(torch.as_tensor(correct), 0, 1)
+    summary = {net: {"median_last10": median} for net in ("online", "ema")}
+    record = RunRecord(config=config, epochs=[{"epoch": 1, "test_top1": median}], summary=summary,
+                       environment={}, predictions=encode_predictions({"online": predicted, "ema": predicted},
+                                                                      labels))
+    store.publish(record)
+
+
+def test_training_arms_table_reads_pairs_tests_them_per_image_and_prices_missing_ones(tmp_path):
+    import numpy as np
+
+    from mixrepro.plans import AUDIT_ARMS
+    from mixrepro.results import ResultsStore
+
+    store = ResultsStore(tmp_path)
+    saliency, floor = AUDIT_ARMS[0], AUDIT_ARMS[1]
+    ours = np.ones(2000, dtype=bool)
+    ours[:300] = False  # 85 % right
+    worse = ours.copy()
+    worse[300:500] = False  # the reference choice loses 200 images and wins none
+    _stored_run(store, saliency.ours.config(0), 85.0, ours)
+    _stored_run(store, saliency.reference.config(0), 75.5, worse)
+    _stored_run(store, floor.ours.config(0), 80.0, ours)
+    _stored_run(store, floor.reference.config(0), 80.1, ours)  # the same images right
+    table, done = audit.training_arms_markdown(AUDIT_ARMS[:3], tmp_path, spread=0.5)
+    assert done == 2
+    lines = table.splitlines()
+    assert "| 85.00 (online) | 75.50 | -9.50 | -10.00 | lowers top-1 beyond seed noise (> 1.41); " \
+           "final networks per image: p = 0.000 |" in lines[2]
+    assert "| +0.10 | +0.00 | within seed noise (<= 1.41); final networks per image: p = 1.000 |" in lines[3]
+    assert "not run yet: both runs (about " in lines[4] and " h of one core)" in lines[4]
+    unmeasured, _ = audit.training_arms_markdown(AUDIT_ARMS[:1], tmp_path, spread=None)
+    assert "one run each; no seed spread measured yet" in unmeasured
+
+
+def test_seed_spread_pools_the_methods_with_several_seeds():
+    def run(top1):
+        return SimpleNamespace(summary={"online": {"median_last10": top1}}, predictions={})
+
+    spread, methods = audit.seed_spread({"vanilla": [run(79.0), run(81.0)], "mixup": [run(80.0), run(80.0)],
+                                         "cutmix": [run(80.5)]})
+    assert methods == 2 and spread == pytest.approx(1.0)  # variances 2 and 0, one degree of freedom each
+    assert audit.seed_spread({"cutmix": [run(80.5)]}) == (None, 0)

@@ -51,7 +51,7 @@ def test_equal_compute_epochs_follow_the_measured_step_times():
 
 def test_study_plan_order_and_content():
     configs = plans.study_configs(FULL_BENCH)
-    assert len(configs) == len({c.key() for c in configs}) == 14 + 20 + 4 + 8
+    assert len(configs) == len({c.key() for c in configs}) == 14 + 3 + 20 + 4 + 8 + 2
     seed0 = configs[:14]
     assert {c.seed for c in seed0} == {0} and configs[0].method == "vanilla"  # a full table first
     assert {(c.method, c.method_params.get("loss")) for c in seed0} >= {
@@ -59,14 +59,28 @@ def test_study_plan_order_and_content():
     methods0 = [c.method for c in seed0]  # cheapest first: every static mixer before PuzzleMix and the learned ones
     assert set(methods0[:9]) == {"vanilla", "mixup", "cutmix", *plans.OTHER_STATIC}
     assert methods0[9:] == ["puzzlemix", "automix", "automix", "samix", "adautomix"]
-    later_seeds = configs[14:34]
+    cheap_audit = configs[14:17]  # the audit's cheap training arms, right after the seed-0 table
+    assert {(c.method, c.min_lr, tuple(c.method_params.items())) for c in cheap_audit} == {
+        ("saliencymix", None, (("saliency_input", "reference-float"),)), ("mixup", 0.05, ()), ("cutmix", 0.05, ())}
+    later_seeds = configs[17:37]
     assert {c.seed for c in later_seeds} == {1, 2}
     assert not {c.method for c in later_seeds} & set(plans.OTHER_STATIC)  # headline methods first
-    equal = configs[34:38]
+    equal = configs[37:41]
     assert {(c.method, c.epochs) for c in equal} == {("mixup", 360), ("cutmix", 450), ("mixup", 480),
                                                       ("cutmix", 600)}
+    assert {c.method for c in configs[41:49]} == set(plans.OTHER_STATIC)
+    assert [c.method for c in configs[49:]] == ["adautomix", "adautomix"]  # the costly audit arms last
     assert all(c.epochs == 120 and c.test_subset is None and c.ema_schedule == "step-scaled"
-               for c in configs[:34])
+               for c in configs[:37] + configs[41:])
+
+
+def test_every_audit_arm_differs_from_its_study_run_in_one_choice_only():
+    study_keys = {c.key() for c in plans.study_configs(FULL_BENCH)}
+    for arm in plans.AUDIT_ARMS:
+        ours, reference = arm.ours.config(0), arm.reference.config(0)
+        assert ours.key() in study_keys and reference.key() in study_keys and ours.key() != reference.key()
+        changed = {k for k, v in ours.to_dict().items() if reference.to_dict()[k] != v}
+        assert len(changed) == 1, (arm.finding, changed)
 
 
 def test_the_committed_bench_report_gives_the_study_plan():

@@ -188,3 +188,96 @@ def rank_changes(scores: dict[str, dict[str, float]], higher_is_better: bool = T
     best = {rule: min(ranks(scores[rule], higher_is_better).items(), key=lambda kv: kv[1])[0] for rule in rules}
     return [f"under '{rule}' the best is {method_label(best[rule])}, not {method_label(best[rules[0]])}"
             for rule in rules[1:] if best[rule] != best[rules[0]]]
+
+
+# --------------------------------------------------------------------------- section 6: training arms
+
+
+def arm_pair(audit_arm, results_dir, seed: int = 0):
+    """(our run, the reference-choice run) of one ``plans.AuditArm`` at seed ``seed``; None where not stored."""
+    from ..results import ResultsStore
+
+    store = ResultsStore(results_dir)
+    return store.load(audit_arm.ours.config(seed)), store.load(audit_arm.reference.config(seed))
+
+
+def arm_hours(arm) -> float | None:
+    """Hours of one core the arm's run costs at the cpu budget (committed bench report), None if untimed."""
+    from ..errors import MixreproError
+    from ..plans import arm_step_seconds, load_bench_report, step_seconds
+
+    try:
+        seconds = arm_step_seconds(arm, step_seconds(load_bench_report()))
+    except MixreproError:
+        return None
+    config = arm.config(0)
+    steps = config.epochs * math.ceil(config.train_subset / config.batch_size)
+    return None if math.isinf(seconds) else steps * seconds / 3600
+
+
+def arm_reading(ours, reference) -> dict:
+    """Top-1 of both runs (median of the last 10 epochs, the scored network), their difference, and the
+    image-level McNemar test on the final networks (it says whether the two networks differ, which
+    includes the randomness of two trainings, not only the choice)."""
+    from .paired import mcnemar
+    from .scores import per_image_correct, run_top1
+
+    network = scored_network(ours.config.method)
+    row = {"network": network, "ours": run_top1(ours, network), "reference": run_top1(reference, network)}
+    row["difference"] = row["reference"] - row["ours"]
+    correct = per_image_correct([reference, ours], network)
+    if correct:
+        test = mcnemar(*correct)
+        row.update(final_difference=test.difference_points, p_value=test.p_value)
+    return row
+
+
+def seed_spread(runs: dict) -> tuple[float | None, int]:
+    """(pooled standard deviation of the scored top-1 over seeds, methods it pools) of the study's runs.
+
+    A choice's effect is measured by one run each, so the question is whether the difference is larger
+    than two runs of one method differ by seed alone.
+    """
+    from .scores import scored_stats
+
+    spreads = [(stats.n - 1, stats.std ** 2) for stats in scored_stats(runs).values() if stats.n > 1]
+    dof = sum(d for d, _ in spreads)
+    return (math.sqrt(sum(d * v for d, v in spreads) / dof) if dof else None), len(spreads)
+
+
+def arm_verdict(row: dict, spread: float | None) -> str:
+    """Whether one run with the reference choice differs from ours by more than seed noise, and per image."""
+    if spread is None:
+        reading = "one run each; no seed spread measured yet"
+    else:
+        noise = 2 * math.sqrt(2) * spread  # twice the sd of a difference between two single runs
+        if abs(row["difference"]) > noise:
+            reading = f"{'raises' if row['difference'] > 0 else 'lowers'} top-1 beyond seed noise (> {noise:.2f})"
+        else:
+            reading = f"within seed noise (<= {noise:.2f})"
+    if "p_value" in row:
+        reading += f"; final networks per image: p = {row['p_value']:.3f}"
+    return reading
+
+
+def training_arms_markdown(audit_arms, results_dir, spread: float | None, seed: int = 0) -> tuple[str, int]:
+    """The section-6 table (one row per arm) and how many arms have both runs; ``spread`` from ``seed_spread``."""
+    rows, done = [], 0
+    for audit_arm in audit_arms:
+        ours, reference = arm_pair(audit_arm, results_dir, seed)
+        if ours is None or reference is None:
+            missing = [arm for arm, run in ((audit_arm.ours, ours), (audit_arm.reference, reference)) if run is None]
+            hours = [arm_hours(arm) for arm in missing]
+            cost = f"about {sum(hours):.1f} h of one core" if None not in hours else "cost not timed"
+            waiting = "both runs" if ours is None and reference is None else \
+                ("the reference-choice run" if reference is None else "our run")
+            rows.append([audit_arm.finding, "–", "–", "–", "–", f"not run yet: {waiting} ({cost})"])
+            continue
+        done += 1
+        row = arm_reading(ours, reference)
+        final = f"{row['final_difference']:+.2f}" if "final_difference" in row else "–"
+        rows.append([audit_arm.finding, f"{row['ours']:.2f} ({row['network']})", f"{row['reference']:.2f}",
+                     f"{row['difference']:+.2f}", final, arm_verdict(row, spread)])
+    header = ["arm", "top-1, our default", "top-1, reference choice", "reference - ours, median of last 10",
+              "reference - ours, final networks per image", "reading"]
+    return markdown_table(header, rows), done
