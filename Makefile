@@ -3,10 +3,12 @@
 #   make test-fast               the same without the tests marked slow (the edit-test loop)
 #   make reproduce               rerun every notebook as last executed (papermill), then build the book
 #   make reproduce BUDGET=smoke  the same at one budget for all (smoke, cpu, gpu, paper)
+#   make reproduce BUDGET=smoke RESULTS=/tmp/fresh  ... with runs stored in (an empty) RESULTS: retrains them all
 #   make book                    build the book from the committed notebooks (never trains)
 VENV    ?= .venv
 PYTHON  ?= python3
 BUDGET  ?= committed
+RESULTS ?=
 PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed
 
@@ -31,7 +33,7 @@ test-fast: lint
 	$(PY) -m pytest -m "not slow"
 
 notebooks: $(STAMP)
-	$(PY) -m mixrepro.notebook_runner --budget $(BUDGET)
+	$(PY) -m mixrepro.notebook_runner --budget $(BUDGET) $(if $(RESULTS),--results-dir $(RESULTS))
 
 reproduce: notebooks book
 
