@@ -305,3 +305,17 @@ def test_param_groups_split_off_the_generator():
     assert {id(p) for p in generator["params"]} == {id(p) for p in method.generator_net.parameters()}
     assert generator["lr_mult"] == 2.0 and "lr_mult" not in rest
     assert len(make_method(AdAutoMix).param_groups()) == 1
+
+
+def test_ace_weight_sets_the_clean_term_apart_from_the_linear_mix_term():
+    """Tables 5 and 8 add L_ace and L_mce one at a time: ace_weight defaults to 1 - mce_weight."""
+    x, y = batch()
+    outs = {}
+    for name, params in {"default": {}, "explicit": {"ace_weight": 0.5}, "no_ace": {"ace_weight": 0.0}}.items():
+        method = make_method(AdAutoMix, **params)
+        outs[name] = method.training_step(x, y, ctx_at(0, torch.Generator().manual_seed(4)))
+    loss = {k: float(o.loss.detach()) for k, o in outs.items()}
+    assert loss["default"] == loss["explicit"]
+    assert loss["no_ace"] == pytest.approx(loss["default"] - 0.5 * float(outs["default"].logs["loss_ace"]), rel=1e-5)
+    with pytest.raises(InvalidParameterError, match="ace_weight"):
+        make_method(AdAutoMix, ace_weight=2.0)

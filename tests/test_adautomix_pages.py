@@ -159,9 +159,10 @@ def test_arm_params_leave_out_defaults_so_the_default_arm_is_the_shared_run(tmp_
         pages.arm_params({"temperature": 2.0})
 
 
-def test_table8_arms_build_the_rows_our_options_allow():
+def test_table8_arms_add_one_term_at_a_time():
     arms = pages.named_arms(pages.TABLE8_ARMS, pages.TABLE8_SHORT.get)
-    assert arms["Base"] is None and arms["+ L_ace"] is None
+    assert arms["Base"] == {"mce_weight": 0.0, "ace_weight": 0.0, "teacher_weight": 0.0, "cosine_weight": 0.0}
+    assert arms["+ L_ace"] == {"mce_weight": 0.0, "ace_weight": 0.5, "teacher_weight": 0.0, "cosine_weight": 0.0}
     assert arms["+ L_ace + L_mce"] == {"teacher_weight": 0.0, "cosine_weight": 0.0}
     assert arms["+ teacher L_amce"] == {"cosine_weight": 0.0} and arms["+ L_cosine (full)"] == {}
 
@@ -172,9 +173,9 @@ def test_grids_are_a_cheap_pair_at_smoke_and_the_tables_otherwise(tmp_path):
     assert pages.grid(params(tmp_path, budget="cpu"), "N", [2]) == [2]
 
 
-def test_missing_arms_name_their_reason_and_unbuildable_arms_say_why(tmp_path):
-    found, reasons = pages.collect_arms(params(tmp_path, budget="cpu"), {"N=2": {"num_sources": 2}, "Base": None})
-    assert found == {} and reasons["Base"] == pages.UNBUILT
+def test_missing_arms_name_their_reason(tmp_path):
+    found, reasons = pages.collect_arms(params(tmp_path, budget="cpu"), {"N=2": {"num_sources": 2}})
+    assert found == {}
     assert "not run" in reasons["N=2"] and "not in the study plan" in reasons["N=2"]
     joined = pages.arms_reason({"a": "why", "b": "why", "c": "other"})
     assert joined == "a, b: why; c: other" and pages.arms_reason({}) is None

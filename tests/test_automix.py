@@ -507,3 +507,71 @@ def test_dm_ce_replaces_only_the_classifiers_mixed_loss():
         logs[loss] = step_method.training_step(x, y, ctx_at(50, torch.Generator().manual_seed(2))).logs
     assert float(logs["mce"]["loss_gen"]) == float(logs["dm_ce"]["loss_gen"])  # the Mix Block's loss is MCE
     assert float(logs["mce"]["loss_mix"]) != float(logs["dm_ce"]["loss_mix"])
+
+
+# ----------------------------------------------------------------------------- ablation options (Tables 9-10, Fig. 6)
+
+
+def _step(params, seed=2, step=50):
+    method = make_method(AutoMix, **params)
+    x, y = batch()
+    return method, method.training_step(x, y, ctx_at(step, torch.Generator().manual_seed(seed)))
+
+
+def test_without_clean_ce_the_loss_drops_exactly_the_clean_term():
+    _, full = _step({})
+    method, no_ce = _step({"clean_ce": False})
+    assert float(no_ce.logs["loss_clean"]) == 0.0 and float(full.logs["loss_clean"]) > 0
+    assert float(no_ce.logs["loss_mix"]) == float(full.logs["loss_mix"])  # same draws, same masks
+    assert float(no_ce.loss.detach()) == pytest.approx(float(full.loss.detach()) - float(full.logs["loss_clean"]),
+                                                       rel=1e-6)
+
+
+def test_constant_ema_momentum_zero_makes_k_a_copy_of_q():
+    method = make_method(AutoMix, ema_momentum=0.0)
+    train_steps(method, steps=2)
+    for p_k, p_q in zip(method.ema.parameters(), method.model.parameters()):
+        assert torch.equal(p_k, p_q)
+    scheduled = make_method(AutoMix)
+    train_steps(scheduled, steps=2)
+    assert not all(torch.equal(a, b) for a, b in zip(scheduled.ema.parameters(), scheduled.model.parameters()))
+    assert make_method(AutoMix, ema_momentum=0.5).ema_momentum(ctx_at(0, None)) == 0.5
+
+
+def test_without_the_momentum_pipeline_the_mix_block_learns_from_q_and_k_plays_no_part():
+    method, out = _step({"momentum_pipeline": False})
+    assert "loss_gen" not in out.logs and float(out.logs["mask_std_gen"]) >= 0
+    out.loss.backward()
+    assert all(p.grad is not None and float(p.grad.abs().sum()) > 0 for p in method.mix_block.parameters())
+    assert all(p.grad is None for p in method.ema.parameters())
+    x, y = batch()
+    before = method.training_step(x, y, ctx_at(50, torch.Generator().manual_seed(2))).loss.detach()
+    with torch.no_grad():
+        for p in method.ema.parameters():
+            p.add_(1.0)  # k changed: the joint step must not notice
+    after = method.training_step(x, y, ctx_at(50, torch.Generator().manual_seed(2))).loss.detach()
+    assert float(before) == float(after)
+
+
+def test_random_grid_masks_are_binary_feature_cells_with_mean_lambda_and_nothing_learns():
+    from mixrepro.methods.automix import random_grid_mask
+
+    mask = random_grid_mask((400, 256, 8, 8), 0.3, (32, 32), torch.Generator().manual_seed(0))
+    assert set(mask.unique().tolist()) <= {0.0, 1.0} and mask.shape == (400, 1, 32, 32)
+    assert torch.equal(mask, mask[..., ::4, ::4].repeat_interleave(4, -2).repeat_interleave(4, -1))  # 4x4 cells
+    assert float(mask.mean()) == pytest.approx(0.3, abs=0.01)
+    method, out = _step({"mask_source": "random_grid"})
+    lam = float(out.logs["lam_cls"])
+    assert "loss_gen" not in out.logs and 0.08 < lam < 0.92  # these draws use the grid, not the fallback
+    assert float(out.logs["mask_std_cls"]) > 0.2  # a binary grid, not a constant mask
+    out.loss.backward()
+    assert all(p.grad is None for p in method.mix_block.parameters())
+
+
+@pytest.mark.parametrize("params, name", [({"mask_source": "grids"}, "mask_source"),
+                                          ({"ema_momentum": 1.5}, "ema_momentum"),
+                                          ({"clean_ce": "no"}, "clean_ce"),
+                                          ({"momentum_pipeline": False, "mask_source": "random_grid"}, "mask_source")])
+def test_ablation_options_are_validated(params, name):
+    with pytest.raises(InvalidParameterError, match=name):
+        make_method(AutoMix, **params)

@@ -151,6 +151,10 @@ def test_mask_statistics_from_the_logs():
     structured = pages.no_collapse_check({"std": study.SeedStats((0.2, 0.25, 0.22))})
     assert structured[0].outcome == "supports"
     assert pages.no_collapse_check({}) == [] and pages.final_mask_stats({}) == {}
+    # the reverse claim (Fig. 6 without the momentum pipeline): collapse supported by flat masks only
+    assert pages.collapse_check({"std": study.SeedStats((0.001, 0.002, 0.001))})[0].outcome == "supports"
+    assert pages.collapse_check({"std": study.SeedStats((0.2, 0.25, 0.22))})[0].outcome == "contradicts"
+    assert pages.collapse_check({}) == []
 
 
 def test_lambda_follow_checks():

@@ -11,6 +11,7 @@ Paper step (Eq. 2-16, Alg. 1), ``schedule="paper"`` (default)::
     generator maximises L_amce(W; x_mix) - b L_amce(k; x_mix) + (1 - b) L_cos(k)            (Eq. 15-16)
 
 with a = ``mce_weight`` (0.5), b = ``teacher_weight`` (0.3), L_cos = sum_n lam_n cos(k(x_mix), k(x_n)).
+L_ace's weight is 1 - a unless ``ace_weight`` sets it apart (Tables 5 and 8 add L_ace and L_mce one at a time).
 The trainer does one backward and one SGD step, so x_mix enters the target network through a
 gradient-reversal function: forward identity, backward multiplies by -1. The single scalar
 
@@ -189,6 +190,7 @@ class AdAutoMix(Method):
         "alpha": 1.0,  # Beta(alpha, alpha) concentration ("lambda = 1.0" in appendix A.2)
         "num_sources": 3,  # N
         "mce_weight": 0.5,  # paper's alpha (Eq. 10)
+        "ace_weight": None,  # weight of L_ace; None: 1 - mce_weight (Eq. 10); set apart for Table 5/8's ablation rows
         "teacher_weight": 0.3,  # paper's beta (Eq. 11)
         "cosine_weight": None,  # None: 1 - teacher_weight, as in the paper
         "lambda_sampler": "normalized_beta",  # reference; "dirichlet" option
@@ -225,6 +227,8 @@ class AdAutoMix(Method):
         if isinstance(n, bool) or not isinstance(n, int) or not 2 <= n <= 5:
             raise InvalidParameterError("num_sources", n, "an integer in 2..5")
         check_range("mce_weight", params["mce_weight"], 0.0, 1.0)
+        if params["ace_weight"] is not None:
+            check_range("ace_weight", params["ace_weight"], 0.0, 1.0)
         check_range("teacher_weight", params["teacher_weight"], 0.0, 1.0)
         if params["cosine_weight"] is not None:
             check_range("cosine_weight", params["cosine_weight"], 0.0, math.inf)
@@ -328,7 +332,8 @@ class AdAutoMix(Method):
         loss_amce = soft_ce(self.model(x_cls), target_cls)
         loss_mce = soft_ce(self.model(mix_sources([x[q] for q in perms_cls], lams)), target_cls)
         loss_ace = F.cross_entropy(self.model(x), y)
-        loss_target = loss_amce + p["mce_weight"] * loss_mce + (1 - p["mce_weight"]) * loss_ace
+        ace_weight = 1 - p["mce_weight"] if p["ace_weight"] is None else p["ace_weight"]
+        loss_target = loss_amce + p["mce_weight"] * loss_mce + ace_weight * loss_ace
 
         # Generator regularisers through the frozen teacher (Eq. 15). In the paper schedule the
         # ascent on the target's L_amce reaches the generator through the gradient reversal above.

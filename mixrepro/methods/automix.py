@@ -41,6 +41,16 @@ Choices where the paper and the reference code (OpenMixup) differ; defaults foll
   by a cosine remapped onto the last 90 %; the reference evaluates its cosine over the whole
   run's progress (so it starts the rise from the cosine's value at 10 %, not from its start).
   Both end at 0.999999; we keep ours.
+- Ablation options (defaults: the method as published). ``momentum_pipeline=False`` removes the
+  momentum pipeline (AutoMix Fig. 6, Table 10 "(none)"): one pair per step, the Mix Block mixes it
+  from the online network q's stage-l features (with gradient: the block is nested in q) and learns
+  from q's own mixed loss in the same backward as q, so their gradients are entangled (Eq. 9).
+  ``ema_momentum=m`` replaces k's momentum schedule by a constant (Table 10's "+MP(m = 0)": k is a
+  copy of q after every step; k is also the scored EMA network, so its score then equals a
+  BN-statistics variant of q's). ``clean_ce=False`` drops Eq. 8's CE on clean images (Table 10's
+  "CE" column). ``mask_source="random_grid"`` replaces the Mix Block by random grids (Table 9's
+  first row, which the paper does not define further: each cell of the stage-l feature grid comes
+  from x with probability lam, nearest-upsampled; nothing is learned, so there is no generation term).
 - ``loss`` / ``loss_params``: the classifier's loss on its mixed batch; "mce" by default, "dm_ce"
   for the DM paper's AutoMix + DM(CE) (its "dynamic" preset, eta = 1, appendix B.3). The Mix
   Block's generation loss through k stays MCE.
@@ -94,6 +104,7 @@ from .mixblock import (
 from .registry import METHODS
 
 MASK_LOSS_SCHEDULES = ("linear", "constant", "cosine")
+MASK_SOURCES = ("mix_block", "random_grid")
 MASK_ADJUST_LAMBDAS = ("backbone", "mixblock")
 
 # The momentum-pipeline hyperparameters every Mix Block method shares (SAMix reuses them).
@@ -111,6 +122,11 @@ PIPELINE_DEFAULTS = {
     "mixblock_lr_mult": 1.0,  # lr multiplier of the Mix Block's parameter group (param_groups())
     "separate_heads": False,  # reference: clean and mixed images through separate linear heads
     "init_seed": None,  # seed of the Mix Block's N(0, 0.01) init; None: drawn from torch's seeded global RNG
+    # Ablations of the AutoMix paper (Table 9, Table 10, Fig. 6); the defaults are the method as published.
+    "momentum_pipeline": True,  # False: no MP, the Mix Block mixes from q's features and learns jointly with q
+    "ema_momentum": None,  # a constant momentum for k (0: k is a copy of q, Table 10's m = 0); None: the schedule
+    "clean_ce": True,  # the CE term on the clean images of Eq. 8 (Table 10's "CE")
+    "mask_source": "mix_block",  # "random_grid": Bernoulli(lam) cells of the feature grid (Table 9's first row)
     # The classifier's loss on its mixed batch: "mce" (the paper) or a DM loss (the DM paper's
     # "dynamic" DM(CE) preset, eta = 1); the Mix Block's generation loss stays MCE either way.
     **LOSS_DEFAULTS,
@@ -144,6 +160,14 @@ def draw_pairs(batch_size: int, alpha: float, generator: torch.Generator, device
 def mix_pair(x: torch.Tensor, perm: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """mask * x + (1 - mask) * x[perm]; ``mask`` [B, 1, H, W] is the weight of x (or a float)."""
     return mask * x + (1 - mask) * x[perm]
+
+
+def random_grid_mask(feature_shape, lam: float, size, generator: torch.Generator) -> torch.Tensor:
+    """[B, 1, H, W] binary mask (weight of x): each cell of the [h, w] feature grid is 1 with
+    probability lam, nearest-upsampled to the image ``size`` (AutoMix Table 9's random grids)."""
+    b, _, h, w = feature_shape
+    cells = (torch.rand(b, 1, h, w, generator=generator) < lam).float()
+    return F.interpolate(cells, size=size, mode="nearest")
 
 
 def scheduled_weight(weight: float, schedule: str, progress: float) -> float:
@@ -258,6 +282,15 @@ class AutoMix(Method):
         check_choice("mask_adjust_rule", params["mask_adjust_rule"], MASK_ADJUST_RULES)
         check_range("mixblock_lr_mult", params["mixblock_lr_mult"], 0.0, math.inf)
         check_bool("separate_heads", params["separate_heads"])
+        check_bool("momentum_pipeline", params["momentum_pipeline"])
+        check_bool("clean_ce", params["clean_ce"])
+        check_choice("mask_source", params["mask_source"], MASK_SOURCES)
+        if params["ema_momentum"] is not None:
+            check_range("ema_momentum", params["ema_momentum"], 0.0, 1.0)
+        if not params["momentum_pipeline"] and params["mask_source"] != "mix_block":
+            raise InvalidParameterError("mask_source", params["mask_source"],
+                                        "'mix_block' when momentum_pipeline=False (without MP the Mix Block is what "
+                                        "learns; random grids learn nothing)")
         if isinstance(params["feature_stage"], bool) or params["feature_stage"] not in (1, 2, 3, 4):
             raise InvalidParameterError("feature_stage", params["feature_stage"], "a stage index in 1..4")
         check_init_seed(params["init_seed"])
@@ -276,6 +309,8 @@ class AutoMix(Method):
         lam, margin = draws.lam_cls, self.params["lam_margin"]
         if lam <= margin or lam >= 1 - margin:
             return torch.full_like(x[:, :1], lam)
+        if self.params["mask_source"] == "random_grid":
+            return random_grid_mask(z.shape, lam, x.shape[-2:], generator).to(x.device)
         with torch.no_grad():
             mask = self.mix_block(z, draws.perm_cls, lam, x.shape[-2:], generator)
             p = self.params["mask_adjust"]
@@ -311,18 +346,29 @@ class AutoMix(Method):
         }
         return loss_gen, weight * mask_reg, mask_gen, logs
 
+    def clean_loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Eq. 8's CE of q on the clean images (zero with ``clean_ce=False``)."""
+        if not self.params["clean_ce"]:
+            return x.new_zeros(())
+        return F.cross_entropy(self.classify(self.model, x, False), y)
+
     def training_step(self, x: torch.Tensor, y: torch.Tensor, ctx: StepContext) -> StepOutput:
         g = ctx.generator
         draws = draw_pairs(len(x), self.params["alpha"], g, x.device)
+        if not self.params["momentum_pipeline"]:
+            return self.joint_step(x, y, draws, g, ctx.progress)
         z = self.encoder_features(x)
 
-        # Generation: the Mix Block learns through the frozen k.
-        loss_gen, mask_term, _, gen_logs = self.generation_terms(x, y, z, draws, g, ctx.progress)
+        # Generation: the Mix Block learns through the frozen k (random grids learn nothing).
+        if self.params["mask_source"] == "mix_block":
+            loss_gen, mask_term, _, gen_logs = self.generation_terms(x, y, z, draws, g, ctx.progress)
+        else:
+            loss_gen, mask_term, gen_logs = x.new_zeros(()), x.new_zeros(()), {}
 
         # Classification: q learns from clean and mixed images; the mask carries no gradient.
         mask_cls = self.classifier_mask(z, x, draws, g)
         target_cls = MixTarget.pair(y, draws.perm_cls, draws.lam_cls)
-        loss_clean = F.cross_entropy(self.classify(self.model, x, False), y)
+        loss_clean = self.clean_loss(x, y)
         loss_mix = self.mix_loss(self.classify(self.model, mix_pair(x, draws.perm_cls, mask_cls), True), target_cls)
 
         loss = loss_clean + loss_mix + loss_gen + mask_term
@@ -333,7 +379,30 @@ class AutoMix(Method):
         }
         return StepOutput(loss, detached_logs(logs))
 
+    def joint_step(self, x, y, draws: PairDraws, generator, progress: float) -> StepOutput:
+        """The step without the momentum pipeline (``momentum_pipeline=False``): on the Mix Block's own
+        pair, the mask comes from q's features and q's mixed loss trains q and the Mix Block together."""
+        z = self.model.forward_features(x, self.params["feature_stage"])  # with gradient: nested in q
+        mask = self.mix_block(z, draws.perm_gen, draws.lam_gen, x.shape[-2:], generator)
+        target = MixTarget.pair(y, draws.perm_gen, draws.lam_gen)
+        loss_mix = self.mix_loss(self.classify(self.model, mix_pair(x, draws.perm_gen, mask), True), target)
+        mask_reg, mask_parts = self.mask_loss(mask, draws.lam_gen)
+        weight = scheduled_weight(self.params["mask_loss_weight"], self.params["mask_loss_schedule"], progress)
+        loss_clean = self.clean_loss(x, y)
+        mean, std = mask_statistics(mask)
+        logs = {
+            "loss_clean": loss_clean, "loss_mix": loss_mix, "mask_loss_weight": weight, "lam_gen": draws.lam_gen,
+            "mask_mean_gen": mean, "mask_std_gen": std, "mask_mean_gap_gen": (mean - draws.lam_gen).abs(),
+            **lambda_response_logs(mask, [draws.lam_gen]), **mask_parts,
+        }
+        return StepOutput(loss_clean + loss_mix + weight * mask_reg, detached_logs(logs))
+
     # -- trainer hooks -------------------------------------------------------------------------
+
+    def ema_momentum(self, ctx: StepContext) -> float:
+        """k's momentum: the run's schedule, or the constant ``ema_momentum`` option (Table 10's m)."""
+        constant = self.params["ema_momentum"]
+        return super().ema_momentum(ctx) if constant is None else float(constant)
 
     def param_groups(self) -> list[dict]:
         """Optimiser groups: one group, or the Mix Block apart with ``lr_mult = mixblock_lr_mult``."""

@@ -537,7 +537,10 @@ def value_arms(name: str, param: str, values: Sequence) -> dict[str, dict]:
 
 # Table 8's rows as AdAutoMix method_params (None: no option builds the row). L_mce and L_ace share one
 # weight (mce_weight a, 1 - a), so Base and Base + L_ace, which switch them off one at a time, cannot be built.
-TABLE8_ARMS = {"base": None, "ace": None, "ace_mce": {"teacher_weight": 0.0, "cosine_weight": 0.0},
+# Table 8's rows add one term at a time; "+ L_ace" weighs L_ace as in the full loss (1 - a = 0.5).
+TABLE8_ARMS = {"base": {"mce_weight": 0.0, "ace_weight": 0.0, "teacher_weight": 0.0, "cosine_weight": 0.0},
+               "ace": {"mce_weight": 0.0, "ace_weight": 0.5, "teacher_weight": 0.0, "cosine_weight": 0.0},
+               "ace_mce": {"teacher_weight": 0.0, "cosine_weight": 0.0},
                "teacher": {"cosine_weight": 0.0}, "full": {}}
 TABLE8_SHORT = {"base": "Base", "ace": "+ L_ace", "ace_mce": "+ L_ace + L_mce", "teacher": "+ teacher L_amce",
                 "full": "+ L_cosine (full)"}
@@ -545,9 +548,9 @@ TABLE8_SHORT = {"base": "Base", "ace": "+ L_ace", "ace_mce": "+ L_ace + L_mce", 
 ADVERSARIAL_ARMS = {"adversarial": {}, "without adversarial": {"ascent_scale": 0.0}}
 
 
-def named_arms(arms: dict[str, dict | None], label: Callable[[str], str] = str) -> dict[str, dict | None]:
-    """{label(arm): method_params without AdAutoMix's defaults}; unbuildable arms (None) stay None."""
-    return {label(arm): None if values is None else arm_params(values) for arm, values in arms.items()}
+def named_arms(arms: dict[str, dict], label: Callable[[str], str] = str) -> dict[str, dict]:
+    """{label(arm): method_params without AdAutoMix's defaults}."""
+    return {label(arm): arm_params(values) for arm, values in arms.items()}
 
 
 # Grids of the arms pages (Tables 9-10, Fig. 6): the tables' values, and fewer at the smoke budget (the default
@@ -581,21 +584,14 @@ def grid_arms(params: NotebookParameters, name: str, values: Sequence | None = N
     return found, stats, arms_reason(reasons)
 
 
-UNBUILT = ("no option of mixrepro.methods.adautomix builds this arm: L_mce and L_ace share one weight (mce_weight a "
-           "and 1 - a, Eq. 10), so neither can be switched off alone (an `ace_weight` option would build it)")
-
-
-def collect_arms(params: NotebookParameters, arms: dict[str, dict | None], log=None
+def collect_arms(params: NotebookParameters, arms: dict[str, dict], log=None
                  ) -> tuple[dict[str, list], dict[str, str]]:
-    """({arm: records}, {arm: why its runs are missing}) for AdAutoMix arms ({arm: method_params}); an arm
-    given as None cannot be built (:data:`UNBUILT`). Arms the study's sweep never trains are named so."""
+    """({arm: records}, {arm: why its runs are missing}) for AdAutoMix arms ({arm: method_params}).
+    Arms the study's sweep never trains are named so."""
     from .dm_pages import outside_plan_note
 
     found, reasons = {}, {}
     for arm, method_params in arms.items():
-        if method_params is None:
-            reasons[arm] = UNBUILT
-            continue
         runs, reason = collect_runs(params, methods=[WINNER], method_params=method_params, log=log)
         if WINNER in runs:
             found[arm] = runs[WINNER]
@@ -609,10 +605,10 @@ def arms_reason(reasons: dict[str, str], arms: Sequence[str] | None = None) -> s
     return grouped_reasons({a: r for a, r in reasons.items() if arms is None or a in arms})
 
 
-def arm_settings_markdown(arms: dict[str, dict | None], table: PaperTable, short: dict[str, str]) -> str:
+def arm_settings_markdown(arms: dict[str, dict], table: PaperTable, short: dict[str, str]) -> str:
     """One row per arm: the paper's row, our name for it, and the AdAutoMix parameters that build it."""
-    rows = [[table.label(row), name, "not buildable" if arms[name] is None
-             else (", ".join(f"{k} = {v}" for k, v in arms[name].items()) or "defaults (the AdAutoMix run)")]
+    rows = [[table.label(row), name,
+             ", ".join(f"{k} = {v}" for k, v in arms[name].items()) or "defaults (the AdAutoMix run)"]
             for row, name in short.items() if name in arms]
     return markdown_table([f"{table.table} row", "arm", "AdAutoMix parameters"], rows)
 

@@ -450,6 +450,15 @@ def no_collapse_check(stats: dict[str, SeedStats]) -> list[Check]:
                         constant(TRIVIAL_MASK_STD, std), unit="")]
 
 
+def collapse_check(stats: dict[str, SeedStats]) -> list[Check]:
+    """'the masks collapsed to a trivial, Mixup-like mask': the last epoch's mask std below TRIVIAL_MASK_STD."""
+    if "std" not in stats:
+        return []
+    std = stats["std"]
+    return [check_order(f"{TRIVIAL_MASK_STD} (trivial, Mixup-like)", constant(TRIVIAL_MASK_STD, std),
+                        "the final spatial mask std", std, unit="")]
+
+
 def settle_checks(runs: dict, fraction: float = 0.1, gap_slack: float = 0.02, std_share: float = 0.75,
                   method: str = WINNER) -> list[Check]:
     """'the Mix Block settles early', per seed: at ``fraction`` of training its |mask mean − λ| is within
