@@ -118,7 +118,10 @@ def run_worker(plan: Plan, *, results_root=None, progress: bool = False) -> int:
 
 
 def describe(config: RunConfig) -> str:
-    params = ",".join(f"{k}={v}" for k, v in sorted(config.method_params.items()))
+    """One line of ``sweep --list``: key, method, its overrides (a set cosine floor too), seed, epochs, data."""
+    floor = [("min_lr", config.min_lr)] if config.min_lr is not None else []
+    overrides = sorted(config.method_params.items()) + floor
+    params = ",".join(f"{k}={v}" for k, v in overrides)
     return (f"{config.key()} {config.method:11s} {params:12s} seed {config.seed} epochs {config.epochs:4d} "
             f"train {config.train_subset or 'all'}")
 

@@ -172,3 +172,10 @@ def test_list_names_each_runs_state(tmp_path, cache, monkeypatch, capsys):
     assert sweep.cli_sweep(SimpleNamespace(plan="t", list=True, out=str(tmp_path), progress=False)) == 0
     states = [line.split()[0] for line in capsys.readouterr().out.splitlines()]
     assert states == ["train", "resume"]
+
+
+def test_list_lines_name_every_override_of_an_arm():
+    arms = {a.finding: a.reference.config(0) for a in plans.AUDIT_ARMS}
+    lines = [sweep.describe(config) for config in arms.values()]
+    assert any("saliency_input=reference-float" in line for line in lines)
+    assert sum("min_lr=0.05" in line for line in lines) == 2  # the cosine-floor arms of Mixup and CutMix
