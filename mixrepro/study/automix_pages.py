@@ -664,8 +664,11 @@ def arm_stats(arms: dict) -> dict[str, SeedStats]:
 def arms_markdown(arms: dict, labels: dict[str, str]) -> str:
     """One row per arm: its AutoMix options, top-1 (mean ± sd) and training throughput."""
     stats = arm_stats(arms)
-    rows = [[labels.get(a, a), json.dumps(records[0].config.method_params) if records[0].config.method_params else
-             "(defaults)", stats[a].text(), f"{statistics.fmean(r.summary['train_images_per_s'] for r in records):.0f}"]
+    def options(record):  # sorted: a run trained here and the same run read back print alike
+        return json.dumps(record.config.method_params, sort_keys=True) if record.config.method_params else "(defaults)"
+
+    rows = [[labels.get(a, a), options(records[0]), stats[a].text(),
+             f"{statistics.fmean(r.summary['train_images_per_s'] for r in records):.0f}"]
             for a, records in arms.items()]
     return markdown_table(["arm", "AutoMix options", "top-1 % (EMA)", "training images / s"], rows)
 
