@@ -30,3 +30,11 @@ def test_equal_compute_pairs_name_the_baseline_arm_each_learned_method_buys():
     assert len(pairs) == 4
     labels = {a.label for a in overview.plan_arms(plans.get_plan("study"), STORE)}
     assert {label for _, _, label in pairs} <= labels  # each pair's baseline is an arm of the plan
+
+
+def test_audit_arms_are_rows_of_their_own_not_extra_seeds_of_the_method():
+    arms = {a.label: a for a in overview.plan_arms(plans.get_plan("study"), STORE)}
+    assert arms["Mixup"].planned == 3 and arms["SaliencyMix"].planned == 3 and arms["AdAutoMix"].planned == 3
+    assert arms["Mixup, cosine floor 0.05"].planned == 1
+    assert arms["SaliencyMix, saliency_input=reference-float"].planned == 1
+    assert arms["AdAutoMix, cosine_sign=reference"].planned == 1 and arms["AdAutoMix, lam_margin=0.03"].planned == 1

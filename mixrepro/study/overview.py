@@ -31,9 +31,15 @@ class Arm:
 
 
 def arm_label(config, budget_epochs: int) -> str:
+    """The method, then every override that makes the arm (DM(CE), other options, a cosine floor, epochs)."""
     label = method_label(config.method)
     if config.method_params.get("loss") == "dm_ce":
         label += " + DM(CE)"
+    for key, value in sorted(config.method_params.items()):
+        if key != "loss":  # the protocol audit's arms (plans.AUDIT_ARMS)
+            label += f", {key}={value}"
+    if config.min_lr is not None:
+        label += f", cosine floor {config.min_lr}"
     if config.epochs != budget_epochs:
         label += f", {config.epochs} epochs"
     return label
