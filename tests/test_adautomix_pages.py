@@ -252,3 +252,13 @@ def test_bench_checks_on_the_committed_report():
 def test_ratio_check_bound():
     assert pages.ratio_check("r", 1.6, 1.53).outcome == "supports"
     assert pages.ratio_check("r", 4.4, 1.53).outcome == "contradicts"
+
+
+def test_arms_a_smoke_execution_skips_say_so_and_what_they_cost(tmp_path):
+    all_arms = pages.named_arms(pages.ADVERSARIAL_ARMS)
+    skipped = pages.skipped_arms(params(tmp_path), all_arms, {"adversarial": {}})
+    assert list(skipped) == ["without adversarial"]
+    assert "not run at budget 'smoke'" in skipped["without adversarial"]
+    assert "at budget 'cpu' it costs about" in skipped["without adversarial"] and "(3 seeds)" in skipped[
+        "without adversarial"]
+    assert pages.skipped_arms(params(tmp_path), all_arms, all_arms) == {}

@@ -600,6 +600,24 @@ def collect_arms(params: NotebookParameters, arms: dict[str, dict], log=None
     return found, reasons
 
 
+def skipped_arms(params: NotebookParameters, all_arms: dict[str, dict], run: dict[str, dict]) -> dict[str, str]:
+    """{arm: why it has no runs} for the arms of ``all_arms`` this execution does not run (the smoke
+    budget runs only the shared AdAutoMix run), each priced at the cpu budget from the bench report."""
+    from ..config import BUDGETS
+    from .costs import cpu_hours
+
+    seeds = len(BUDGETS.get("cpu").seeds)
+    reasons = {}
+    for arm, method_params in all_arms.items():
+        if arm in run:
+            continue
+        hours = cpu_hours([params.config(WINNER, 0, method_params=method_params)])
+        cost = f"; at budget 'cpu' it costs about {hours:.1f} hours of one CPU core ({seeds} seeds)" if hours else ""
+        reasons[arm] = (f"not run at budget '{params.budget}' (this execution runs {', '.join(run)} only, each "
+                        f"AdAutoMix arm costing what a full run does){cost}")
+    return reasons
+
+
 def arms_reason(reasons: dict[str, str], arms: Sequence[str] | None = None) -> str | None:
     """The reasons of ``arms`` (all by default), arms sharing a reason named together; None when none."""
     return grouped_reasons({a: r for a, r in reasons.items() if arms is None or a in arms})
