@@ -96,13 +96,6 @@ def test_absent_reason_tells_unloadable_from_missing_data():
     assert text.endswith("At the paper's protocol: lots")
 
 
-def test_missing_option_reason_refuses_options_automix_has():
-    text = pages.missing_option_reason(["ema_momentum (a constant momentum)"], "The arm")
-    assert "`ema_momentum` (a constant momentum)" in text and "AutoMix" in text
-    with pytest.raises(InvalidParameterError):
-        pages.missing_option_reason(["lam_embed (already there)"], "The arm")
-
-
 # ----------------------------------------------------------------------------- bench
 
 

@@ -10,11 +10,12 @@ What the pages share, kept here:
 2. **Claims on data this study does not have** (ImageNet-1k, CUB-200, iNaturalist, Places205,
    CIFAR-100, Tiny-ImageNet): :func:`absent_reason` says which data and what the paper's
    protocol would cost; the CIFAR-10 copy runs as a labelled stand-in (:func:`stand_in_markdown`).
-3. **Ablations the AutoMix class cannot express**: :func:`missing_option_reason` names the
-   option that would be needed (and checks that the class indeed lacks it).
+3. **Ablations as runs of AutoMix variants** (Tables 9 and 10, Figs. 6 and 9): each row is a set of
+   AutoMix options (``mixrepro.methods.automix``: ``mask_source``, ``momentum_pipeline``,
+   ``ema_momentum``, ``clean_ce``, ``lam_embed``...), read by :func:`variant_runs`.
 4. Page pieces: corruption robustness (Table 6), the committed ``mixrepro bench`` report
-   (Fig. 1), the Mix Block's logged mask statistics (Figs. 4, 6, 7), stored mixed-sample
-   snapshots (Fig. 4), and runs of AutoMix variants (Table 9, Fig. 9).
+   (Fig. 1), the Mix Block's logged mask statistics (Figs. 4, 6, 7) and stored mixed-sample
+   snapshots (Fig. 4).
 """
 from __future__ import annotations
 
@@ -199,20 +200,6 @@ def imagenet_cost(runs: int, epochs: int, note: str) -> str:
     from .costs import compute_text
 
     return compute_text(runs, epochs, 1_281_167, 256, timed=False, note=note)
-
-
-def missing_option_reason(options: Sequence[str], what: str, method: str = WINNER) -> str:
-    """'needs options ... that the AutoMix class lacks': ``options`` (name: meaning) it would need.
-
-    Raises when the class already has one of them (the page should then test the claim)."""
-    from ..methods import METHODS
-
-    cls = METHODS.get(method)
-    present = [o.split(" ")[0] for o in options if o.split(" ")[0] in cls.default_params]
-    if present:
-        raise InvalidParameterError("missing option", present, f"an option {cls.label} lacks (it has {present})")
-    return (f"{what} needs what `mixrepro.methods.{method}.{cls.__name__}` has no option for; it would need "
-            + "; ".join(f"`{o.split(' ')[0]}` {o.split(' ', 1)[1]}" for o in options))
 
 
 # ----------------------------------------------------------------------------- stand-in runs
