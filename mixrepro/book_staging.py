@@ -28,7 +28,10 @@ def reader_tags(cell: dict) -> list[str]:
     tags = list(cell.get("metadata", {}).get("tags", []))
     if "injected-parameters" in tags:
         return tags + ["remove-cell"]
-    if cell.get("cell_type") == "code" and not any(t.startswith(("remove-", "hide-")) for t in tags):
+    # Every code cell behind a toggle, those whose output is removed (the verdict cells) too; only
+    # cells already hidden or removed whole are left as they are.
+    if cell.get("cell_type") == "code" and not any(t in ("remove-input", "remove-cell") or t.startswith("hide-")
+                                                   for t in tags):
         return tags + ["hide-input"]
     return tags
 

@@ -25,7 +25,7 @@ def test_staged_copy_hides_code_drops_injected_parameters_and_links_its_csv(tmp_
     staged = json.loads(target.read_text())["cells"]
     tags = [c["metadata"]["tags"] for c in staged]
     assert tags[1] == ["parameters", "hide-input"] and "remove-cell" in tags[2]
-    assert tags[3] == ["remove-output"] and tags[4] == ["hide-input"] and tags[0] == []
+    assert tags[3] == ["remove-output", "hide-input"] and tags[4] == ["hide-input"] and tags[0] == []
     assert "page_verdicts.csv" in staged[-1]["source"] and "runs.csv" in staged[-1]["source"]
     rows = list(csv.DictReader((tmp_path / "book" / "downloads" / "page_verdicts.csv").open()))
     assert rows == [{**{k: "" for k in book_staging.VERDICT_COLUMNS}, "claim_id": "A", "verdict": "reproduced",
