@@ -2,6 +2,7 @@
 not tested, bench checks, the Mix Block's logged mask statistics and stored mixed-sample snapshots."""
 from __future__ import annotations
 
+import dataclasses
 import base64
 import json
 from types import SimpleNamespace
@@ -192,3 +193,26 @@ def test_robustness_options_cap_the_corruption_subset_at_the_budgets_test_images
     from mixrepro.plans import STUDY_EVALUATION_OPTIONS
 
     assert pages.CORRUPTION_IMAGES == STUDY_EVALUATION_OPTIONS["corruption"]["images"]
+
+
+def test_a_page_measures_the_bench_its_empty_store_lacks_only_when_it_may_train(tmp_path, monkeypatch):
+    import mixrepro.training.bench as bench
+    from mixrepro.study.parameters import validate_parameters
+
+    seen = []
+
+    def fake_run_bench(settings, **kwargs):
+        seen.append(settings)
+        return {"settings": {"warmup": settings.warmup}, "environment": {"device_type": "cpu"}, "rows": []}
+
+    monkeypatch.setattr(bench, "run_bench", fake_run_bench)
+    frozen = validate_parameters(budget="smoke", dataset="cifar10-jpeg", model="resnet18", methods=["mixup"],
+                                 seeds=None, train=False, results_dir=tmp_path)
+    with pytest.raises(InvalidParameterError, match="bench report"):
+        pages.bench_report_for(frozen)
+    assert not seen
+    path, report = pages.bench_report_for(dataclasses.replace(frozen, train=True))
+    assert path.parent == tmp_path / "bench" / "cpu" and report["settings"] == {"warmup": 1}
+    settings = seen[0]
+    assert (settings.precision, settings.channels_last, settings.threads, settings.repeats) == ("bf16", True, 1, 3)
+    assert pages.bench_report_for(frozen)[0] == path  # stored: the next execution reads it

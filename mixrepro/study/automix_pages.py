@@ -304,6 +304,28 @@ def latest_bench_report(results_dir) -> tuple[Path, dict]:
     return reports[-1], json.loads(reports[-1].read_text())
 
 
+# A bench measured for a page (an empty results store at budget smoke) times few steps: it proves the
+# pipeline; the committed report (``mixrepro bench``, 3 warm-up and 12 timed steps) is the measurement.
+PAGE_BENCH_STEPS = {"smoke": (1, 3)}
+
+
+def bench_report_for(params) -> tuple[Path, dict]:
+    """The newest bench report of the page's store; where there is none and the page may train, one is
+    measured at the study's runtime (one thread, bf16, channels_last) and stored first."""
+    try:
+        return latest_bench_report(params.results_dir)
+    except InvalidParameterError:
+        if not params.train:
+            raise
+    from ..training.bench import BenchSettings, run_bench, save_report
+
+    warmup, repeats = PAGE_BENCH_STEPS.get(params.budget, (3, 12))
+    settings = BenchSettings(dm_on=("mixup", "cutmix", "automix"), precision="bf16", channels_last=True, threads=1,
+                             warmup=warmup, repeats=repeats, dataset=params.dataset)
+    path = save_report(run_bench(settings, progress=False), params.results_dir)
+    return path, json.loads(path.read_text())
+
+
 def bench_rows(report: dict) -> dict[str, dict]:
     """{row name: row} of the report's methods trained with their default parameters (no loss variants)."""
     return {row["method"]: row for row in report["rows"] if not row.get("method_params")}
