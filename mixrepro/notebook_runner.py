@@ -104,6 +104,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="store and read runs here instead of notebooks/results (an empty folder retrains "
                              "every run the pages need, from scratch)")
     parser.add_argument("--timeout", type=int, default=None, help="per-cell timeout in seconds")
+    parser.add_argument("--keep-going", action="store_true",
+                        help="run the remaining notebooks after one fails, list the failures at the end (exit 1)")
     args = parser.parse_args(argv)
     try:
         if args.budget != COMMITTED:
@@ -114,15 +116,34 @@ def main(argv: list[str] | None = None) -> int:
         print(f"notebook_runner: error: {err}", file=sys.stderr)
         return 2
     kernel_environment()
+    failed = run_all(plans, args.timeout, args.keep_going)
+    for line in failed:
+        print(f"notebook_runner: failed: {line}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def run_all(plans: dict, timeout_s: int | None, keep_going: bool) -> list[str]:
+    """Execute each notebook, printing its wall and CPU seconds; returns the failures ('name: error').
+
+    Without ``keep_going`` the first failure raises (papermill's error, the traceback is in the notebook).
+    """
     total_wall = total_cpu = 0.0
+    failed = []
     for path, parameters in plans.items():
-        cpu_before = kernel_cpu_seconds()
-        seconds = run_notebook(path, parameters, args.timeout)
-        cpu = kernel_cpu_seconds() - cpu_before
+        cpu_before, start, status = kernel_cpu_seconds(), time.perf_counter(), ""
+        try:
+            run_notebook(path, parameters, timeout_s)
+        except Exception as err:
+            if not keep_going:
+                raise
+            last_line = (str(err).strip().splitlines() or [type(err).__name__])[-1]
+            failed.append(f"{path.name}: {last_line}")
+            status = "FAILED "
+        seconds, cpu = time.perf_counter() - start, kernel_cpu_seconds() - cpu_before
         total_wall, total_cpu = total_wall + seconds, total_cpu + cpu
-        print(f"{path.name:<45} {seconds:7.1f} s wall {cpu:7.1f} s cpu  {parameters}", flush=True)
+        print(f"{status}{path.name:<45} {seconds:7.1f} s wall {cpu:7.1f} s cpu  {parameters}", flush=True)
     print(f"{'all notebooks':<45} {total_wall:7.1f} s wall {total_cpu:7.1f} s cpu")
-    return 0
+    return failed
 
 
 def kernel_cpu_seconds() -> float:

@@ -379,6 +379,28 @@ def test_runner_counts_the_cpu_time_of_finished_kernels():
     assert kernel_cpu_seconds() - before > 0.1
 
 
+@pytest.mark.slow
+def test_runner_keeps_going_past_a_failing_notebook_and_lists_it(tmp_path, capsys):
+    import nbformat
+
+    from mixrepro.notebook_runner import kernel_environment, run_all
+
+    paths = []
+    for name, code in (("a_fails", "raise ValueError('boom')"), ("b_runs", "x = 1")):
+        nb = nbformat.v4.new_notebook()
+        nb.cells.append(nbformat.v4.new_code_cell(code))
+        nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+        paths.append(tmp_path / f"{name}.ipynb")
+        nbformat.write(nb, str(paths[-1]))
+    kernel_environment()
+    failed = run_all({p: {} for p in paths}, timeout_s=120, keep_going=True)
+    assert len(failed) == 1 and failed[0].startswith("a_fails.ipynb") and "boom" in failed[0]
+    printed = capsys.readouterr().out
+    assert "FAILED a_fails.ipynb" in printed and "\nb_runs.ipynb" in printed
+    with pytest.raises(Exception, match="boom"):
+        run_all({paths[0]: {}}, timeout_s=120, keep_going=False)
+
+
 def test_paper_numbers_print_at_the_papers_own_precision():
     ece = study.paper_table_markdown(study.load_paper_table("adautomix_table6"))
     assert "| 15.3 |" in ece and "15.30" not in ece  # AdAutoMix prints ECE with one decimal
