@@ -81,15 +81,13 @@ def strip_volatile_metadata(path: Path) -> None:
     path.chmod(0o644)  # the atomic write's temporary file was private; a notebook is not
 
 
-def run_notebook(path: Path, parameters: dict, timeout_s: int | None = None) -> float:
-    """Execute one notebook in place; returns its wall time in seconds."""
+def run_notebook(path: Path, parameters: dict, timeout_s: int | None = None) -> None:
+    """Execute one notebook in place (``run_all`` times it)."""
     import papermill
 
-    start = time.perf_counter()
     papermill.execute_notebook(str(path), str(path), parameters=parameters, kernel_name=KERNEL_NAME,
                                cwd=str(path.parent), progress_bar=False, execution_timeout=timeout_s)
     strip_volatile_metadata(path)
-    return time.perf_counter() - start
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -156,20 +154,34 @@ def kernel_cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def committed_parameters(path: Path) -> dict:
-    """The parameters papermill injected when ``path`` was last executed (what its outputs show)."""
+def cell_assignments(path: Path, tag: str) -> dict | None:
+    """{name: value} assigned in the notebook's first cell tagged ``tag`` (values that are not literals:
+    None), or None when no cell has the tag."""
     import ast
 
     import nbformat
 
     nb = nbformat.read(str(path), as_version=4)
     for cell in nb.cells:
-        if "injected-parameters" in cell.metadata.get("tags", []):
-            tree = ast.parse(cell.source)
-            return {node.targets[0].id: ast.literal_eval(node.value) for node in tree.body
-                    if isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name)}
-    raise InvalidParameterError("notebook", path.name, "a notebook executed by the runner (it has no injected "
-                                "parameters); give --budget")
+        if tag in cell.metadata.get("tags", []):
+            assigned = {}
+            for node in ast.parse(cell.source).body:
+                if isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name):
+                    try:
+                        assigned[node.targets[0].id] = ast.literal_eval(node.value)
+                    except ValueError:
+                        assigned[node.targets[0].id] = None
+            return assigned
+    return None
+
+
+def committed_parameters(path: Path) -> dict:
+    """The parameters papermill injected when ``path`` was last executed (what its outputs show)."""
+    injected = cell_assignments(path, "injected-parameters")
+    if injected is None:
+        raise InvalidParameterError("notebook", path.name, "a notebook executed by the runner (it has no injected "
+                                    "parameters); give --budget")
+    return injected
 
 
 def notebook_parameters(path: Path, budget: str, no_train: bool, results_dir: str | None = None) -> dict:
@@ -179,23 +191,9 @@ def notebook_parameters(path: Path, budget: str, no_train: bool, results_dir: st
     """
     parameters = committed_parameters(path) if budget == COMMITTED else \
         {"budget": budget, **({"train": False} if no_train else {})}
-    if results_dir is not None and "results_dir" in declared_parameters(path):
+    if results_dir is not None and "results_dir" in (cell_assignments(path, "parameters") or {}):
         parameters["results_dir"] = str(Path(results_dir).resolve())
     return parameters
-
-
-def declared_parameters(path: Path) -> set[str]:
-    """Names assigned in the notebook's ``parameters`` cell."""
-    import ast
-
-    import nbformat
-
-    nb = nbformat.read(str(path), as_version=4)
-    for cell in nb.cells:
-        if "parameters" in cell.metadata.get("tags", []):
-            return {node.targets[0].id for node in ast.parse(cell.source).body
-                    if isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name)}
-    return set()
 
 
 if __name__ == "__main__":

@@ -202,17 +202,12 @@ def arm_pair(audit_arm, results_dir, seed: int = 0):
 
 
 def arm_hours(arm) -> float | None:
-    """Hours of one core the arm's run costs at the cpu budget (committed bench report), None if untimed."""
-    from ..errors import MixreproError
-    from ..plans import arm_step_seconds, load_bench_report, step_seconds
+    """Hours of one core the arm's one run costs at the cpu budget (committed bench report), None if untimed."""
+    from ..config import BUDGETS
+    from .costs import cpu_hours
 
-    try:
-        seconds = arm_step_seconds(arm, step_seconds(load_bench_report()))
-    except MixreproError:
-        return None
-    config = arm.config(0)
-    steps = config.epochs * math.ceil(config.train_subset / config.batch_size)
-    return None if math.isinf(seconds) else steps * seconds / 3600
+    hours = cpu_hours([arm.config(0)])  # priced for the budget's seeds
+    return None if hours is None else hours / len(BUDGETS.get("cpu").seeds)
 
 
 def arm_reading(ours, reference) -> dict:
