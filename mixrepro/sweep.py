@@ -87,13 +87,13 @@ def half_trained(store, config: RunConfig) -> bool:
 def run_worker(plan: Plan, *, results_root=None, progress: bool = False) -> int:
     """Train and evaluate pending runs of ``plan`` until none is left unclaimed; returns how many it did.
 
-    A stored run whose final weights are no longer in the checkpoint cache cannot be evaluated
-    without retraining; it is reported and skipped (``mixrepro train ... --restart`` retrains it),
-    as is a run whose training or evaluation fails with a mixrepro error.
+    A stored run still to evaluate whose final weights are not in the checkpoint cache (a new
+    machine) is retrained under its recorded runtime first (:func:`restore_weights`); when that
+    retrain does not reproduce the stored numbers bit for bit, the run is reported and skipped, as
+    is a run whose training or evaluation fails with a mixrepro error.
     """
     from .errors import MissingWeightsError, MixreproError
     from .results import ResultsStore
-    from .runs import train_or_load
 
     store, done = ResultsStore(results_root), 0
     for config in pending(plan, store):
@@ -103,8 +103,7 @@ def run_worker(plan: Plan, *, results_root=None, progress: bool = False) -> int:
         try:
             if run_state(plan, store, config) == "done":  # finished by another worker meanwhile
                 continue
-            record = train_or_load(config, results_root=store.root, evaluations=plan.evaluations,
-                                   evaluation_options=plan.evaluation_options, progress=progress, **plan.runtime)
+            record = train_and_evaluate(plan, store, config, progress)
             done += 1
             print(f"sweep {plan.name}: finished {config.method} seed {config.seed} ({config.key()}) -> "
                   f"{record.run_dir}", flush=True)
@@ -115,6 +114,39 @@ def run_worker(plan: Plan, *, results_root=None, progress: bool = False) -> int:
         finally:
             claim.unlink(missing_ok=True)
     return done
+
+
+def train_and_evaluate(plan: Plan, store, config: RunConfig, progress: bool = False):
+    """``train_or_load`` with the plan's evaluations; lost final weights are restored by a verified retrain."""
+    from .errors import MissingWeightsError
+    from .runs import train_or_load
+
+    def attempt():
+        return train_or_load(config, results_root=store.root, evaluations=plan.evaluations,
+                             evaluation_options=plan.evaluation_options, progress=progress, **plan.runtime)
+
+    try:
+        return attempt()
+    except MissingWeightsError:
+        if not restore_weights(store, config, data_root=plan.runtime.get("data_root"), progress=progress):
+            raise
+        return attempt()
+
+
+def restore_weights(store, config: RunConfig, *, data_root=None, progress: bool = False) -> bool:
+    """Retrain a stored run into the checkpoint cache; True when it reproduced the run bit for bit.
+
+    The final weights live in a machine-local cache, so a run trained in an earlier session may
+    be stored without them. Training is deterministic on the CPU under the recorded runtime, so
+    the retrain's weights are the run's own exactly when its per-epoch numbers and predictions
+    come back identical; otherwise they are discarded (``mixrepro.verify``).
+    """
+    from .verify import verify_run
+
+    print(f"sweep: {config.key()} has no final weights here; retraining it to restore them", flush=True)
+    result = verify_run(store.run_dir(config), data_root=data_root, progress=progress, keep_weights=True)
+    print(f"sweep: {result.summary()}", flush=True)
+    return result.identical
 
 
 def describe(config: RunConfig) -> str:

@@ -3,10 +3,12 @@
 The run is retrained from scratch under the runtime it recorded (device type,
 precision, memory layout, thread count), into a scratch results store and a
 scratch checkpoint cache, so neither the committed run nor its final weights are
-touched. Then every per-epoch number (losses, method logs, test scores; wall
-times aside) and the final per-image predictions are compared: on the CPU with the
-same thread count, precision and torch build they must be bit-identical; otherwise
-the report says how far each column moved.
+touched (``--keep-weights`` keeps the retrained weights in the real cache when they
+reproduce the run: how a new machine gets a stored run's weights back to evaluate
+it). Then every per-epoch number (losses, method logs, test scores; wall times aside)
+and the final per-image predictions are compared: on the CPU with the same thread count,
+precision and torch build they must be bit-identical; otherwise the report says how far
+each column moved.
 """
 from __future__ import annotations
 
@@ -65,10 +67,14 @@ def column_differences(stored: list[dict], again: list[dict]) -> dict[str, float
     return differences
 
 
-def verify_run(run_dir, *, data_root=None, progress: bool = False) -> Verification:
-    """Retrain the run in ``run_dir`` from scratch under its recorded runtime and compare."""
-    from .training import fit
+def verify_run(run_dir, *, data_root=None, progress: bool = False, keep_weights: bool = False) -> Verification:
+    """Retrain the run in ``run_dir`` from scratch under its recorded runtime and compare.
 
+    ``keep_weights``: retrain into the real checkpoint cache instead of a scratch one, so a
+    stored run whose final weights were lost (a new machine) can be evaluated again; the
+    weights are kept only when the retrain reproduced the stored numbers bit for bit, since
+    evaluations of other weights would not belong to the stored run.
+    """
     record = ResultsStore.load_dir(run_dir)
     runtime = recorded_runtime(record)
     if runtime["device_type"] == "cuda":
@@ -77,27 +83,41 @@ def verify_run(run_dir, *, data_root=None, progress: bool = False) -> Verificati
         if not torch.cuda.is_available():
             raise InvalidParameterError("run", str(run_dir), "a run trained on the CPU (this machine has no CUDA)")
     with tempfile.TemporaryDirectory(prefix="mixrepro-verify-") as scratch:
-        previous_cache = os.environ.get("MIXREPRO_CACHE")
-        os.environ["MIXREPRO_CACHE"] = os.path.join(scratch, "cache")
-        try:
-            again = fit(record.config, results_root=os.path.join(scratch, "results"), device=runtime["device_type"],
-                        amp=runtime["precision"] == "bf16", channels_last=runtime["channels_last"],
-                        threads=runtime["threads"], resume=False, progress=progress, data_root=data_root)
-        finally:
-            if previous_cache is None:
-                os.environ.pop("MIXREPRO_CACHE", None)
-            else:
-                os.environ["MIXREPRO_CACHE"] = previous_cache
+        cache = None if keep_weights else os.path.join(scratch, "cache")
+        again = _retrain(record, runtime, os.path.join(scratch, "results"), cache, data_root, progress)
     differences = column_differences(record.epochs, again.epochs)
     predictions = (record.predictions == again.predictions) if record.predictions else None
-    return Verification(str(run_dir), runtime, not differences and predictions is not False, predictions,
-                        differences)
+    result = Verification(str(run_dir), runtime, not differences and predictions is not False, predictions,
+                          differences)
+    if keep_weights and not result.identical:
+        from .training.checkpoint import checkpoint_path
+
+        checkpoint_path(record.config).unlink(missing_ok=True)
+    return result
+
+
+def _retrain(record: RunRecord, runtime: dict, results_root: str, cache: str | None, data_root, progress: bool):
+    """``fit`` of the record's config under ``runtime``; checkpoints go to ``cache`` (None: the usual cache)."""
+    from .training import fit
+
+    previous_cache = os.environ.get("MIXREPRO_CACHE")
+    if cache is not None:
+        os.environ["MIXREPRO_CACHE"] = cache
+    try:
+        return fit(record.config, results_root=results_root, device=runtime["device_type"],
+                   amp=runtime["precision"] == "bf16", channels_last=runtime["channels_last"],
+                   threads=runtime["threads"], resume=False, progress=progress, data_root=data_root)
+    finally:
+        if previous_cache is None:
+            os.environ.pop("MIXREPRO_CACHE", None)
+        else:
+            os.environ["MIXREPRO_CACHE"] = previous_cache
 
 
 def cli_verify(args) -> int:
     """Exit status 0 when every run reproduced bit for bit, 1 otherwise."""
-    results = [verify_run(run_dir, data_root=args.data_root, progress=not args.no_progress)
-               for run_dir in args.run_dirs]
+    results = [verify_run(run_dir, data_root=args.data_root, progress=not args.no_progress,
+                          keep_weights=args.keep_weights) for run_dir in args.run_dirs]
     for result in results:
         print(result.summary())
     return 0 if all(r.identical for r in results) else 1
@@ -107,4 +127,7 @@ def add_verify_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="a stored run directory")
     parser.add_argument("--data-root", default=None, help="data root (default: $MIXREPRO_DATA, else ./data)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    parser.add_argument("--keep-weights", action="store_true",
+                        help="keep the retrained final weights in the checkpoint cache when they reproduce the run "
+                             "(restores a run's weights for evaluations on a new machine)")
 

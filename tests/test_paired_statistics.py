@@ -374,3 +374,64 @@ def test_mcnemar_bound_decides_a_one_seed_gap_only_when_it_is_large():
     assert small.outcome == "inconclusive"
     with pytest.raises(InvalidParameterError):
         paired.mcnemar_bound(5001, 10, 5000)
+
+
+# --------------------------------------------------------------------------- seed pairing of SeedStats
+
+
+def _stats(values, seeds, correct=()):
+    from mixrepro.study.scores import SeedStats
+
+    return SeedStats(tuple(values), tuple(correct), seeds=tuple(seeds))
+
+
+def test_check_order_pairs_only_the_seeds_both_methods_have():
+    from mixrepro.study.verdicts import check_order
+
+    # a has a third seed b lacks: the comparison must use seeds 0 and 1 only, paired by seed
+    a = _stats([81.0, 80.0, 50.0], seeds=[0, 1, 2])
+    b = _stats([79.5, 80.5], seeds=[1, 0])  # listed in another order
+    check = check_order("A", a, "B", b)
+    # per seed: 81.0 - 80.5 = +0.5 (seed 0), 80.0 - 79.5 = +0.5 (seed 1); seed 2's 50.0 is not used
+    assert "+0.50 ± 0.00" in check.detail and "over 2 paired seeds" in check.detail
+
+
+def test_check_order_with_one_shared_seed_falls_back_to_the_single_seed_rule():
+    from mixrepro.study.verdicts import check_order
+
+    correct_a = [np.array([True, True, False]), np.array([True, True, True])]
+    correct_b = [np.array([True, False, False])]
+    a = _stats([80.0, 82.0], seeds=[1, 0], correct=correct_a)
+    b = _stats([79.0], seeds=[0], correct=correct_b)
+    check = check_order("A", a, "B", b)
+    assert "+3.00 points (1 seed" in check.detail  # seed 0: 82.0 - 79.0, not seed 1's 80.0
+    # McNemar on seed 0's networks: A right on all 3, B on 1 -> only A right 2
+    assert "only A right 2, only B right 0" in check.detail
+
+
+def test_check_order_refuses_methods_without_a_common_seed():
+    from mixrepro.study.verdicts import check_order
+
+    with pytest.raises(InvalidParameterError, match="at least one seed both"):
+        check_order("A", _stats([80.0], seeds=[0]), "B", _stats([79.0], seeds=[1]))
+
+
+def test_seed_stats_without_seed_ids_still_need_equal_lengths():
+    from mixrepro.study.scores import SeedStats
+    from mixrepro.study.verdicts import check_order
+
+    with pytest.raises(InvalidParameterError, match="same number of seeds"):
+        check_order("A", SeedStats((80.0, 81.0)), "B", SeedStats((79.0,)))
+    with pytest.raises(InvalidParameterError, match="one seed per value"):
+        SeedStats((80.0, 81.0), seeds=(0,))
+
+
+def test_seed_stats_over_runs_labels_values_with_the_runs_seeds():
+    from types import SimpleNamespace
+
+    from mixrepro.study.scores import SeedStats
+
+    runs = [SimpleNamespace(config=SimpleNamespace(seed=s), score=v) for s, v in ((2, 70.0), (0, 71.0))]
+    stats = SeedStats.over_runs(runs, lambda r: r.score)
+    assert stats.values == (70.0, 71.0) and stats.seeds == (2, 0)
+    assert stats.on_seeds([0]).values == (71.0,)

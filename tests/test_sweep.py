@@ -179,3 +179,28 @@ def test_list_lines_name_every_override_of_an_arm():
     lines = [sweep.describe(config) for config in arms.values()]
     assert any("saliency_input=reference-float" in line for line in lines)
     assert sum("min_lr=0.05" in line for line in lines) == 2  # the cosine-floor arms of Mixup and CutMix
+
+
+def test_worker_restores_lost_weights_by_a_verified_retrain(tmp_path, cache, monkeypatch, capsys):
+    import mixrepro.evaluate
+    from mixrepro.training.checkpoint import checkpoint_path
+    from test_verify import _tamper
+
+    install_doubles(monkeypatch)
+    monkeypatch.setattr(mixrepro.evaluate, "run_evaluations", raising=False,
+                        value=lambda model, x, y, names, *a, **k: {name: {"value": 1.0} for name in names})
+    configs = (tiny_config(seed=0, epochs=1), tiny_config(seed=1, epochs=1))
+    assert sweep.run_worker(plans.Plan("t", "test", configs, runtime={"threads": 1}), results_root=tmp_path) == 2
+    store = ResultsStore(tmp_path)
+    for config in configs:  # a new machine: the stored runs are here, their weights are not
+        checkpoint_path(config).unlink()
+    stored = (store.run_dir(configs[0]) / "epochs.csv").read_bytes()
+    _tamper(store.run_dir(configs[1]), "train_loss", 1e-9)  # a run its retrain cannot reproduce
+    evaluated = plans.Plan("t", "test", configs, runtime={"threads": 1}, evaluations=("ece",))
+    assert sweep.run_worker(evaluated, results_root=tmp_path) == 1
+    assert [sweep.run_state(evaluated, store, c) for c in configs] == ["done", "evaluate"]
+    assert (store.run_dir(configs[0]) / "epochs.csv").read_bytes() == stored  # the stored run is untouched
+    assert checkpoint_path(configs[0]).is_file() and not checkpoint_path(configs[1]).exists()
+    captured = capsys.readouterr()
+    assert "reproduced bit for bit" in captured.out and "NOT identical" in captured.out
+    assert f"cannot evaluate {configs[1].key()}" in captured.err

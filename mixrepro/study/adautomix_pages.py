@@ -93,7 +93,7 @@ def ours_markdown(runs: dict, label: Callable[[str], str], value_of=None) -> str
     value_of = value_of or run_top1
     rows = []
     for method, records in runs.items():
-        stats = {net: SeedStats(tuple(float(value_of(r, net)) for r in records)) for net in NETWORKS}
+        stats = {net: SeedStats.over_runs(records, lambda r, net=net: value_of(r, net)) for net in NETWORKS}
         rows.append([label(method), stats["online"].text(), stats["ema"].text(), scored_network(method)])
     return markdown_table(["method", "ours: online", "ours: EMA", "scored network"], rows)
 

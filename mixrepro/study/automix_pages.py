@@ -418,9 +418,10 @@ def mask_curve(record) -> dict[str, list[tuple[int, float]]]:
 
 def final_mask_stats(runs: dict, method: str = WINNER) -> dict[str, SeedStats]:
     """{'std', 'gap'}: the last epoch's mask std and |mask mean − λ| over seeds."""
-    curves = [mask_curve(r) for r in runs.get(method, [])]
-    return {key: SeedStats(tuple(c[key][-1][1] for c in curves)) for key in ("std", "gap")
-            if curves and all(c[key] for c in curves)}
+    records = runs.get(method, [])
+    curves = {id(r): mask_curve(r) for r in records}
+    return {key: SeedStats.over_runs(records, lambda r, key=key: curves[id(r)][key][-1][1]) for key in ("std", "gap")
+            if curves and all(c[key] for c in curves.values())}
 
 
 def lambda_response_stats(runs: dict, method: str = WINNER) -> dict[str, SeedStats]:
@@ -428,16 +429,17 @@ def lambda_response_stats(runs: dict, method: str = WINNER) -> dict[str, SeedSta
     (mixrepro.study.audit.final_lambda_response); empty where the runs did not log them."""
     from .audit import final_lambda_response
 
-    found = [final_lambda_response(r) for r in runs.get(method, [])]
-    if not found or any(f is None for f in found):
+    records = runs.get(method, [])
+    found = {id(r): final_lambda_response(r) for r in records}
+    if not found or any(f is None for f in found.values()):
         return {}
-    return {key: SeedStats(tuple(float(f[key]) for f in found)) for key in ("correlation", "slope", "abs_gap",
-                                                                             "floor")}
+    return {key: SeedStats.over_runs(records, lambda r, key=key: found[id(r)][key])
+            for key in ("correlation", "slope", "abs_gap", "floor")}
 
 
 def constant(value: float, like: SeedStats) -> SeedStats:
     """A threshold as SeedStats with as many 'seeds' as ``like`` (for one-sided checks against it)."""
-    return SeedStats((float(value),) * like.n)
+    return SeedStats((float(value),) * like.n, seeds=like.seeds)
 
 
 def lambda_follow_checks(response: dict[str, SeedStats]) -> list[Check]:
@@ -666,7 +668,7 @@ def variant_runs(params, arms: dict[str, dict], method: str = WINNER) -> tuple[d
 
 def arm_stats(arms: dict) -> dict[str, SeedStats]:
     """{arm: SeedStats} of the scored top-1 (AutoMix's EMA network)."""
-    return {arm: SeedStats(tuple(float(r.summary[scored_network(r.config.method)]["median_last10"]) for r in records))
+    return {arm: SeedStats.over_runs(records, lambda r: r.summary[scored_network(r.config.method)]["median_last10"])
             for arm, records in arms.items()}
 
 
@@ -717,9 +719,9 @@ def online_ema_markdown(runs: dict) -> str:
     """Per method: the online and the EMA (momentum) network's top-1 and their difference (mean ± sd over seeds)."""
     rows = []
     for method, records in runs.items():
-        online = SeedStats(tuple(float(r.summary["online"]["median_last10"]) for r in records))
-        ema = SeedStats(tuple(float(r.summary["ema"]["median_last10"]) for r in records))
-        diff = SeedStats(tuple(e - o for e, o in zip(ema.values, online.values)))
+        online = SeedStats.over_runs(records, lambda r: r.summary["online"]["median_last10"])
+        ema = SeedStats.over_runs(records, lambda r: r.summary["ema"]["median_last10"])
+        diff = SeedStats(tuple(e - o for e, o in zip(ema.values, online.values)), seeds=online.seeds)
         rows.append([method_label(method), online.text(), ema.text(), diff.text()])
     return markdown_table(["method", "online top-1 %", "EMA top-1 %", "EMA − online (points)"], rows)
 

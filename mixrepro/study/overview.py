@@ -122,7 +122,7 @@ def seed_stats(records: list, method: str):
     from .scores import SeedStats, per_image_correct
 
     network = scored_network(method)
-    return SeedStats(tuple(run_top1(r, network) for r in records), per_image_correct(records, network))
+    return SeedStats.over_runs(records, lambda r: run_top1(r, network), per_image_correct(records, network))
 
 
 def equal_compute_checks(arms: list[Arm]) -> tuple[list, str | None]:

@@ -68,8 +68,8 @@ def compare_setting(runs: list[PilotRun], setting: str, network: str = "online")
     if not vanilla:
         return {"setting": setting, "seeds": 0, "runs": []}
     score = lambda r: r.summary[network]["median_last10"]  # noqa: E731
-    a = SeedStats(tuple(map(score, mixup)), per_image_correct(mixup, network))
-    b = SeedStats(tuple(map(score, vanilla)), per_image_correct(vanilla, network))
+    a = SeedStats.over_runs(mixup, score, per_image_correct(mixup, network))
+    b = SeedStats.over_runs(vanilla, score, per_image_correct(vanilla, network))
     check = check_order("Mixup", a, "Vanilla", b)
     mcnemar_p = [mcnemar(x, y).p_value for x, y in zip(a.correct, b.correct)]
     hours = sum(r.summary["wall_time_s"] for r in vanilla + mixup) / 3600 / (2 * len(vanilla))

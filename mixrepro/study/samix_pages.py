@@ -278,8 +278,8 @@ def ours_markdown(runs: dict, setting: Callable[[str], str] = method_label) -> s
     rows = []
     for name, records in runs.items():
         method = records[0].config.method
-        online = SeedStats(tuple(float(r.summary["online"]["median_last10"]) for r in records))
-        ema = SeedStats(tuple(float(r.summary["ema"]["median_last10"]) for r in records))
+        online = SeedStats.over_runs(records, lambda r: r.summary["online"]["median_last10"])
+        ema = SeedStats.over_runs(records, lambda r: r.summary["ema"]["median_last10"])
         rows.append([setting(name), online.text(), ema.text(), scored_network(method)])
     return markdown_table(["run", "ours: online", "ours: EMA", "scored network"], rows) if rows else \
         "(no runs of ours yet)"
@@ -436,7 +436,7 @@ def ignore_floor(runs: dict, method: str = WINNER) -> float:
 
 def constant(value: float, like: SeedStats) -> SeedStats:
     """A constant as SeedStats with as many 'seeds' as ``like`` (the paired check then tests mean vs value)."""
-    return SeedStats((float(value),) * like.n)
+    return SeedStats((float(value),) * like.n, seeds=like.seeds)
 
 
 def mask_markdown(runs: dict, floor: float | None) -> str:

@@ -23,6 +23,42 @@ class SeedStats:
     # Test images each value was measured on, where known: with one seed and no per-image results,
     # a conservative McNemar bound from the accuracies alone can still decide (paired.mcnemar_bound).
     n_images: int | None = field(default=None, compare=False)
+    # The seed of each value, where known: seed-paired checks compare two methods on the seeds
+    # both have (a method with more evaluated seeds than another must not pair seed 1 with seed 0).
+    seeds: tuple[int, ...] = field(default=(), compare=False)
+
+    def __post_init__(self):
+        if self.seeds and len(self.seeds) != len(self.values):
+            raise InvalidParameterError("seeds", self.seeds, f"one seed per value ({len(self.values)} values)")
+
+    @classmethod
+    def over_runs(cls, records, value_of, correct: tuple = ()) -> "SeedStats":
+        """One value per run (``value_of(record)``), labelled with each run's seed."""
+        return cls(tuple(float(value_of(r)) for r in records), correct,
+                   seeds=tuple(int(r.config.seed) for r in records))
+
+    def on_seeds(self, seeds) -> "SeedStats":
+        """The values of these seeds only, in the order given (per-image results follow them)."""
+        if not self.seeds or len(set(self.seeds)) != len(self.seeds):
+            raise InvalidParameterError("seeds", self.seeds, "SeedStats that know their seeds, one value per seed "
+                                        "(SeedStats.over_runs)")
+        index = [self.seeds.index(s) for s in seeds]
+        return SeedStats(tuple(self.values[i] for i in index),
+                         tuple(self.correct[i] for i in index) if self.correct else (),
+                         self.n_images, tuple(seeds))
+
+    def paired_with(self, other: "SeedStats") -> tuple["SeedStats", "SeedStats"]:
+        """Both restricted to the seeds they share (in this one's order), for seed-paired checks.
+
+        Where either side does not know its seeds, both are returned unchanged: the caller then
+        vouches that the values are in the same seed order (and a length mismatch is an error).
+        """
+        if not self.seeds or not other.seeds or self.seeds == other.seeds:
+            return self, other
+        common = [s for s in self.seeds if s in other.seeds]
+        if not common:
+            raise InvalidParameterError("seeds", (self.seeds, other.seeds), "at least one seed both methods have")
+        return self.on_seeds(common), other.on_seeds(common)
 
     @property
     def n(self) -> int:
@@ -67,9 +103,9 @@ def scored_stats(runs: dict, value_of=None) -> dict[str, SeedStats]:
     """{method: SeedStats} of the paper's score (median top-1 of the last 10 epochs, the scored network),
     with the scored network's per-image results where every run stored them."""
     if value_of is not None:
-        return {m: SeedStats(tuple(float(value_of(r, m)) for r in records)) for m, records in runs.items()}
-    return {m: SeedStats(tuple(run_top1(r, scored_network(m)) for r in records),
-                         per_image_correct(records, scored_network(m)))
+        return {m: SeedStats.over_runs(records, lambda r, m=m: value_of(r, m)) for m, records in runs.items()}
+    return {m: SeedStats.over_runs(records, lambda r, m=m: run_top1(r, scored_network(m)),
+                                   per_image_correct(records, scored_network(m)))
             for m, records in runs.items()}
 
 
@@ -102,7 +138,7 @@ def comparison_markdown(table: PaperTable, column: str, runs: dict, value_of=Non
     value_of = value_of or (lambda record, network: run_top1(record, network))
     rows = []
     for method in list(dict.fromkeys([m for m in table.rows if m in runs] + list(runs))):
-        stats = {net: SeedStats(tuple(float(value_of(r, net)) for r in runs[method])) for net in NETWORKS}
+        stats = {net: SeedStats.over_runs(runs[method], lambda r, net=net: value_of(r, net)) for net in NETWORKS}
         rows.append([table.label(method), fmt(table.value(method, column), table.digits), stats["online"].text(digits),
                      stats["ema"].text(digits), scored_network(method)])
     header = [paper_label or f"paper ({table.columns[column]['label']})", "ours: online", "ours: EMA",

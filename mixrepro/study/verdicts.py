@@ -51,8 +51,11 @@ def check_order(name_a: str, a: SeedStats, name_b: str, b: SeedStats, *, higher_
 
     ``higher_is_better=False`` states the claim as 'a is lower than b' (ECE, FGSM error);
     ``quantity`` names what is compared in the statement (e.g. 'FGSM error'). Per-image
-    results of the first seed (``SeedStats.correct``) add McNemar's test.
+    results of the first seed (``SeedStats.correct``) add McNemar's test. Where both know
+    their seeds, only the seeds both have are compared (a method with a third evaluated
+    seed is not paired against nothing).
     """
+    a, b = a.paired_with(b)
     paired_images = a.correct and b.correct and len(a.correct[0]) == len(b.correct[0])
     check = check_ranking(name_a, name_b, a.values, b.values, claimed="a>b" if higher_is_better else "b>a",
                           correct_a=a.correct[0] if paired_images else None,
