@@ -96,6 +96,19 @@ class Budget:
     fast_path: bool = True
 
 
+def budget_runtime(budget: str) -> dict:
+    """fit()'s runtime for the runs the study makes at ``budget`` (notebook pages and sweeps alike).
+
+    The budget's fast path (bf16 autocast + channels_last; ``None`` leaves the device's default,
+    which is on for CUDA) and one pinned thread per process. The pin matters twice on the CPU: a
+    run's bits depend on its thread count (pinned, a page retrains the same bits on any machine),
+    and two-thread processes beside other busy processes lose most of their speed to waiting
+    threads (smoke runs were measured at 1-2 images/s that way, against ~170 on a quiet machine).
+    """
+    fast = BUDGETS.get(budget).fast_path or None
+    return {"amp": fast, "channels_last": fast, "threads": 1}
+
+
 BUDGETS: Registry[Budget] = Registry("budget")
 for _b in (
     Budget(

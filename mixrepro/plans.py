@@ -22,7 +22,7 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .config import BUDGETS, RunConfig, config_for_budget
+from .config import BUDGETS, RunConfig, budget_runtime, config_for_budget
 from .errors import InvalidParameterError, MixreproError
 from .registry import Registry
 
@@ -50,7 +50,7 @@ class Plan:
     name: str
     description: str
     configs: tuple[RunConfig, ...]
-    runtime: dict = field(default_factory=lambda: {"amp": True, "channels_last": True, "threads": 1})
+    runtime: dict = field(default_factory=lambda: budget_runtime("cpu"))
     evaluations: tuple[str, ...] = ()
     evaluation_options: dict = field(default_factory=dict)
 

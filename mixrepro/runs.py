@@ -54,16 +54,16 @@ def train_or_load(config: RunConfig, *, results_root=None, train: bool = True, e
         record = fit(config, results_root=store.root, **fit_kwargs)
     missing = [name for name in evaluations if any(name not in record.evaluations.get(n, {}) for n in NETWORKS)]
     if missing:
-        device = fit_kwargs.get("device")
-        data_root = fit_kwargs.get("data_root")
-        add_evaluations(store, record, missing, device=device, data_root=data_root, options=evaluation_options)
+        add_evaluations(store, record, missing, device=fit_kwargs.get("device"), data_root=fit_kwargs.get("data_root"),
+                        options=evaluation_options, threads=fit_kwargs.get("threads"))
     return record
 
 
 def add_evaluations(store: ResultsStore, record: RunRecord, names: list[str], *, device, data_root,
-                    options: dict | None = None) -> None:
+                    options: dict | None = None, threads: int | None = None) -> None:
     results = evaluate_final_weights(record.config, names, device=device, data_root=data_root,
-                                     command=train_command(record.config, store.root), options=options)
+                                     command=train_command(record.config, store.root), options=options,
+                                     threads=threads)
     merged = {net: {**record.evaluations.get(net, {}), **results[net]} for net in NETWORKS}
     store.save_evaluations(record, merged)
 

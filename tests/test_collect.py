@@ -38,3 +38,22 @@ def test_a_stored_run_without_the_asked_evaluations_counts_as_not_run(tmp_path):
 def test_an_absent_dataset_is_named_with_how_to_get_it(tmp_path):
     runs, reason = study.collect_runs(params(tmp_path, train=True), dataset="cifar100")
     assert runs == {} and "dataset 'cifar100' is not available to the study" in reason and "mixrepro datasets" in reason
+
+
+def test_pages_train_with_the_budgets_runtime_and_one_pinned_thread(tmp_path, monkeypatch):
+    import mixrepro.runs
+    import mixrepro.study.collect as collect
+    from mixrepro.config import budget_runtime
+    from mixrepro.plans import Plan
+
+    monkeypatch.setattr(collect, "dataset_available", lambda name, root=None: True)
+    seen = []
+    monkeypatch.setattr(mixrepro.runs, "train_or_load", lambda config, **kwargs: seen.append(kwargs) or config)
+    for budget in ("smoke", "cpu"):
+        p = study.validate_parameters(budget=budget, dataset="cifar10-jpeg", model="resnet18", methods=["mixup"],
+                                      seeds=[0], train=True, results_dir=str(tmp_path))
+        study.collect_runs(p)
+    smoke, cpu = ({k: kw[k] for k in ("amp", "channels_last", "threads")} for kw in seen)
+    assert smoke == {"amp": None, "channels_last": None, "threads": 1}  # fp32 on the CPU: the exact path
+    assert cpu == {"amp": True, "channels_last": True, "threads": 1} == budget_runtime("cpu")
+    assert Plan("t", "test", ()).runtime == cpu  # a page at budget cpu trains the bits the study's sweep does

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from typing import Iterable, Sequence
 
+from ..config import budget_runtime
 from ..plans import DATASET as STUDY_DATASET
 from .parameters import NotebookParameters
 
@@ -72,7 +73,8 @@ def collect_runs(params: NotebookParameters, *, methods: Sequence[str] | None = 
                 absent.append(f"{method} seed {seed}")
                 continue
             records.append(quietly(train_or_load, config, results_root=params.results_dir, train=can_train,
-                                   evaluations=tuple(evaluations), evaluation_options=evaluation_options))
+                                   evaluations=tuple(evaluations), evaluation_options=evaluation_options,
+                                   **budget_runtime(params.budget)))
         if records:
             runs[method] = records
     return runs, missing_reason(dataset, absent, not_run)

@@ -11,7 +11,7 @@ import contextlib
 import dataclasses
 import json
 
-from ..config import BUDGETS, RunConfig, config_for_budget
+from ..config import BUDGETS, RunConfig, budget_runtime, config_for_budget
 from ..errors import InvalidParameterError
 
 OWN_FLAGS = ("method", "dataset", "seed", "method_params")
@@ -131,10 +131,10 @@ def result_line(record) -> str:
 
 def runtime_from_args(args) -> dict:
     """fit()'s amp / channels_last / threads: the flags where given, else the budget's fast path."""
-    fast = BUDGETS.get(args.budget).fast_path or None  # None: the device default (on for CUDA)
+    fast = budget_runtime(args.budget)  # None: the device default (on for CUDA)
     return {
-        "amp": fast if args.precision is None else args.precision == "bf16",
-        "channels_last": fast if args.channels_last is None else args.channels_last,
+        "amp": fast["amp"] if args.precision is None else args.precision == "bf16",
+        "channels_last": fast["channels_last"] if args.channels_last is None else args.channels_last,
         "threads": args.threads,
     }
 

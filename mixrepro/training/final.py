@@ -7,7 +7,7 @@ from ..config import RunConfig
 from ..errors import MissingWeightsError
 from . import checkpoint as ckpt
 from . import components
-from .runtime import make_runtime, reproducible_kernels
+from .runtime import make_runtime, pinned_threads, reproducible_kernels
 
 
 def load_final_method(config: RunConfig, runtime, *, data_root=None, command: str = ""):
@@ -23,17 +23,18 @@ def load_final_method(config: RunConfig, runtime, *, data_root=None, command: st
 
 
 def evaluate_final_weights(config: RunConfig, names, *, device=None, data_root=None, command: str = "",
-                           options: dict | None = None) -> dict:
+                           options: dict | None = None, threads: int | None = None) -> dict:
     """{'online': {name: result}, 'ema': {...}} from mixrepro.evaluate.run_evaluations.
 
     ``options[name]``: keyword arguments of evaluation ``name`` (e.g. ``{"corruption": {"images": 2000}}``).
     fp32 and the default memory layout whatever the device, so attacks and calibration
-    are measured at full precision; each network gets the same seeded draws.
+    are measured at full precision; each network gets the same seeded draws. ``threads`` pins
+    torch's intra-op threads for the evaluations (None: torch's current count).
     """
     from ..evaluate import run_evaluations
 
-    runtime = make_runtime(device, amp=False, channels_last=False)
-    with reproducible_kernels(runtime.device):
+    runtime = make_runtime(device, amp=False, channels_last=False, threads=threads)
+    with reproducible_kernels(runtime.device), pinned_threads(runtime.threads):
         dataset, method = load_final_method(config, runtime, data_root=data_root, command=command)
         results = {}
         for network_name, network in method.eval_networks().items():
