@@ -29,7 +29,7 @@ from .io import atomic_write_text
 from .book_staging import DOWNLOADS, committed_runs, stage_notebook, write_runs_csv
 from .book_summary import compute_text, summary_markdown
 from .study.display import markdown_table
-from .study.verdicts import VERDICTS, read_verdicts
+from .study.verdicts import VERDICTS, read_verdicts, verdict_word
 
 BOOK_DIR = REPO_ROOT / "book"
 NOTEBOOKS_DIR = REPO_ROOT / "notebooks"
@@ -61,6 +61,7 @@ def claims_ledger_markdown(notebook_paths: Iterable, order: Iterable[str] = ()) 
     """The claims-ledger page: one row per claim, grouped by notebook (in ``order``, the book's
     reading order, then by name), from the recorded verdicts."""
     counts = {v: 0 for v in VERDICTS}
+    provisional = 0
     sections = []
     rank = {name: i for i, name in enumerate(order)}
     for path in sorted((Path(p) for p in notebook_paths), key=lambda p: (rank.get(p.stem, len(rank)), p.name)):
@@ -69,14 +70,17 @@ def claims_ledger_markdown(notebook_paths: Iterable, order: Iterable[str] = ()) 
             continue
         for v in verdicts:
             counts[v["verdict"]] += 1
+            provisional += bool(v.get("provisional"))
         budgets = ", ".join(f"`{b}`" for b in dict.fromkeys(v["budget"] for v in verdicts))
-        rows = [[v["claim_id"], f"{v['claim']} ({v['source']})", f"**{v['verdict']}**", v["reason"],
+        rows = [[v["claim_id"], f"{v['claim']} ({v['source']})", verdict_word(v), v["reason"],
                  compute_text(v)] for v in verdicts]
         sections += [f"## [{notebook_title(path)}](notebooks/{path.stem}.ipynb)", "",
                      f"Executed at budget {budgets}.", "",
                      markdown_table(["id", "claim (source)", "verdict", "why", "compute"], rows), ""]
     total = sum(counts.values())
     summary = ", ".join(f"{n} {word}" for word, n in counts.items())
+    if provisional:
+        summary += f" ({provisional} of the verdicts provisional: judged on the seeds run so far)"
     return "\n".join([
         "# Claims ledger",
         "",

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Iterable
 
 from .study.display import markdown_table
-from .study.verdicts import CLAIM_KINDS, VERDICTS, read_verdicts
+from .study.verdicts import CLAIM_KINDS, VERDICTS, read_verdicts, verdict_word
 
 HELD = ("reproduced", "partly")
 # Why a claim is untested, recognised from the reasons our code writes (study.collect, study.verdicts).
@@ -34,6 +34,15 @@ def collect_verdicts(notebook_paths: Iterable) -> list[dict]:
             found.append({"kind": "paper", "paper_value": "", "ours": "", "run_hours": 0.0, "runs": 0,
                           **v, "page": path.stem})
     return found
+
+
+def provisional_text(verdicts: list[dict]) -> str:
+    """' 3 of these verdicts are provisional: ...' (empty when none is)."""
+    n = sum(bool(v.get("provisional")) for v in verdicts)
+    if not n:
+        return ""
+    return (f" {n} of these verdicts {'is' if n == 1 else 'are'} *provisional*: judged on the seeds run so far "
+            "while the study's sweep runs the rest (each one's reason names the runs still to come).")
 
 
 def untested_cause(reason: str) -> str:
@@ -69,7 +78,7 @@ def link(v: dict) -> str:
 
 def headline_table(verdicts: list[dict]) -> str:
     rows = [[link(v), v["claim"], v["paper_value"] or "–", v["ours"] or "–", f"`{v['budget']}`",
-             f"**{v['verdict']}**", compute_text(v)] for v in verdicts]
+             verdict_word(v), compute_text(v)] for v in verdicts]
     return markdown_table(["id", "claim", "paper", "ours", "budget", "verdict", "compute"], rows)
 
 
@@ -110,7 +119,8 @@ def summary_markdown(notebook_paths: Iterable, results_root) -> str:
         "## Findings at a glance", "",
         f"**Scope.** {len(paper)} claims of the four papers, {len(own)} derivations and audit findings of our own, "
         f"on {len({v['page'] for v in verdicts})} pages. {len(tested)} of the papers' claims have evidence at a "
-        "training budget; the rest are listed below by why they are untested.", "",
+        "training budget; the rest are listed below by why they are untested."
+        + provisional_text(tested), "",
         counts_table(verdicts), "",
         *outcome_section("What held", [v for v in tested if v["verdict"] in HELD],
                          "No claim of the papers has been reproduced at our budgets yet."),

@@ -56,3 +56,16 @@ def test_compute_text_reads_hours_minutes_and_runs():
     assert compute_text({"run_hours": 2.15, "runs": 3}) == "2.1 h, 3 runs"
     assert compute_text({"run_hours": 0.02, "runs": 1}) == "1 min, 1 run"  # a smoke run
     assert compute_text({"run_hours": 0.0, "runs": 0}) == compute_text({}) == "no training"
+
+
+def test_provisional_verdicts_are_marked_in_the_summary_and_the_ledger(tmp_path):
+    from mixrepro.book_build import claims_ledger_markdown
+
+    nb = notebook_with(tmp_path / "page.ipynb", [verdict("A", "partly", provisional=True), verdict("B", "reproduced")])
+    (tmp_path / "results").mkdir()
+    text = book_summary.summary_markdown([nb], tmp_path / "results")
+    held = text.split("### What held")[1].split("###")[0]
+    assert "**partly** (provisional)" in held and "**reproduced** |" in held
+    assert "1 of these verdicts is *provisional*" in text
+    ledger = claims_ledger_markdown([nb])
+    assert "**partly** (provisional)" in ledger and "(1 of the verdicts provisional" in ledger

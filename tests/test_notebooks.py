@@ -158,6 +158,44 @@ def test_verdict_rule():
         study.judge("c", "claim", "src", "tiny", [ok])
 
 
+def test_claims_with_seeds_still_to_run_get_provisional_verdicts():
+    from mixrepro.study.collect import PendingRuns
+
+    ok = study.Check("s", "supports", "")
+    pending = PendingRuns("not run (or not evaluated) yet at this budget: mixup (seeds 1, 2)")
+    early = study.judge("c", "claim", "src", "cpu", [ok], untested_reason=pending)
+    assert early.verdict == "reproduced" and early.provisional
+    assert early.reason.startswith("provisional, on the seeds run so far: 1 of 1 checks support")
+    assert "mixup (seeds 1, 2)" in early.reason and study.verdict_word(early) == "**reproduced** (provisional)"
+    assert early.to_dict()["provisional"] is True
+    # a method with no run at all, missing data, no checks, or a smoke budget: still untested
+    no_method = PendingRuns(str(pending), methods_without_runs=["adautomix"])
+    for reason, checks, budget in ((no_method, [ok], "cpu"), (str(pending), [ok], "cpu"),
+                                   (pending, [], "cpu"), (pending, [ok], "smoke")):
+        untested = study.judge("c", "claim", "src", budget, checks, untested_reason=reason)
+        assert untested.verdict == "not tested here" and not untested.provisional
+    # joined into a longer text, the reason is a plain str again: conservative
+    assert not isinstance(pending + "; and more", PendingRuns)
+    assert study.verdict_word({"verdict": "partly"}) == "**partly**"
+
+
+def test_collect_runs_marks_reasons_that_only_wait_for_the_sweep(tmp_path, monkeypatch):
+    import shutil
+
+    from mixrepro.study.collect import DM_CE_PARAMS, PendingRuns
+
+    store = Path(__file__).resolve().parent.parent / "notebooks" / "results" / "cifar10-jpeg" / "mixup"
+    shutil.copytree(store / "be221a42cad1", tmp_path / "cifar10-jpeg" / "mixup" / "be221a42cad1")
+    params = study.validate_parameters(budget="smoke", dataset="cifar10-jpeg", model="resnet18",
+                                       methods=["mixup", "cutmix"], seeds=[0, 1], train=False,
+                                       results_dir=str(tmp_path))
+    runs, reason = study.collect_runs(params, method_params=DM_CE_PARAMS)
+    assert list(runs) == ["mixup"] and isinstance(reason, PendingRuns)
+    assert reason.methods_without_runs == ("cutmix",)
+    _, absent = study.collect_runs(params, dataset="cifar100")
+    assert not isinstance(absent, PendingRuns)
+
+
 def test_verdicts_carry_kind_and_the_compute_of_their_runs_each_counted_once():
     from types import SimpleNamespace
 

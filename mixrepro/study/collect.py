@@ -77,7 +77,25 @@ def collect_runs(params: NotebookParameters, *, methods: Sequence[str] | None = 
                                    **budget_runtime(params.budget)))
         if records:
             runs[method] = records
-    return runs, missing_reason(dataset, absent, not_run)
+    reason = missing_reason(dataset, absent, not_run)
+    if reason and not absent:
+        reason = PendingRuns(reason, [m for m in methods or params.methods if m not in runs])
+    return runs, reason
+
+
+class PendingRuns(str):
+    """A missing-runs reason that names only runs of the study's plan not trained or evaluated yet
+    (nothing is missing for lack of data), with the asked-for methods that have no run at all.
+
+    ``judge`` gives such a claim a *provisional* verdict on the seeds run so far when every method
+    has at least one: the evidence is partial, not absent. Joining it into a longer text (str
+    operations) gives a plain str, which keeps the claim untested.
+    """
+
+    def __new__(cls, text: str, methods_without_runs: Sequence[str] = ()):
+        reason = super().__new__(cls, text)
+        reason.methods_without_runs = tuple(methods_without_runs)
+        return reason
 
 
 def has_evaluations(record, evaluations: Sequence[str]) -> bool:

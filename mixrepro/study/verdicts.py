@@ -23,7 +23,12 @@ networks and the budget is ``smoke`` (two epochs on 1,000 images only show that
 the code runs); otherwise the rule of ``mixrepro.study.paired.decide``: every check
 supports -> *reproduced*; some contradict and none supports -> *not reproduced*;
 supports mixed with contradicts or inconclusive -> *partly*; all inconclusive ->
-*inconclusive at this budget*."""
+*inconclusive at this budget*.
+
+Provisional verdicts: while the study's sweep has not yet run every seed a claim asks for,
+but every method has at least one, the rule is applied to the seeds run so far and the
+verdict is marked *provisional* (:func:`provisional`; its reason names the runs still to
+come). A claim missing a method entirely, or runs whose data is not here, stays untested."""
 from __future__ import annotations
 
 import json
@@ -152,6 +157,7 @@ class Verdict:
     ours: str = ""  # ours, short (e.g. "80.1 +- 0.4 vs 79.6 +- 0.3, n = 3")
     run_hours: float = 0.0  # wall-clock hours of the training runs the verdict rests on
     runs: int = 0  # how many runs
+    provisional: bool = False  # judged on the seeds run so far; the study's plan has more to run
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -175,6 +181,9 @@ def judge(claim_id: str, claim: str, source: str, budget: str, checks: Sequence[
     checks = tuple(checks)
     outcome = decide_verdict(checks) if checks else None
     extra = {"kind": kind, "paper_value": paper_value, "ours": ours, **run_compute(runs)}
+    if untested_reason and provisional(untested_reason, checks, budget):
+        reason = f"provisional, on the seeds run so far: {verdict_reason(checks)}. Still to come: {untested_reason}"
+        return Verdict(claim_id, claim, source, outcome, reason, budget, checks, outcome, **extra, provisional=True)
     if untested_reason:
         return Verdict(claim_id, claim, source, "not tested here", untested_reason, budget, checks, outcome, **extra)
     if needs_training and budget not in EVIDENCE_BUDGETS:
@@ -185,6 +194,22 @@ def judge(claim_id: str, claim: str, source: str, budget: str, checks: Sequence[
     if outcome is None:
         raise InvalidParameterError("checks", checks, "at least one Check, or an untested_reason")
     return Verdict(claim_id, claim, source, outcome, verdict_reason(checks), budget, checks, outcome, **extra)
+
+
+def provisional(untested_reason: str, checks: Sequence[Check], budget: str) -> bool:
+    """Whether a claim with runs still missing is judged now: only runs of the study's plan are
+    missing (``collect.PendingRuns``), every method asked for has at least one seed, there are checks,
+    and the budget's numbers are evidence."""
+    from .collect import PendingRuns
+
+    return (isinstance(untested_reason, PendingRuns) and not untested_reason.methods_without_runs
+            and bool(checks) and budget in EVIDENCE_BUDGETS)
+
+
+def verdict_word(verdict) -> str:
+    """'**partly**', '**partly** (provisional)': the verdict as the tables show it (a Verdict or its dict)."""
+    get = verdict.get if isinstance(verdict, dict) else lambda key, default=None: getattr(verdict, key, default)
+    return f"**{get('verdict')}**" + (" (provisional)" if get("provisional", False) else "")
 
 
 def _records(runs) -> list:
@@ -257,7 +282,7 @@ def all_checks_markdown(verdicts: Sequence[Verdict]) -> str:
 
 
 def verdicts_markdown(verdicts: Sequence[Verdict]) -> str:
-    rows = [[v.claim_id, v.claim, f"**{v.verdict}**", v.reason] for v in verdicts]
+    rows = [[v.claim_id, v.claim, verdict_word(v), v.reason] for v in verdicts]
     return markdown_table(["id", "claim", "verdict", "why"], rows)
 
 
@@ -274,7 +299,7 @@ def record_verdicts(notebook: str, verdicts: Sequence[Verdict]) -> None:
              "text/plain": json.dumps(payload, sort_keys=True, indent=1)},
             raw=True, metadata={VERDICTS_OUTPUT_KEY: True})
     for v in verdicts:
-        glue(f"verdict_{v.claim_id}", Markdown(f"**{v.verdict}**"))
+        glue(f"verdict_{v.claim_id}", Markdown(verdict_word(v)))
     glue("verdicts_table", Markdown(verdicts_markdown(verdicts)))
     glue("checks_table", Markdown(all_checks_markdown(verdicts)))
 
