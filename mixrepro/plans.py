@@ -17,6 +17,7 @@ budgeted (estimate from the committed bench report; book/protocol_pilot).
 """
 from __future__ import annotations
 
+import functools
 import json
 import math
 from dataclasses import dataclass, field
@@ -181,6 +182,35 @@ def study_plan() -> Plan:
 PLANS: Registry = Registry("sweep plan")
 PLANS.add("pilot", pilot_plan)
 PLANS.add("study", study_plan)
+
+
+@functools.lru_cache(maxsize=1)
+def _study_seeds() -> dict[str, tuple[int, ...]]:
+    """{key of a setting's seed-0 config: the seeds the study plan trains it with}.
+
+    Every method and DM(CE) arm three seeds, the audit's arms one; the equal-compute arms (one
+    seed) are left out, their epochs depend on the bench report and any setting not listed runs
+    one seed anyway. A test checks this against ``study_configs``.
+    """
+    main = [Arm(m) for m in HEADLINE + OTHER_STATIC] + [Arm(m, {"loss": "dm_ce"}) for m in DM_CE_ON]
+    tiers = [(main, BUDGETS.get("cpu").seeds), ([a.reference for a in AUDIT_ARMS], (0,))]
+    return {arm.config(0).key(): tuple(seeds) for arms, seeds in tiers for arm in arms}
+
+
+def cpu_seeds(config: RunConfig) -> tuple[int, ...]:
+    """The seeds a setting (``config`` at the cpu budget, any seed) runs with at that budget.
+
+    The seeds the study plan trains it with (three for the main table's methods, one for the
+    audit's and the equal-compute arms); a setting outside the plan, an ablation arm of a page,
+    runs with one seed (seed 0): the study spends its CPU on the main table's seeds first.
+    """
+    return _study_seeds().get(config.replace(seed=0).key(), (0,))
+
+
+def in_study_plan(config: RunConfig) -> bool:
+    """Whether the study plan trains exactly this run (its setting and its seed); the equal-compute arms,
+    whose epochs follow the bench report and which no page collects, are not counted."""
+    return config.seed in _study_seeds().get(config.replace(seed=0).key(), ())
 
 
 def get_plan(name: str) -> Plan:

@@ -259,6 +259,6 @@ def test_arms_a_smoke_execution_skips_say_so_and_what_they_cost(tmp_path):
     skipped = pages.skipped_arms(params(tmp_path), all_arms, {"adversarial": {}})
     assert list(skipped) == ["without adversarial"]
     assert "not run at budget 'smoke'" in skipped["without adversarial"]
-    assert "at budget 'cpu' it costs about" in skipped["without adversarial"] and "(3 seeds)" in skipped[
+    assert "at budget 'cpu' it costs about" in skipped["without adversarial"] and "(1 seed)" in skipped[
         "without adversarial"]
     assert pages.skipped_arms(params(tmp_path), all_arms, all_arms) == {}

@@ -54,3 +54,13 @@ def test_a_smoke_verdict_says_what_the_cpu_budget_would_cost(bench):
     assert v.reason.endswith("(3 seeds of the 1 setting these runs cover) about 3.0 hours of one CPU core, "
                              "by the committed bench report")
     assert "CPU core" not in verdicts.judge("X-2", "claim", "P", "smoke", [ok]).reason  # no runs, no price
+
+
+def test_cpu_hours_price_an_ablation_arm_for_one_seed_and_a_cosine_floor_apart(bench):
+    step = 12_000 * 0.3 / 3600  # one cpu-budget Mixup run
+    assert costs.cpu_hours([smoke_run("mixup", alpha=2.0).config]) == pytest.approx(step)  # outside the plan
+    floor = config_for_budget("smoke", method="mixup", dataset="cifar10-jpeg", min_lr=0.05)  # the audit's arm
+    assert costs.cpu_hours([smoke_run("mixup").config, floor]) == pytest.approx(3 * step + step)
+    v = verdicts.judge("X-3", "claim", "P", "smoke", [Check("s", "supports", "")],
+                       runs={"a": [smoke_run("mixup")], "b": [smoke_run("mixup", alpha=2.0)]})
+    assert "(1 or 3 seeds of the 2 settings these runs cover)" in v.reason

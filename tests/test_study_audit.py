@@ -129,10 +129,11 @@ def test_training_arms_table_reads_pairs_tests_them_per_image_and_prices_missing
 
 
 def test_seed_spread_pools_the_methods_with_several_seeds():
-    def run(top1):
-        return SimpleNamespace(summary={"online": {"median_last10": top1}}, predictions={})
+    def run(top1, seed=0):
+        return SimpleNamespace(summary={"online": {"median_last10": top1}}, predictions={},
+                               config=SimpleNamespace(seed=seed))
 
-    spread, methods = audit.seed_spread({"vanilla": [run(79.0), run(81.0)], "mixup": [run(80.0), run(80.0)],
+    spread, methods = audit.seed_spread({"vanilla": [run(79.0), run(81.0, 1)], "mixup": [run(80.0), run(80.0, 1)],
                                          "cutmix": [run(80.5)]})
     assert methods == 2 and spread == pytest.approx(1.0)  # variances 2 and 0, one degree of freedom each
     assert audit.seed_spread({"cutmix": [run(80.5)]}) == (None, 0)

@@ -204,3 +204,33 @@ def test_worker_restores_lost_weights_by_a_verified_retrain(tmp_path, cache, mon
     captured = capsys.readouterr()
     assert "reproduced bit for bit" in captured.out and "NOT identical" in captured.out
     assert f"cannot evaluate {configs[1].key()}" in captured.err
+
+
+def test_cpu_seeds_are_the_seeds_the_study_plan_trains_each_setting_with():
+    configs = plans.study_configs(FULL_BENCH)
+    by_setting: dict[str, set] = {}
+    for c in configs:
+        by_setting.setdefault(c.replace(seed=0).key(), set()).add(c.seed)
+    for c in configs:
+        assert set(plans.cpu_seeds(c)) == by_setting[c.replace(seed=0).key()], c
+        assert plans.in_study_plan(c) or c.epochs != 120  # the equal-compute arms: pages never ask for them
+    assert plans.cpu_seeds(configs[0]) == (0, 1, 2)  # Vanilla: three seeds
+    arm = config_for_budget("cpu", method="automix", dataset="cifar10-jpeg", method_params={"clean_ce": False})
+    assert plans.cpu_seeds(arm) == (0,) and not plans.in_study_plan(arm.replace(seed=1))  # an ablation arm: one
+
+
+def test_ablation_arms_collect_one_seed_at_budget_cpu_unless_the_notebook_names_seeds():
+    from mixrepro import study
+    from mixrepro.study.parameters import arm_parameters
+
+    def page(budget, seeds=None):
+        return study.validate_parameters(budget=budget, dataset="cifar10-jpeg", model="resnet18", methods=["mixup"],
+                                         seeds=seeds)
+
+    cpu = page("cpu")
+    assert cpu.seeds == (0, 1, 2) and not cpu.seeds_given
+    assert arm_parameters(cpu, "mixup").seeds == (0, 1, 2)  # the study's own run: its seeds
+    assert arm_parameters(cpu, "mixup", method_params={"alpha": 2.0}).seeds == (0,)
+    assert arm_parameters(cpu, "mixup", train_subset=1500).seeds == (0,)  # a sweep point (Table A8's fractions)
+    assert arm_parameters(page("cpu", [0, 1]), "mixup", method_params={"alpha": 2.0}).seeds == (0, 1)
+    assert arm_parameters(page("paper"), "mixup", method_params={"alpha": 2.0}).seeds == (0, 1, 2)

@@ -33,7 +33,7 @@ from .facts import method_color, method_label, scored_network
 from .figures import label_axes
 from .paired import Check
 from .paper_tables import PAPER_NUMBERS_DIR, PaperTable, load_paper_table
-from .parameters import NotebookParameters, validate_parameters
+from .parameters import NotebookParameters, arm_parameters, validate_parameters
 from .scores import SeedStats, scored_stats
 from .verdicts import Verdict, check_order, judge
 
@@ -592,27 +592,28 @@ def collect_arms(params: NotebookParameters, arms: dict[str, dict], log=None
 
     found, reasons = {}, {}
     for arm, method_params in arms.items():
-        runs, reason = collect_runs(params, methods=[WINNER], method_params=method_params, log=log)
+        arm_params = arm_parameters(params, WINNER, method_params=method_params)
+        runs, reason = collect_runs(arm_params, methods=[WINNER], method_params=method_params, log=log)
         if WINNER in runs:
             found[arm] = runs[WINNER]
         if reason:
-            reasons[arm] = reason + outside_plan_note(params, [WINNER], method_params=method_params)
+            reasons[arm] = reason + outside_plan_note(arm_params, [WINNER], method_params=method_params)
     return found, reasons
 
 
 def skipped_arms(params: NotebookParameters, all_arms: dict[str, dict], run: dict[str, dict]) -> dict[str, str]:
     """{arm: why it has no runs} for the arms of ``all_arms`` this execution does not run (the smoke
     budget runs only the shared AdAutoMix run), each priced at the cpu budget from the bench report."""
-    from ..config import BUDGETS
-    from .costs import cpu_hours
+    from .costs import cpu_hours, rerun_seeds
 
-    seeds = len(BUDGETS.get("cpu").seeds)
     reasons = {}
     for arm, method_params in all_arms.items():
         if arm in run:
             continue
-        hours = cpu_hours([params.config(WINNER, 0, method_params=method_params)])
-        cost = f"; at budget 'cpu' it costs about {hours:.1f} hours of one CPU core ({seeds} seeds)" if hours else ""
+        config = params.config(WINNER, 0, method_params=method_params)
+        hours, seeds = cpu_hours([config]), len(rerun_seeds(config))
+        cost = (f"; at budget 'cpu' it costs about {hours:.1f} hours of one CPU core ({seeds} seed"
+                f"{'s' if seeds > 1 else ''})" if hours else "")
         reasons[arm] = (f"not run at budget '{params.budget}' (this execution runs {', '.join(run)} only, each "
                         f"AdAutoMix arm costing what a full run does){cost}")
     return reasons

@@ -32,6 +32,7 @@ from .display import fmt, markdown_table
 from .facts import method_color, method_label, scored_network
 from .paired import Check
 from .paper_tables import PAPER_NUMBERS_DIR, PaperTable, load_paper_table
+from .parameters import arm_parameters
 from .scores import SeedStats, evaluation_stats, scored_stats
 from .verdicts import check_order, judge
 
@@ -658,11 +659,12 @@ def variant_runs(params, arms: dict[str, dict], method: str = WINNER) -> tuple[d
     found, reasons = {}, []
     for arm, method_params in arms.items():
         fields = {"method_params": dict(method_params)} if method_params else {}
-        runs, reason = collect_runs(params, methods=[method], **fields)
+        arm_params = arm_parameters(params, method, **fields)
+        runs, reason = collect_runs(arm_params, methods=[method], **fields)
         if method in runs:
             found[arm] = runs[method]
         if reason:
-            reasons.append(f"{arm}: {reason}" + outside_plan_note(params, [method], **fields))
+            reasons.append(f"{arm}: {reason}" + outside_plan_note(arm_params, [method], **fields))
     return found, "; ".join(reasons) or None
 
 

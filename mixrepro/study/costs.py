@@ -26,17 +26,34 @@ def compute_text(runs: int, epochs: int, images: int, batch: int, *, timed: bool
 
 
 def settings(configs) -> dict:
-    """{(method, parameters): a config} of ``configs``, seeds merged: what a rerun must train once per seed."""
-    return {(c.method, repr(sorted(c.method_params.items()))): c for c in configs}
+    """{setting key: a config} of ``configs``, seeds merged: what a rerun must train once per seed."""
+    return {c.replace(seed=0).key(): c for c in configs}
+
+
+def rerun_config(config, budget: str = "cpu"):
+    """``config``'s setting at ``budget``: its method, data, method parameters and cosine floor."""
+    from ..config import config_for_budget
+
+    floor = {} if config.min_lr is None else {"min_lr": config.min_lr}
+    return config_for_budget(budget, method=config.method, dataset=config.dataset,
+                             method_params=config.method_params, **floor)
+
+
+def rerun_seeds(config, budget: str = "cpu") -> tuple[int, ...]:
+    """The seeds ``config``'s setting runs with at ``budget`` (at cpu: ``plans.cpu_seeds``)."""
+    from ..config import BUDGETS
+    from ..plans import cpu_seeds
+
+    return cpu_seeds(rerun_config(config)) if budget == "cpu" else BUDGETS.get(budget).seeds
 
 
 def cpu_hours(configs, budget: str = "cpu") -> float | None:
     """Hours of one core that ``configs`` (any budget) cost when rerun at ``budget`` with its seeds.
 
-    Each distinct setting (method and parameters, seed ignored) is priced at the budget's steps
-    times the bench report's seconds per step of its method (a loss variant as its mixer); None
-    when the bench report is missing or lacks a method."""
-    from ..config import BUDGETS, config_for_budget
+    Each distinct setting (seed ignored) is priced at the budget's steps times the bench report's
+    seconds per step of its method (a loss variant as its mixer), times the seeds it runs with
+    (:func:`rerun_seeds`: at cpu, an ablation arm one); None when the bench report is missing or
+    lacks a method."""
     from ..errors import MixreproError
     from ..plans import load_bench_report, step_seconds
 
@@ -44,12 +61,11 @@ def cpu_hours(configs, budget: str = "cpu") -> float | None:
         seconds = step_seconds(load_bench_report())
     except MixreproError:
         return None
-    spec = BUDGETS.get(budget)
     total = 0.0
-    for (method, _), config in settings(configs).items():
-        if method not in seconds:
+    for config in settings(configs).values():
+        if config.method not in seconds:
             return None
-        sized = config_for_budget(budget, method=method, dataset=config.dataset, method_params=config.method_params)
+        sized = rerun_config(config, budget)
         steps = sized.epochs * math.ceil((sized.train_subset or 50_000) / sized.batch_size)
-        total += len(spec.seeds) * steps * seconds[method]
+        total += len(rerun_seeds(config, budget)) * steps * seconds[config.method]
     return total / 3600

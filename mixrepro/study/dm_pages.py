@@ -18,7 +18,6 @@ pages share four things, kept here:
 """
 from __future__ import annotations
 
-import functools
 import json
 import statistics
 from dataclasses import dataclass
@@ -26,12 +25,14 @@ from typing import Callable, Sequence
 
 from ..config import BUDGETS
 from ..errors import MixreproError
+from ..plans import in_study_plan
 from .collect import DM_CE_PARAMS, collect_runs, dataset_available, needs
 from .display import fmt, markdown_table
 from .facts import method_color, method_label, scored_network
 from .figures import label_axes, new_figure
 from .paired import Check
 from .paper_tables import PAPER_NUMBERS_DIR, PaperTable, load_paper_table
+from .parameters import arm_parameters
 from .scores import SeedStats, evaluation_stats, scored_stats
 from .verdicts import Verdict, check_order, judge
 
@@ -238,25 +239,28 @@ def loss_pair_runs(params, methods: Sequence[str], *, base: dict | Callable | No
 
     ``base_methods`` run with the base loss only (Vanilla: DM acts on mixed samples). ``fields``
     override the run config (dataset, model, train_subset...). Runs the study's sweep will never
-    train are named as such in the reason.
+    train are named as such in the reason; at budget cpu a setting outside the study plan (a
+    training fraction, an eta) runs one seed (:func:`arm_parameters`).
     """
     found, reasons = {"base": {}, "new": {}}, []
     for side, names, spec in (("base", list(base_methods) + list(methods), base), ("new", list(methods), new)):
         for method_params, group in _by_params(names, spec):
             extra = {} if method_params is None else {"method_params": method_params}
-            runs, reason = collect_runs(params, methods=group, log=log, **fields, **extra)
-            found[side].update(runs)
-            if reason:
-                reasons.append(reason + outside_plan_note(params, [m for m in group if m not in runs],
-                                                          **fields, **extra))
+            for group_params, same_seeds in _by_seeds(params, group, **fields, **extra):
+                runs, reason = collect_runs(group_params, methods=same_seeds, log=log, **fields, **extra)
+                found[side].update(runs)
+                if reason:
+                    reasons.append(reason + outside_plan_note(group_params, [m for m in same_seeds if m not in runs],
+                                                              **fields, **extra))
     return LossPair(found["base"], found["new"], "; ".join(dict.fromkeys(reasons)) or None)
 
 
-@functools.lru_cache(maxsize=1)
-def _planned_keys() -> frozenset:
-    from ..plans import get_plan
-
-    return frozenset(c.key() for c in get_plan("study").configs)
+def _by_seeds(params, methods: Sequence[str], **fields) -> list[tuple]:
+    """[(parameters, methods)]: ``methods`` grouped by the parameters their runs are collected with."""
+    groups: dict = {}
+    for method in methods:
+        groups.setdefault(arm_parameters(params, method, **fields), []).append(method)
+    return list(groups.items())
 
 
 def outside_plan_note(params, methods: Sequence[str], **fields) -> str:
@@ -264,7 +268,7 @@ def outside_plan_note(params, methods: Sequence[str], **fields) -> str:
     if params.budget != "cpu":
         return ""
     outside = [method_label(m) for m in methods
-               if any(params.config(m, s, **fields).key() not in _planned_keys() for s in params.seeds)]
+               if not all(in_study_plan(params.config(m, s, **fields)) for s in params.seeds)]
     if not outside:
         return ""
     return (f" ({', '.join(outside)} with these settings are not in the study plan: `mixrepro sweep study` "
@@ -593,11 +597,13 @@ def arm_runs(params, arms: dict[str, dict[str, dict]], log=None) -> tuple[dict, 
     for method, by_arm in arms.items():
         missing = []
         for arm, method_params in by_arm.items():
-            runs, reason = collect_runs(params, methods=[method], method_params=method_params, log=log)
+            arm_params = arm_parameters(params, method, method_params=method_params)
+            runs, reason = collect_runs(arm_params, methods=[method], method_params=method_params, log=log)
             if method in runs:
                 found.setdefault(method, {})[arm] = runs[method]
             if reason:
-                missing.append(f"{arm}: " + reason + outside_plan_note(params, [method], method_params=method_params))
+                missing.append(f"{arm}: " + reason
+                               + outside_plan_note(arm_params, [method], method_params=method_params))
         if missing:
             reasons[method] = "; ".join(missing)
     return found, reasons

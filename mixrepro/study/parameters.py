@@ -1,6 +1,7 @@
 """A notebook's parameters cell, validated, and what its budget changes from the paper's protocol."""
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -21,6 +22,7 @@ class NotebookParameters:
     seeds: tuple[int, ...]
     train: bool
     results_dir: Path
+    seeds_given: bool = False  # the notebook named its seeds (else the budget's)
 
     def config(self, method: str, seed: int, **fields) -> RunConfig:
         """The run for ``method`` and ``seed`` at this budget; ``fields`` override (e.g. method_params)."""
@@ -30,6 +32,21 @@ class NotebookParameters:
     def deviations(self, method: str | None = None) -> dict[str, tuple]:
         """{field: (ours, paper's)} for this budget (see mixrepro.config.budget_deviations)."""
         return budget_deviations(self.config(method or self.methods[0], self.seeds[0]))
+
+
+def arm_parameters(params: NotebookParameters, method: str, **fields) -> NotebookParameters:
+    """``params`` for the runs of one ablation arm or sweep point (``method`` with ``fields``).
+
+    At budget cpu, unless the notebook named its seeds: the seeds the study plan trains that
+    setting with (three for the main table's runs), one seed for a setting outside the plan
+    (``mixrepro.plans.cpu_seeds``): ablations and sweeps run one seed at cpu, so the CPU goes to
+    the main table's seeds first. Other budgets keep their seeds.
+    """
+    if params.budget != "cpu" or params.seeds_given:
+        return params
+    from ..plans import cpu_seeds
+
+    return dataclasses.replace(params, seeds=cpu_seeds(params.config(method, 0, **fields)))
 
 
 def _names_in(kind: str, names, known) -> tuple[str, ...]:
@@ -65,6 +82,7 @@ def validate_parameters(*, budget: str, dataset: str, model: str, methods=None, 
     if methods == "all":
         methods = [m for m in table_methods if m in METHODS] or METHODS.names()
     methods = _names_in("methods", methods, METHODS)
+    seeds_given = seeds is not None
     if seeds is None:
         seeds = budget_spec.seeds
     if isinstance(seeds, int) or not isinstance(seeds, (list, tuple)) or not seeds:
@@ -76,7 +94,8 @@ def validate_parameters(*, budget: str, dataset: str, model: str, methods=None, 
         raise InvalidParameterError("train", train, "True (train missing runs) or False (load only)")
     if not isinstance(results_dir, (str, Path)) or str(results_dir) == "":
         raise InvalidParameterError("results_dir", results_dir, "a folder path")
-    return NotebookParameters(budget, dataset, model, methods, tuple(seeds), train, Path(results_dir))
+    return NotebookParameters(budget, dataset, model, methods, tuple(seeds), train, Path(results_dir),
+                              seeds_given=seeds_given)
 
 
 def deviations_markdown(params: NotebookParameters, paper_protocol: dict | None = None) -> str:

@@ -220,16 +220,18 @@ def _records(runs) -> list:
 
 def cpu_cost_text(runs) -> str:
     """'; at budget 'cpu' (3 seeds of the 2 settings these runs cover) about 4.7 hours of one CPU core'
-    from the committed bench report, or '' when it cannot be priced."""
-    from .costs import cpu_hours, settings
+    from the committed bench report, or '' when it cannot be priced. Settings outside the study plan
+    (ablation arms) run one seed at cpu (``plans.cpu_seeds``)."""
+    from .costs import cpu_hours, rerun_seeds, settings
 
     configs = [r.config for r in _records(runs)]
     hours = cpu_hours(configs) if configs else None
     if hours is None:
         return ""
+    seeds = sorted({len(rerun_seeds(c)) for c in settings(configs).values()})
     n = len(settings(configs))
-    seeds = len(BUDGETS.get("cpu").seeds)
-    return (f"; at budget 'cpu' ({seeds} seeds of the {n} setting{'s' if n > 1 else ''} these runs "
+    counts = " or ".join(str(s) for s in seeds) + (" seed" if seeds == [1] else " seeds")
+    return (f"; at budget 'cpu' ({counts} of the {n} setting{'s' if n > 1 else ''} these runs "
             f"cover) about {hours:.1f} hours of one CPU core, by the committed bench report")
 
 
