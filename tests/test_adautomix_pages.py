@@ -224,10 +224,6 @@ def test_column_fields_take_the_paper_schedule_only_at_budget_paper(tmp_path):
     assert pages.column_fields(params(tmp_path, budget="paper"), spec)["lr"] == 0.2
 
 
-def test_evaluation_options_follow_the_study_only_where_the_test_set_is_large_enough(tmp_path):
-    assert "corruption" not in pages.evaluation_options(params(tmp_path))  # smoke: 500 test images
-    assert pages.evaluation_options(params(tmp_path, budget="cpu"))["occlusion"] == {"images": 2000}
-
 
 def test_open_page_takes_the_methods_of_a_table_without_cells(tmp_path):
     _, p = pages.open_page("adautomix_table4", budget="cpu", dataset="cifar10-jpeg", model="resnet18",

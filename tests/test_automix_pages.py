@@ -185,14 +185,18 @@ def test_snapshot_of_reads_the_store_and_never_computes_when_not_allowed():
     assert snapshot is None and "draw_samples=True" in reason
 
 
-def test_robustness_options_cap_the_corruption_subset_at_the_budgets_test_images():
-    smoke = study.validate_parameters(budget="smoke", dataset="cifar10-jpeg", model="resnet18", methods=["mixup"])
-    cpu = study.validate_parameters(budget="cpu", dataset="cifar10-jpeg", model="resnet18", methods=["mixup"])
-    assert pages.robustness_options(smoke) == {"corruption": {"images": None}}  # 500 test images at smoke
-    assert pages.robustness_options(cpu) == {"corruption": {"images": 2000}}  # the study plan's subset
+def test_evaluation_options_are_the_study_plans_with_a_small_smoke_subset():
     from mixrepro.plans import STUDY_EVALUATION_OPTIONS
 
-    assert pages.CORRUPTION_IMAGES == STUDY_EVALUATION_OPTIONS["corruption"]["images"]
+    def options(budget, **fields):
+        return study.evaluation_options(study.validate_parameters(budget=budget, dataset="cifar10-jpeg",
+                                                                  model="resnet18", methods=["mixup"], **fields))
+
+    assert options("cpu") == STUDY_EVALUATION_OPTIONS  # the sweep's own: runs are shared with the study
+    smoke = options("smoke")
+    assert smoke["corruption"] == smoke["occlusion"] == {"images": 100}  # the pipeline, not evidence
+    assert smoke["mixed_accuracy"] == STUDY_EVALUATION_OPTIONS["mixed_accuracy"]
+    assert STUDY_EVALUATION_OPTIONS["corruption"] == {"images": 2000}  # not changed in place
 
 
 def test_a_page_measures_the_bench_its_empty_store_lacks_only_when_it_may_train(tmp_path, monkeypatch):

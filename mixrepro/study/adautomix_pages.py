@@ -73,18 +73,6 @@ def open_page(name: str, *, budget: str, dataset: str, model: str, methods=None,
     return table, params
 
 
-def evaluation_options(params: NotebookParameters) -> dict:
-    """The study sweep's evaluation options (corruption and occlusion on a 2,000-image subset), kept only
-    where this budget's test set has that many images, so smoke runs are evaluated on their own test set."""
-    from ..data import DATASETS
-    from ..plans import STUDY_EVALUATION_OPTIONS
-
-    config = params.config(params.methods[0], params.seeds[0])
-    test_images = config.test_subset or DATASETS.get(params.dataset).num_test
-    return {name: dict(options) for name, options in STUDY_EVALUATION_OPTIONS.items()
-            if options.get("images", 0) <= test_images}
-
-
 def ours_markdown(runs: dict, label: Callable[[str], str], value_of=None) -> str:
     """Our top-1 per method: online, EMA and the network the paper scores (mean ± sd over seeds)."""
     from ..results import NETWORKS

@@ -219,17 +219,7 @@ STAND_IN = "CIFAR-10 copy as a stand-in"
 
 # ----------------------------------------------------------------------------- Table 6: robustness
 
-CORRUPTION_IMAGES = 2000  # the study plan's fixed class-balanced test subset (mixrepro.plans)
 ROBUSTNESS_EVALUATIONS = ("ece", "fgsm", "corruption")
-
-
-def robustness_options(params) -> dict:
-    """Evaluation options of the study plan, the corruption subset capped at the budget's test images."""
-    from ..data import DATASETS
-
-    config = params.config(params.methods[0], params.seeds[0])
-    test_images = config.test_subset or DATASETS.get(config.dataset).num_test
-    return {"corruption": {"images": CORRUPTION_IMAGES if test_images >= CORRUPTION_IMAGES else None}}
 
 
 def corruption_stats(runs: dict) -> dict[str, SeedStats]:

@@ -98,6 +98,30 @@ class PendingRuns(str):
         return reason
 
 
+SMOKE_EVALUATION_IMAGES = 100  # test images of a smoke run's corruption and occlusion evaluations
+
+
+def evaluation_options(params: NotebookParameters) -> dict:
+    """The study sweep's evaluation options (``plans.STUDY_EVALUATION_OPTIONS``) for a page's runs.
+
+    Corruption and occlusion run on the plan's fixed class-balanced 2,000-image test subset, on the
+    whole test set where it is smaller, and at budget smoke on the first 100 images of that order:
+    smoke numbers only show that the pipeline runs, and corruption's 60 corrupted copies of the test
+    set per network otherwise dominate a smoke page's time.
+    """
+    from ..data import DATASETS
+    from ..plans import STUDY_EVALUATION_OPTIONS
+
+    config = params.config(params.methods[0], params.seeds[0])
+    test_images = config.test_subset or DATASETS.get(config.dataset).num_test
+    options = {name: dict(value) for name, value in STUDY_EVALUATION_OPTIONS.items()}
+    for value in options.values():
+        if "images" in value:
+            wanted = SMOKE_EVALUATION_IMAGES if params.budget == "smoke" else value["images"]
+            value["images"] = wanted if wanted <= test_images else None
+    return options
+
+
 def has_evaluations(record, evaluations: Sequence[str]) -> bool:
     """Whether ``record`` exists and holds every evaluation for both networks."""
     from ..results import NETWORKS
