@@ -234,3 +234,48 @@ def test_ablation_arms_collect_one_seed_at_budget_cpu_unless_the_notebook_names_
     assert arm_parameters(cpu, "mixup", train_subset=1500).seeds == (0,)  # a sweep point (Table A8's fractions)
     assert arm_parameters(page("cpu", [0, 1]), "mixup", method_params={"alpha": 2.0}).seeds == (0, 1)
     assert arm_parameters(page("paper"), "mixup", method_params={"alpha": 2.0}).seeds == (0, 1, 2)
+
+
+def test_a_deadline_starts_only_runs_that_can_finish_before_it(tmp_path, cache, monkeypatch, capsys):
+    import time
+
+    install_doubles(monkeypatch)
+    monkeypatch.setattr(plans, "load_bench_report", lambda: fake_bench(tiny=0.36))
+    configs = (tiny_config(seed=0, epochs=1, train_subset=160), tiny_config(seed=1, epochs=1, train_subset=160))
+    store = ResultsStore(tmp_path)
+    full = 1 * 10 * 0.36 / 3600  # one epoch of 160 images at batch 16
+    assert sweep.hours_left(store, configs[0]) == pytest.approx(full * (1 + sweep.EVALUATION_SHARE))
+    assert sweep.fits(store, configs[0], None, 1.25) == (True, "")
+    ok, why = sweep.fits(store, configs[0], time.time() + 1.0, 1.25)  # a second left
+    assert not ok and "margin" in why
+    plan = plans.Plan("t", "test", configs, runtime={})
+    assert sweep.run_worker(plan, results_root=tmp_path, deadline=time.time() + 1.0) == 0
+    assert capsys.readouterr().out.count("not starting") == 2
+    assert sweep.run_worker(plan, results_root=tmp_path, deadline=time.time() + 3600) == 2
+    monkeypatch.setattr(plans, "load_bench_report", lambda: fake_bench(vanilla=0.2))  # cannot price 'tiny'
+    assert sweep.fits(store, tiny_config(seed=2, epochs=1), time.time() + 3600, 1.0) == (
+        False, "the bench report cannot price it")
+
+
+def test_hours_left_counts_what_a_checkpoint_has_done(tmp_path, cache, monkeypatch):
+    from mixrepro.training import fit
+    from mixrepro.training.loop import TrainingInterrupted
+
+    install_doubles(monkeypatch)
+    monkeypatch.setattr(plans, "load_bench_report", lambda: fake_bench(tiny=0.36))
+    config = tiny_config(seed=0, epochs=2)
+    with pytest.raises(TrainingInterrupted):  # killed in its second epoch (4 steps of 16 fake images each)
+        fit(config, results_root=tmp_path, progress=False, stop_after_step=5)
+    full = 2 * 3125 * 0.36 / 3600  # priced for 50,000 images at batch 16 (no train_subset)
+    assert sweep.hours_left(ResultsStore(tmp_path), config) == pytest.approx(full * (0.5 + sweep.EVALUATION_SHARE))
+
+
+def test_hours_must_be_a_positive_number():
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    sweep.add_sweep_arguments(parser)
+    assert parser.parse_args(["study", "--hours", "2.5"]).hours == 2.5
+    for bad in ("0", "-1", "soon", "inf"):
+        with pytest.raises(SystemExit):
+            parser.parse_args(["study", "--hours", bad])
