@@ -4,11 +4,13 @@
 #   make reproduce               rerun every notebook as last executed (papermill), then build the book
 #   make reproduce BUDGET=smoke  the same at one budget for all (smoke, cpu, gpu, paper)
 #   make reproduce BUDGET=smoke RESULTS=/tmp/fresh  ... with runs stored in (an empty) RESULTS: retrains them all
+#   make reproduce JOBS=4        notebooks executed at once (default 2; each kernel trains on one thread)
 #   make book                    build the book from the committed notebooks (never trains)
 VENV    ?= .venv
 PYTHON  ?= python3
 BUDGET  ?= committed
 RESULTS ?=
+JOBS    ?= 2
 PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed
 
@@ -33,7 +35,7 @@ test-fast: lint
 	$(PY) -m pytest -m "not slow"
 
 notebooks: $(STAMP)
-	$(PY) -m mixrepro.notebook_runner --budget $(BUDGET) $(if $(RESULTS),--results-dir $(RESULTS))
+	$(PY) -m mixrepro.notebook_runner --budget $(BUDGET) --jobs $(JOBS) $(if $(RESULTS),--results-dir $(RESULTS))
 
 reproduce: notebooks book
 

@@ -18,6 +18,7 @@ import argparse
 import os
 import resource
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -104,7 +105,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=int, default=None, help="per-cell timeout in seconds")
     parser.add_argument("--keep-going", action="store_true",
                         help="run the remaining notebooks after one fails, list the failures at the end (exit 1)")
+    parser.add_argument("--jobs", type=int, default=1,
+                        help="notebooks executed at once (default 1); each kernel trains on one thread, so "
+                             "use the machine's cores. A run two pages need is trained once (the other waits)")
     args = parser.parse_args(argv)
+    if args.jobs < 1:
+        parser.error(f"--jobs {args.jobs}: must be a positive number of notebooks at once")
     try:
         if args.budget != COMMITTED:
             BUDGETS.get(args.budget)
@@ -114,33 +120,47 @@ def main(argv: list[str] | None = None) -> int:
         print(f"notebook_runner: error: {err}", file=sys.stderr)
         return 2
     kernel_environment()
-    failed = run_all(plans, args.timeout, args.keep_going)
+    failed = run_all(plans, args.timeout, args.keep_going, jobs=args.jobs)
     for line in failed:
         print(f"notebook_runner: failed: {line}", file=sys.stderr)
     return 1 if failed else 0
 
 
-def run_all(plans: dict, timeout_s: int | None, keep_going: bool) -> list[str]:
-    """Execute each notebook, printing its wall and CPU seconds; returns the failures ('name: error').
+def run_all(plans: dict, timeout_s: int | None, keep_going: bool, jobs: int = 1) -> list[str]:
+    """Execute each notebook, printing its wall seconds (and CPU seconds, one at a time); returns the
+    failures ('name: error').
 
-    Without ``keep_going`` the first failure raises (papermill's error, the traceback is in the notebook).
+    ``jobs`` notebooks run at once, in the given order. Without ``keep_going`` the first failure
+    raises (papermill's error, the traceback is in the notebook) once the notebooks already running
+    have finished; no new one starts.
     """
-    total_wall = total_cpu = 0.0
-    failed = []
-    for path, parameters in plans.items():
+    from concurrent.futures import ThreadPoolExecutor
+
+    start_all, cpu_all = time.perf_counter(), kernel_cpu_seconds()
+    failed, first_error, lock = [], [], threading.Lock()
+
+    def execute(path: Path, parameters: dict) -> None:
+        if first_error and not keep_going:
+            return
         cpu_before, start, status = kernel_cpu_seconds(), time.perf_counter(), ""
         try:
             run_notebook(path, parameters, timeout_s)
         except Exception as err:
-            if not keep_going:
-                raise
             last_line = (str(err).strip().splitlines() or [type(err).__name__])[-1]
-            failed.append(f"{path.name}: {last_line}")
+            with lock:
+                failed.append(f"{path.name}: {last_line}")
+                first_error.append(err)
             status = "FAILED "
-        seconds, cpu = time.perf_counter() - start, kernel_cpu_seconds() - cpu_before
-        total_wall, total_cpu = total_wall + seconds, total_cpu + cpu
-        print(f"{status}{path.name:<45} {seconds:7.1f} s wall {cpu:7.1f} s cpu  {parameters}", flush=True)
-    print(f"{'all notebooks':<45} {total_wall:7.1f} s wall {total_cpu:7.1f} s cpu")
+        seconds = time.perf_counter() - start
+        cpu = f"{kernel_cpu_seconds() - cpu_before:7.1f} s cpu" if jobs == 1 else ""
+        print(f"{status}{path.name:<45} {seconds:7.1f} s wall {cpu}  {parameters}", flush=True)
+
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        list(pool.map(lambda item: execute(*item), plans.items()))
+    print(f"{'all notebooks':<45} {time.perf_counter() - start_all:7.1f} s wall "
+          f"{kernel_cpu_seconds() - cpu_all:7.1f} s cpu")
+    if first_error and not keep_going:
+        raise first_error[0]
     return failed
 
 

@@ -5,6 +5,7 @@ loads) and training (``mixrepro.training``), so neither depends on the other's c
 """
 from __future__ import annotations
 
+import contextlib
 import shlex
 from pathlib import Path
 
@@ -43,6 +44,16 @@ def train_or_load(config: RunConfig, *, results_root=None, train: bool = True, e
     """
     store = ResultsStore(results_root)
     record = store.load(config)
+    if record is not None and (accept_stale or not is_stale(record)) and not missing_evaluations(record, evaluations):
+        return record  # complete: nothing to do, no lock to wait for
+    with run_lock(config):  # another process (a page, a sweep worker) may be training or evaluating it
+        return _train_or_load_locked(config, store, train, evaluations, evaluation_options, accept_stale,
+                                     fit_kwargs)
+
+
+def _train_or_load_locked(config, store, train, evaluations, evaluation_options, accept_stale, fit_kwargs):
+    results_root = store.root
+    record = store.load(config)  # again: a process that held the lock may have finished it meanwhile
     if record is not None and is_stale(record) and not accept_stale:
         if not train:
             raise StaleRunError(config, record, current_code_version(config.method),
@@ -52,11 +63,42 @@ def train_or_load(config: RunConfig, *, results_root=None, train: bool = True, e
         if not train:
             raise MissingRunError(config, store.run_dir(config), train_command(config, results_root))
         record = fit(config, results_root=store.root, **fit_kwargs)
-    missing = [name for name in evaluations if any(name not in record.evaluations.get(n, {}) for n in NETWORKS)]
+    missing = missing_evaluations(record, evaluations)
     if missing:
         add_evaluations(store, record, missing, device=fit_kwargs.get("device"), data_root=fit_kwargs.get("data_root"),
                         options=evaluation_options, threads=fit_kwargs.get("threads"))
     return record
+
+
+def missing_evaluations(record: RunRecord, evaluations) -> list[str]:
+    """The names of ``evaluations`` the record lacks for at least one network."""
+    return [name for name in evaluations if any(name not in record.evaluations.get(n, {}) for n in NETWORKS)]
+
+
+@contextlib.contextmanager
+def run_lock(config: RunConfig):
+    """Hold an exclusive lock on ``config``'s run, machine-wide, for the block (waits for a holder).
+
+    Pages run in parallel (``notebook_runner --jobs``) and sweep workers may want the same run;
+    its checkpoint in the shared cache must have one writer. The lock is an ``flock`` on a file
+    in the cache, released by the system if the holder dies; without ``fcntl`` (not POSIX) there
+    is no lock.
+    """
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        yield
+        return
+    from .data.paths import cache_root
+
+    path = cache_root() / "run-locks" / f"{config.key()}.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def add_evaluations(store: ResultsStore, record: RunRecord, names: list[str], *, device, data_root,

@@ -16,6 +16,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -444,3 +445,33 @@ def test_paper_numbers_print_at_the_papers_own_precision():
     assert "| 15.3 |" in ece and "15.30" not in ece  # AdAutoMix prints ECE with one decimal
     top1 = study.paper_table_markdown(study.load_paper_table("automix_table1"))
     assert "| 95.50 |" in top1  # AutoMix prints two
+
+
+@pytest.mark.slow
+def test_runner_runs_notebooks_at_once_and_stops_starting_new_ones_after_a_failure(tmp_path, capsys):
+    import nbformat
+
+    from mixrepro.notebook_runner import kernel_environment, run_all
+
+    paths = []
+    for name, code in (("a_sleeps", "import time; time.sleep(3); open('a.done', 'w').close()"),
+                       ("b_sleeps", "import time; time.sleep(3); open('b.done', 'w').close()"),
+                       ("c_fails", "raise ValueError('boom')"), ("d_after", "open('d.done', 'w').close()")):
+        nb = nbformat.v4.new_notebook()
+        nb.cells.append(nbformat.v4.new_code_cell(code))
+        nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+        paths.append(tmp_path / f"{name}.ipynb")
+        nbformat.write(nb, str(paths[-1]))
+    kernel_environment()
+    start = time.perf_counter()
+    assert run_all({p: {} for p in paths[:2]}, timeout_s=120, keep_going=False, jobs=2) == []
+    both = time.perf_counter() - start
+    assert (tmp_path / "a.done").exists() and (tmp_path / "b.done").exists()
+    assert "a_sleeps.ipynb" in capsys.readouterr().out
+    start = time.perf_counter()
+    run_all({paths[0]: {}}, timeout_s=120, keep_going=False)
+    one = time.perf_counter() - start
+    assert both < 1.75 * one  # two 3-second notebooks at once: about one (in turn: two)
+    with pytest.raises(Exception, match="boom"):
+        run_all({p: {} for p in paths[2:]}, timeout_s=120, keep_going=False, jobs=1)
+    assert not (tmp_path / "d.done").exists()  # nothing new starts after a failure

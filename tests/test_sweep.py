@@ -279,3 +279,27 @@ def test_hours_must_be_a_positive_number():
     for bad in ("0", "-1", "soon", "inf"):
         with pytest.raises(SystemExit):
             parser.parse_args(["study", "--hours", bad])
+
+
+def test_a_run_being_trained_elsewhere_is_waited_for_not_trained_twice(tmp_path, cache, monkeypatch):
+    import threading
+
+    import mixrepro.runs
+    from mixrepro.runs import run_lock, train_or_load
+
+    install_doubles(monkeypatch)
+    trained = []
+    real_fit = mixrepro.runs.fit
+    monkeypatch.setattr(mixrepro.runs, "fit", lambda config, **kw: trained.append(config) or real_fit(config, **kw))
+    config, found = tiny_config(seed=0, epochs=1), []
+    with run_lock(config):  # another page or worker holds the run
+        waiter = threading.Thread(target=lambda: found.append(train_or_load(config, results_root=tmp_path,
+                                                                            progress=False)))
+        waiter.start()
+        waiter.join(timeout=1.0)
+        assert waiter.is_alive() and not found  # waiting for the lock
+        mixrepro.runs._train_or_load_locked(config, ResultsStore(tmp_path), True, (), None, False,
+                                            {"progress": False})  # the holder trains it
+    waiter.join(timeout=30)
+    assert not waiter.is_alive() and len(trained) == 1  # the waiter loaded the holder's run
+    assert found[0].config == config
