@@ -418,19 +418,25 @@ def test_runner_counts_the_cpu_time_of_finished_kernels():
     assert kernel_cpu_seconds() - before > 0.1
 
 
-@pytest.mark.slow
-def test_runner_keeps_going_past_a_failing_notebook_and_lists_it(tmp_path, capsys):
+def one_cell_notebooks(folder, cells: dict) -> list:
+    """{name: code} -> paths of notebooks of one code cell each, in the given order."""
     import nbformat
 
-    from mixrepro.notebook_runner import kernel_environment, run_all
-
     paths = []
-    for name, code in (("a_fails", "raise ValueError('boom')"), ("b_runs", "x = 1")):
+    for name, code in cells.items():
         nb = nbformat.v4.new_notebook()
         nb.cells.append(nbformat.v4.new_code_cell(code))
         nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-        paths.append(tmp_path / f"{name}.ipynb")
+        paths.append(folder / f"{name}.ipynb")
         nbformat.write(nb, str(paths[-1]))
+    return paths
+
+
+@pytest.mark.slow
+def test_runner_keeps_going_past_a_failing_notebook_and_lists_it(tmp_path, capsys):
+    from mixrepro.notebook_runner import kernel_environment, run_all
+
+    paths = one_cell_notebooks(tmp_path, {"a_fails": "raise ValueError('boom')", "b_runs": "x = 1"})
     kernel_environment()
     failed = run_all({p: {} for p in paths}, timeout_s=120, keep_going=True)
     assert len(failed) == 1 and failed[0].startswith("a_fails.ipynb") and "boom" in failed[0]
@@ -449,19 +455,12 @@ def test_paper_numbers_print_at_the_papers_own_precision():
 
 @pytest.mark.slow
 def test_runner_runs_notebooks_at_once_and_stops_starting_new_ones_after_a_failure(tmp_path, capsys):
-    import nbformat
-
     from mixrepro.notebook_runner import kernel_environment, run_all
 
-    paths = []
-    for name, code in (("a_sleeps", "import time; time.sleep(3); open('a.done', 'w').close()"),
-                       ("b_sleeps", "import time; time.sleep(3); open('b.done', 'w').close()"),
-                       ("c_fails", "raise ValueError('boom')"), ("d_after", "open('d.done', 'w').close()")):
-        nb = nbformat.v4.new_notebook()
-        nb.cells.append(nbformat.v4.new_code_cell(code))
-        nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-        paths.append(tmp_path / f"{name}.ipynb")
-        nbformat.write(nb, str(paths[-1]))
+    paths = one_cell_notebooks(tmp_path, {
+        "a_sleeps": "import time; time.sleep(3); open('a.done', 'w').close()",
+        "b_sleeps": "import time; time.sleep(3); open('b.done', 'w').close()",
+        "c_fails": "raise ValueError('boom')", "d_after": "open('d.done', 'w').close()"})
     kernel_environment()
     start = time.perf_counter()
     assert run_all({p: {} for p in paths[:2]}, timeout_s=120, keep_going=False, jobs=2) == []
