@@ -435,3 +435,19 @@ def test_seed_stats_over_runs_labels_values_with_the_runs_seeds():
     stats = SeedStats.over_runs(runs, lambda r: r.score)
     assert stats.values == (70.0, 71.0) and stats.seeds == (2, 0)
     assert stats.on_seeds([0]).values == (71.0,)
+
+
+def test_winner_texts_name_the_winner_and_the_best_other_method():
+    from mixrepro.study import load_paper_table
+    from mixrepro.study.scores import SeedStats
+    from mixrepro.study.verdicts import paper_winner_text, winner_text
+
+    table = load_paper_table("automix_table1")
+    stats = {"automix": SeedStats((80.0, 81.0)), "mixup": SeedStats((79.0,)), "puzzlemix": SeedStats((81.5,))}
+    assert winner_text("automix", stats, table) == "AutoMix 80.50 ± 0.71 (n=2); best other: PuzzleMix 81.50 (1 seed)"
+    assert winner_text("automix", stats, table, higher_is_better=False).endswith("MixUp 79.00 (1 seed)")  # paper label
+    assert winner_text("samix", stats, table) == ""
+    best = max((m for m in table.rows if m != "automix" and table.value(m, "c10_r18") is not None),
+               key=lambda m: table.value(m, "c10_r18"))
+    text = paper_winner_text("automix", table, "c10_r18")
+    assert text.startswith("AutoMix 97.34; best other: ") and table.label(best) in text

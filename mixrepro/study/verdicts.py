@@ -254,6 +254,31 @@ def winner_checks(winner: str, stats: dict[str, SeedStats], table: PaperTable, *
                         unit=unit, quantity=quantity) for m, s in stats.items() if m != winner]
 
 
+def winner_text(winner: str, stats: dict[str, SeedStats], table: PaperTable, *, higher_is_better: bool = True) -> str:
+    """'AutoMix 80.89 (1 seed); best other: PuzzleMix 80.98 (1 seed)' for a summary row ('' without the winner)."""
+    if winner not in stats:
+        return ""
+    others = {m: s for m, s in stats.items() if m != winner}
+    text = f"{table.label(winner)} {stats[winner].text()}"
+    if not others:
+        return text
+    best = (max if higher_is_better else min)(others, key=lambda m: others[m].mean)
+    return f"{text}; best other: {table.label(best)} {others[best].text()}"
+
+
+def paper_winner_text(winner: str, table: PaperTable, column: str, *, higher_is_better: bool = True) -> str:
+    """The same from the paper's column: 'AutoMix 97.08; best other: PuzzleMix 97.10' ('' if it lacks the winner)."""
+    values = {m: table.value(m, column) for m in table.rows if table.value(m, column) is not None}
+    if winner not in values:
+        return ""
+    others = {m: v for m, v in values.items() if m != winner}
+    text = f"{table.label(winner)} {fmt(values[winner], table.digits)}"
+    if not others:
+        return text
+    best = (max if higher_is_better else min)(others, key=others.get)
+    return f"{text}; best other: {table.label(best)} {fmt(others[best], table.digits)}"
+
+
 def closeness_checks(table: PaperTable, column: str, stats: dict[str, SeedStats], runs: dict,
                      tolerance: float = DEFAULT_TOLERANCE) -> tuple[list[Check], str | None]:
     """check_close for each method with a paper number, or a reason why our protocol is not comparable."""
