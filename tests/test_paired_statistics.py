@@ -451,3 +451,23 @@ def test_winner_texts_name_the_winner_and_the_best_other_method():
                key=lambda m: table.value(m, "c10_r18"))
     text = paper_winner_text("automix", table, "c10_r18")
     assert text.startswith("AutoMix 97.34; best other: ") and table.label(best) in text
+
+
+def test_fgsm_percentages_carry_their_test_images_and_a_one_seed_gap_can_decide():
+    from types import SimpleNamespace
+
+    from mixrepro.config import config_for_budget
+    from mixrepro.study.scores import evaluation_stats
+    from mixrepro.study.verdicts import check_order
+
+    def run(method, error, ece):
+        config = config_for_budget("cpu", method=method, dataset="cifar10-jpeg", seed=0)
+        evals = {"fgsm": {"fgsm_error": error}, "ece": {"ece_percent_15bins": ece}}
+        return SimpleNamespace(config=config, evaluations={"online": evals, "ema": evals})
+
+    runs = {"mixup": [run("mixup", 78.69, 11.7)], "vanilla": [run("vanilla", 91.36, 14.3)]}
+    fgsm = evaluation_stats(runs, "fgsm", "fgsm_error")
+    assert fgsm["mixup"].n_images == 10_000 and fgsm["mixup"].seeds == (0,)
+    assert evaluation_stats(runs, "ece", "ece_percent_15bins")["mixup"].n_images is None  # not a share of images
+    check = check_order("Mixup", fgsm["mixup"], "Vanilla", fgsm["vanilla"], higher_is_better=False)
+    assert check.outcome == "supports" and "bound from the accuracies alone" in check.detail

@@ -32,9 +32,9 @@ class SeedStats:
             raise InvalidParameterError("seeds", self.seeds, f"one seed per value ({len(self.values)} values)")
 
     @classmethod
-    def over_runs(cls, records, value_of, correct: tuple = ()) -> "SeedStats":
+    def over_runs(cls, records, value_of, correct: tuple = (), n_images: int | None = None) -> "SeedStats":
         """One value per run (``value_of(record)``), labelled with each run's seed."""
-        return cls(tuple(float(value_of(r)) for r in records), correct,
+        return cls(tuple(float(value_of(r)) for r in records), correct, n_images,
                    seeds=tuple(int(r.config.seed) for r in records))
 
     def on_seeds(self, seeds) -> "SeedStats":
@@ -118,9 +118,31 @@ def per_image_correct(records, network: str) -> tuple:
     return tuple(correct_per_image(r.predictions, network) for r in records)
 
 
+# Evaluation numbers that are a percentage of the run's test images (one network, each image counted
+# once): two networks' values can be compared by McNemar's bound from the percentages alone.
+PERCENT_OF_TEST_IMAGES = {("fgsm", "fgsm_error"), ("fgsm", "fgsm_top1"), ("fgsm", "clean_top1")}
+
+
 def evaluation_stats(runs: dict, name: str, key: str, network: str | None = None) -> dict[str, SeedStats]:
-    """{method: SeedStats} of one stored evaluation number, on the scored network unless ``network``."""
-    return scored_stats(runs, lambda r, m: run_evaluation(r, name, key, network or scored_network(m)))
+    """{method: SeedStats} of one stored evaluation number, on the scored network unless ``network``.
+
+    For a percentage of the test images (``PERCENT_OF_TEST_IMAGES``: FGSM error and accuracy) the
+    stats carry the number of test images, so a one-seed comparison can use ``paired.mcnemar_bound``.
+    """
+    stats = {}
+    for method, records in runs.items():
+        net = network or scored_network(method)
+        images = {test_images(r.config) for r in records} if (name, key) in PERCENT_OF_TEST_IMAGES else set()
+        stats[method] = SeedStats.over_runs(records, lambda r, net=net: run_evaluation(r, name, key, net),
+                                            n_images=images.pop() if len(images) == 1 else None)
+    return stats
+
+
+def test_images(config) -> int:
+    """How many test images a run of ``config`` is scored on."""
+    from ..data import DATASETS
+
+    return config.test_subset or DATASETS.get(config.dataset).num_test
 
 
 def confidence_gap(ece_result: dict, n_bins: int = 10) -> float:
