@@ -211,11 +211,17 @@ def cli_sweep(args) -> int:
         from .results import ResultsStore
 
         store = ResultsStore(args.out)
+        left = []
         for config in plan.configs:
             state = run_state(plan, store, config)
             state = "resume" if state == "train" and half_trained(store, config) else state
             hours = hours_left(store, config) if state != "done" else 0.0
+            if state != "done":
+                left.append(hours)
             print(f"{state:8s} {describe(config)} {'?' if hours is None else f'{hours:5.2f}'} h left")
+        priced = [h for h in left if h is not None]
+        print(f"{len(left)} runs to go: about {sum(priced):.1f} hours of one core by the bench report"
+              f"{f' ({len(left) - len(priced)} unpriced)' if len(priced) < len(left) else ''}")
         return 0
     deadline = None if args.hours is None else time.time() + args.hours * 3600
     done = run_worker(plan, results_root=args.out, progress=args.progress, deadline=deadline, margin=args.margin)

@@ -170,8 +170,9 @@ def test_list_names_each_runs_state(tmp_path, cache, monkeypatch, capsys):
     path.parent.mkdir(parents=True)
     path.write_bytes(b"")
     assert sweep.cli_sweep(SimpleNamespace(plan="t", list=True, out=str(tmp_path), progress=False)) == 0
-    states = [line.split()[0] for line in capsys.readouterr().out.splitlines()]
-    assert states == ["train", "resume"]
+    *rows, total = capsys.readouterr().out.splitlines()
+    assert [line.split()[0] for line in rows] == ["train", "resume"]
+    assert total == "2 runs to go: about 0.0 hours of one core by the bench report (2 unpriced)"  # no 'tiny' row
 
 
 def test_list_lines_name_every_override_of_an_arm():
