@@ -77,6 +77,19 @@ def step_seconds(bench_report: dict) -> dict[str, float]:
     return {row["method"]: row["seconds_per_step"] for row in bench_report["rows"]}
 
 
+def run_hours(config: RunConfig) -> float | None:
+    """Hours of one core to train ``config`` itself (its epochs and training images, any seed) at the
+    committed bench report's seconds per step of its method; None when the report is missing or lacks it."""
+    try:
+        seconds = step_seconds(load_bench_report())
+    except MixreproError:
+        return None
+    if config.method not in seconds:
+        return None
+    steps = config.epochs * math.ceil((config.train_subset or 50_000) / config.batch_size)
+    return steps * seconds[config.method] / 3600
+
+
 def equal_compute_epochs(base_epochs: int, bench_report: dict, learned: str, baseline: str) -> int:
     """Epochs of ``baseline`` that cost what ``base_epochs`` of ``learned`` cost, by their measured step times."""
     seconds = step_seconds(bench_report)

@@ -94,7 +94,7 @@ def hours_left(store, config: RunConfig) -> float | None:
     """Estimated hours of one core to finish ``config`` (bench report): the training its checkpoint has
     not done yet plus its evaluations; evaluations alone for a stored run whose weights are here; None
     when the bench report cannot price its method."""
-    from .study.costs import run_hours
+    from .plans import run_hours
     from .training.checkpoint import checkpoint_path, load_checkpoint
 
     full = run_hours(config)

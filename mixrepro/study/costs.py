@@ -47,22 +47,6 @@ def rerun_seeds(config, budget: str = "cpu") -> tuple[int, ...]:
     return cpu_seeds(rerun_config(config)) if budget == "cpu" else BUDGETS.get(budget).seeds
 
 
-def run_hours(config) -> float | None:
-    """Hours of one core to train ``config`` itself (its epochs and training images, any seed) at the
-    bench report's seconds per step of its method; None when the report is missing or lacks it."""
-    from ..errors import MixreproError
-    from ..plans import load_bench_report, step_seconds
-
-    try:
-        seconds = step_seconds(load_bench_report())
-    except MixreproError:
-        return None
-    if config.method not in seconds:
-        return None
-    steps = config.epochs * math.ceil((config.train_subset or 50_000) / config.batch_size)
-    return steps * seconds[config.method] / 3600
-
-
 def cpu_hours(configs, budget: str = "cpu") -> float | None:
     """Hours of one core that ``configs`` (any budget) cost when rerun at ``budget`` with its seeds.
 
