@@ -79,15 +79,18 @@ def step_seconds(bench_report: dict) -> dict[str, float]:
 
 def run_hours(config: RunConfig) -> float | None:
     """Hours of one core to train ``config`` itself (its epochs and training images, any seed) at the
-    committed bench report's seconds per step of its method; None when the report is missing or lacks it."""
+    committed bench report's seconds per step (:func:`seconds_per_step`); None when the report is
+    missing or times neither its loss variant nor its mixer."""
+    from .data import DATASETS
+
     try:
-        seconds = step_seconds(load_bench_report())
+        per_step = seconds_per_step(config.method, config.method_params, step_seconds(load_bench_report()))
     except MixreproError:
         return None
-    if config.method not in seconds:
+    if math.isinf(per_step):
         return None
-    steps = config.epochs * math.ceil((config.train_subset or 50_000) / config.batch_size)
-    return steps * seconds[config.method] / 3600
+    images = config.train_subset or DATASETS.get(config.dataset).num_train
+    return config.epochs * math.ceil(images / config.batch_size) * per_step / 3600
 
 
 def equal_compute_epochs(base_epochs: int, bench_report: dict, learned: str, baseline: str) -> int:
@@ -155,10 +158,15 @@ def equal_compute_arms(bench_report: dict, budget: str = "cpu") -> list[Arm]:
             for learned in EQUAL_COMPUTE["learned"] for baseline in EQUAL_COMPUTE["baselines"]]
 
 
+def seconds_per_step(method: str, method_params: dict, seconds: dict[str, float]) -> float:
+    """Bench seconds per step: the loss variant's row ('mixup+dm_ce') if timed, else the mixer's, else inf."""
+    loss = method_params.get("loss")
+    return seconds.get(f"{method}+{loss}" if loss else method, seconds.get(method, math.inf))
+
+
 def arm_step_seconds(arm: Arm, seconds: dict[str, float]) -> float:
-    """An arm's bench seconds per step: its loss variant's row ('mixup+dm_ce') if timed, else its mixer's."""
-    loss = arm.method_params.get("loss")
-    return seconds.get(f"{arm.method}+{loss}" if loss else arm.method, seconds.get(arm.method, math.inf))
+    """An arm's bench seconds per step (:func:`seconds_per_step`)."""
+    return seconds_per_step(arm.method, arm.method_params, seconds)
 
 
 def study_configs(bench_report: dict | None = None, budget: str = "cpu") -> tuple[RunConfig, ...]:

@@ -264,10 +264,10 @@ def test_hours_left_counts_what_a_checkpoint_has_done(tmp_path, cache, monkeypat
 
     install_doubles(monkeypatch)
     monkeypatch.setattr(plans, "load_bench_report", lambda: fake_bench(tiny=0.36))
-    config = tiny_config(seed=0, epochs=2)
-    with pytest.raises(TrainingInterrupted):  # killed in its second epoch (4 steps of 16 fake images each)
+    config = tiny_config(seed=0, epochs=2, train_subset=64)  # all 64 fake images: 4 steps of 16 per epoch
+    with pytest.raises(TrainingInterrupted):  # killed in its second epoch
         fit(config, results_root=tmp_path, progress=False, stop_after_step=5)
-    full = 2 * 3125 * 0.36 / 3600  # priced for 50,000 images at batch 16 (no train_subset)
+    full = 2 * 4 * 0.36 / 3600
     assert sweep.hours_left(ResultsStore(tmp_path), config) == pytest.approx(full * (0.5 + sweep.EVALUATION_SHARE))
 
 

@@ -33,7 +33,7 @@ from .facts import method_color, method_label, scored_network
 from .paired import Check
 from .paper_tables import PAPER_NUMBERS_DIR, PaperTable, load_paper_table
 from .parameters import arm_parameters
-from .scores import SeedStats, evaluation_stats, scored_stats
+from .scores import SeedStats, evaluation_stats, run_seeds, scored_stats
 from .verdicts import check_order, judge
 
 FLOAT_SLACK = 1e-9  # float noise on top of half a unit of the last printed digit
@@ -410,9 +410,9 @@ def mask_curve(record) -> dict[str, list[tuple[int, float]]]:
 def final_mask_stats(runs: dict, method: str = WINNER) -> dict[str, SeedStats]:
     """{'std', 'gap'}: the last epoch's mask std and |mask mean − λ| over seeds."""
     records = runs.get(method, [])
-    curves = {id(r): mask_curve(r) for r in records}
-    return {key: SeedStats.over_runs(records, lambda r, key=key: curves[id(r)][key][-1][1]) for key in ("std", "gap")
-            if curves and all(c[key] for c in curves.values())}
+    curves = [mask_curve(r) for r in records]
+    return {key: SeedStats(tuple(c[key][-1][1] for c in curves), seeds=run_seeds(records)) for key in ("std", "gap")
+            if curves and all(c[key] for c in curves)}
 
 
 def lambda_response_stats(runs: dict, method: str = WINNER) -> dict[str, SeedStats]:
@@ -421,10 +421,10 @@ def lambda_response_stats(runs: dict, method: str = WINNER) -> dict[str, SeedSta
     from .audit import final_lambda_response
 
     records = runs.get(method, [])
-    found = {id(r): final_lambda_response(r) for r in records}
-    if not found or any(f is None for f in found.values()):
+    found = [final_lambda_response(r) for r in records]
+    if not found or any(f is None for f in found):
         return {}
-    return {key: SeedStats.over_runs(records, lambda r, key=key: found[id(r)][key])
+    return {key: SeedStats(tuple(float(f[key]) for f in found), seeds=run_seeds(records))
             for key in ("correlation", "slope", "abs_gap", "floor")}
 
 

@@ -109,11 +109,10 @@ def evaluation_options(params: NotebookParameters) -> dict:
     smoke numbers only show that the pipeline runs, and corruption's 60 corrupted copies of the test
     set per network otherwise dominate a smoke page's time.
     """
-    from ..data import DATASETS
     from ..plans import STUDY_EVALUATION_OPTIONS
+    from .scores import test_images as scored_images
 
-    config = params.config(params.methods[0], params.seeds[0])
-    test_images = config.test_subset or DATASETS.get(config.dataset).num_test
+    test_images = scored_images(params.config(params.methods[0], params.seeds[0]))
     options = {name: dict(value) for name, value in STUDY_EVALUATION_OPTIONS.items()}
     for value in options.values():
         if "images" in value:

@@ -50,22 +50,16 @@ def rerun_seeds(config, budget: str = "cpu") -> tuple[int, ...]:
 def cpu_hours(configs, budget: str = "cpu") -> float | None:
     """Hours of one core that ``configs`` (any budget) cost when rerun at ``budget`` with its seeds.
 
-    Each distinct setting (seed ignored) is priced at the budget's steps times the bench report's
-    seconds per step of its method (a loss variant as its mixer), times the seeds it runs with
+    Each distinct setting (seed ignored) is priced as one run at the budget (``plans.run_hours``:
+    the bench report's seconds per step of its loss variant or mixer) times the seeds it runs with
     (:func:`rerun_seeds`: at cpu, an ablation arm one); None when the bench report is missing or
-    lacks a method."""
-    from ..errors import MixreproError
-    from ..plans import load_bench_report, step_seconds
+    cannot price a method."""
+    from ..plans import run_hours
 
-    try:
-        seconds = step_seconds(load_bench_report())
-    except MixreproError:
-        return None
     total = 0.0
     for config in settings(configs).values():
-        if config.method not in seconds:
+        hours = run_hours(rerun_config(config, budget))
+        if hours is None:
             return None
-        sized = rerun_config(config, budget)
-        steps = sized.epochs * math.ceil((sized.train_subset or 50_000) / sized.batch_size)
-        total += len(rerun_seeds(config, budget)) * steps * seconds[config.method]
-    return total / 3600
+        total += len(rerun_seeds(config, budget)) * hours
+    return total

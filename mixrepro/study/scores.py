@@ -34,8 +34,7 @@ class SeedStats:
     @classmethod
     def over_runs(cls, records, value_of, correct: tuple = (), n_images: int | None = None) -> "SeedStats":
         """One value per run (``value_of(record)``), labelled with each run's seed."""
-        return cls(tuple(float(value_of(r)) for r in records), correct, n_images,
-                   seeds=tuple(int(r.config.seed) for r in records))
+        return cls(tuple(float(value_of(r)) for r in records), correct, n_images, seeds=run_seeds(records))
 
     def on_seeds(self, seeds) -> "SeedStats":
         """The values of these seeds only, in the order given (per-image results follow them)."""
@@ -81,6 +80,11 @@ class SeedStats:
         if self.n == 1:
             return f"{self.mean:.{digits}f} (1 seed)"
         return f"{self.mean:.{digits}f} ± {self.std:.{digits}f} (n={self.n})"
+
+
+def run_seeds(records) -> tuple[int, ...]:
+    """The seed of each run, in order (what SeedStats pairs on)."""
+    return tuple(int(r.config.seed) for r in records)
 
 
 def run_top1(record, network: str, rule: str = "median_last10") -> float:
