@@ -18,7 +18,6 @@ import argparse
 import os
 import resource
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -126,42 +125,66 @@ def main(argv: list[str] | None = None) -> int:
     return 1 if failed else 0
 
 
+class NotebookFailed(MixreproError):
+    """A notebook raised; the traceback is in the executed notebook itself."""
+
+
 def run_all(plans: dict, timeout_s: int | None, keep_going: bool, jobs: int = 1) -> list[str]:
     """Execute each notebook, printing its wall seconds (and CPU seconds, one at a time); returns the
     failures ('name: error').
 
-    ``jobs`` notebooks run at once, in the given order. Without ``keep_going`` the first failure
-    raises (papermill's error, the traceback is in the notebook) once the notebooks already running
-    have finished; no new one starts.
+    ``jobs`` notebooks run at once, in the given order, each in a worker process of its own:
+    papermill runs a notebook in its folder by changing the *process's* working directory, so two
+    notebooks in threads of one process would resolve each other's relative paths (seen: a page's
+    ``results`` store created in the repository root). Without ``keep_going`` the first failure
+    raises :class:`NotebookFailed` once the notebooks already running have finished; no new one starts.
     """
-    from concurrent.futures import ThreadPoolExecutor
-
     start_all, cpu_all = time.perf_counter(), kernel_cpu_seconds()
-    failed, first_error, lock = [], [], threading.Lock()
-
-    def execute(path: Path, parameters: dict) -> None:
-        if first_error and not keep_going:
-            return
-        cpu_before, start, status = kernel_cpu_seconds(), time.perf_counter(), ""
-        try:
-            run_notebook(path, parameters, timeout_s)
-        except Exception as err:
-            last_line = (str(err).strip().splitlines() or [type(err).__name__])[-1]
-            with lock:
-                failed.append(f"{path.name}: {last_line}")
-                first_error.append(err)
-            status = "FAILED "
-        seconds = time.perf_counter() - start
-        cpu = f"{kernel_cpu_seconds() - cpu_before:7.1f} s cpu" if jobs == 1 else ""
-        print(f"{status}{path.name:<45} {seconds:7.1f} s wall {cpu}  {parameters}", flush=True)
-
-    with ThreadPoolExecutor(max_workers=jobs) as pool:
-        list(pool.map(lambda item: execute(*item), plans.items()))
+    failed = []
+    for path, seconds, error, cpu in executions(plans, timeout_s, keep_going, jobs):
+        print(f"{'FAILED ' if error else ''}{path.name:<45} {seconds:7.1f} s wall {cpu}  {plans[path]}", flush=True)
+        if error:
+            failed.append(f"{path.name}: {error.splitlines()[-1]}")
     print(f"{'all notebooks':<45} {time.perf_counter() - start_all:7.1f} s wall "
           f"{kernel_cpu_seconds() - cpu_all:7.1f} s cpu")
-    if first_error and not keep_going:
-        raise first_error[0]
+    if failed and not keep_going:
+        raise NotebookFailed(failed[0])
     return failed
+
+
+def execute(path: Path, parameters: dict, timeout_s: int | None) -> tuple[float, str | None]:
+    """Run one notebook: (wall seconds, the error's text or None). Module level, so a worker process can run it."""
+    start = time.perf_counter()
+    try:
+        run_notebook(path, parameters, timeout_s)
+    except Exception as err:
+        return time.perf_counter() - start, str(err).strip() or type(err).__name__
+    return time.perf_counter() - start, None
+
+
+def executions(plans: dict, timeout_s: int | None, keep_going: bool, jobs: int):
+    """(path, wall seconds, error or None, CPU text) per notebook as each ends; stops starting new ones
+    after a failure unless ``keep_going``."""
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    if jobs == 1:  # in this process, so each page's kernel CPU time can be told apart
+        for path, parameters in plans.items():
+            cpu_before = kernel_cpu_seconds()
+            seconds, error = execute(path, parameters, timeout_s)
+            yield path, seconds, error, f"{kernel_cpu_seconds() - cpu_before:7.1f} s cpu"
+            if error and not keep_going:
+                return
+        return
+    with ProcessPoolExecutor(max_workers=jobs) as pool:
+        futures = {pool.submit(execute, path, parameters, timeout_s): path for path, parameters in plans.items()}
+        for future in as_completed(futures):
+            if future.cancelled():
+                continue
+            seconds, error = future.result()
+            yield futures[future], seconds, error, ""
+            if error and not keep_going:
+                for pending in futures:
+                    pending.cancel()
 
 
 def kernel_cpu_seconds() -> float:
