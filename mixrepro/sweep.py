@@ -5,7 +5,9 @@ first, then more seeds). Each worker takes the next run that is neither stored n
 by a live worker, trains it with the plan's runtime (one pinned thread per worker: two
 one-thread processes train about twice as fast in total as one two-thread process), and
 publishes it to the results store the moment it ends. A killed sweep resumes where it
-stopped: finished runs are in the store, the interrupted ones resume from their checkpoints.
+stopped: finished runs are in the store, the interrupted ones resume from their checkpoints,
+from the machine's cache or, on a new machine, from the ones ``--park`` put in the results
+tree (``mixrepro.parking``).
 """
 from __future__ import annotations
 
@@ -79,10 +81,12 @@ def pending(plan: Plan, store) -> list[RunConfig]:
 
 
 def half_trained(store, config: RunConfig) -> bool:
-    """Not stored, but a worker left a training checkpoint for it in the cache."""
+    """Not stored, but a worker left a training checkpoint for it in the cache or parked it."""
+    from .parking import read_manifest
     from .training.checkpoint import checkpoint_path
 
-    return checkpoint_path(config).is_file() and store.load(config) is None
+    started = checkpoint_path(config).is_file() or read_manifest(store.root, config) is not None
+    return started and store.load(config) is None
 
 
 # Evaluations of a trained run (ECE, FGSM, corruption and occlusion on 2,000 images, mixed accuracy),
@@ -94,14 +98,13 @@ def hours_left(store, config: RunConfig) -> float | None:
     """Estimated hours of one core to finish ``config`` (bench report): the training its checkpoint has
     not done yet plus its evaluations; evaluations alone for a stored run whose weights are here; None
     when the bench report cannot price its method."""
+    from .parking import epochs_done
     from .plans import run_hours
-    from .training.checkpoint import checkpoint_path, load_checkpoint
 
     full = run_hours(config)
     if full is None:
         return None
-    saved = load_checkpoint(checkpoint_path(config), config)
-    done = saved["state"]["epoch"] / config.epochs if saved is not None else 0.0
+    done = (epochs_done(store.root, config) or 0) / config.epochs
     if store.load(config) is not None and done < 1.0:  # stored, weights lost: a verified retrain first
         done = 0.0
     return (1.0 - done + EVALUATION_SHARE) * full
@@ -126,15 +129,18 @@ def run_worker(plan: Plan, *, results_root=None, progress: bool = False, deadlin
 
     With a ``deadline`` (seconds since the epoch) the worker only starts a run whose estimate
     (:func:`hours_left`) times ``margin`` ends before it, taking the next run of the plan that
-    fits: a session that ends at a known time spends its last hours on runs that finish, since a
-    half-trained checkpoint is lost with the machine.
+    fits: a session that ends at a known time spends its last hours on runs that finish (a
+    half-trained checkpoint is lost with the machine unless it is parked).
 
-    A stored run still to evaluate whose final weights are not in the checkpoint cache (a new
-    machine) is retrained under its recorded runtime first (:func:`restore_weights`); when that
-    retrain does not reproduce the stored numbers bit for bit, the run is reported and skipped, as
-    is a run whose training or evaluation fails with a mixrepro error.
+    A run whose checkpoint was parked (``--park``) further along than the cache's is restored from
+    it first, and its parked files are deleted once the run is done. A stored run still to evaluate
+    whose final weights are neither in the checkpoint cache nor parked (a new machine) is retrained
+    under its recorded runtime first (:func:`restore_weights`); when that retrain does not
+    reproduce the stored numbers bit for bit, the run is reported and skipped, as is a run whose
+    training or evaluation fails with a mixrepro error (a parked file with a wrong checksum too).
     """
     from .errors import MissingWeightsError, MixreproError
+    from .parking import remove_parked, unpark
     from .results import ResultsStore
 
     store, done = ResultsStore(results_root), 0
@@ -150,7 +156,10 @@ def run_worker(plan: Plan, *, results_root=None, progress: bool = False, deadlin
         try:
             if run_state(plan, store, config) == "done":  # finished by another worker meanwhile
                 continue
+            if unpark(store.root, config):
+                print(f"sweep {plan.name}: resuming {config.key()} from its parked checkpoint", flush=True)
             record = train_and_evaluate(plan, store, config, progress)
+            remove_parked(store.root, config)
             done += 1
             print(f"sweep {plan.name}: finished {config.method} seed {config.seed} ({config.key()}) -> "
                   f"{record.run_dir}", flush=True)
@@ -223,9 +232,25 @@ def cli_sweep(args) -> int:
         print(f"{len(left)} runs to go: about {sum(priced):.1f} hours of one core by the bench report"
               f"{f' ({len(left) - len(priced)} unpriced)' if len(priced) < len(left) else ''}")
         return 0
+    if args.park:
+        return park_plan(plan, args.out)
     deadline = None if args.hours is None else time.time() + args.hours * 3600
     done = run_worker(plan, results_root=args.out, progress=args.progress, deadline=deadline, margin=args.margin)
     print(f"sweep {plan.name}: this worker trained or evaluated {done} run(s)", file=sys.stderr)
+    return 0
+
+
+def park_plan(plan: Plan, results_root=None) -> int:
+    """``sweep PLAN --park``: park the checkpoint of every run of the plan not done yet (mixrepro.parking)."""
+    from .parking import park
+    from .results import ResultsStore
+
+    store = ResultsStore(results_root)
+    parked = [c for c in plan.configs if run_state(plan, store, c) != "done" and park(store.root, c)]
+    for config in parked:
+        print(f"parked {describe(config)}")
+    print(f"sweep {plan.name}: parked {len(parked)} checkpoint(s) under {store.root / 'parked'}"
+          + (" (commit them with the results)" if parked else ""))
     return 0
 
 
@@ -234,6 +259,9 @@ def add_sweep_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--list", action="store_true",
                         help="list the plan's runs: done, evaluate (stored, evaluations missing), resume "
                              "(half-trained checkpoint in the cache) or train")
+    parser.add_argument("--park", action="store_true",
+                        help="copy the checkpoint of every run not done yet into <results root>/parked "
+                             "(commit it: a worker on a new machine resumes from it)")
     parser.add_argument("--out", default=None, help="results root (default: $MIXREPRO_RESULTS, else notebooks/results)")
     parser.add_argument("--progress", action="store_true", help="progress bars")
     parser.add_argument("--hours", type=_positive, default=None,

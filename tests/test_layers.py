@@ -21,7 +21,7 @@ LAYERS = [  # lowest first
     ("methods", {"methods"}),
     ("evaluation", {"evaluate", "distributed"}),
     ("training", {"training"}),
-    ("runs", {"runs", "plans", "sweep", "evalrun", "verify"}),
+    ("runs", {"runs", "plans", "sweep", "parking", "evalrun", "verify"}),
     ("study and book", {"study", "visualize", "book_summary", "book_staging", "book_build", "notebook_runner"}),
     ("command line", {"cli"}),
 ]
