@@ -107,7 +107,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=1,
                         help="notebooks executed at once (default 1); each kernel trains on one thread, so "
                              "use the machine's cores. A run two pages need is trained once (the other waits)")
+    parser.add_argument("--plan-pages", action="store_true",
+                        help="execute copies of the pages at budget cpu, loading only, and write the runs they "
+                             "miss beyond the study plan as the `pages` sweep plan (mixrepro/plans.py); the "
+                             "committed notebooks are not touched")
     args = parser.parse_args(argv)
+    if args.plan_pages:
+        return plan_pages(args)
     if args.jobs < 1:
         parser.error(f"--jobs {args.jobs}: must be a positive number of notebooks at once")
     try:
@@ -123,6 +129,50 @@ def main(argv: list[str] | None = None) -> int:
     for line in failed:
         print(f"notebook_runner: failed: {line}", file=sys.stderr)
     return 1 if failed else 0
+
+
+def plan_pages(args) -> int:
+    """``--plan-pages``: write the pages plan (:func:`record_pages_plan`) to ``plans.PAGES_PLAN_FILE``."""
+    from .io import atomic_write_json
+    from .plans import PAGES_PLAN_FILE
+
+    content, failed = record_pages_plan(args.folder, args.results_dir, args.jobs, args.timeout, args.only)
+    atomic_write_json(PAGES_PLAN_FILE, content)
+    print(f"pages plan: {len(content['configs'])} runs, about {content['hours_of_one_core']} hours of one core "
+          f"-> {PAGES_PLAN_FILE}")
+    for line in failed:
+        print(f"notebook_runner: failed: {line}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def record_pages_plan(folder=NOTEBOOKS_DIR, results_dir=None, jobs: int = 1, timeout_s: int | None = None,
+                      only: list[str] | None = None) -> tuple[dict, list[str]]:
+    """(the pages plan's content, the pages that failed): every page executed at budget cpu, loading only,
+    as a copy in a scratch folder against the real results store, recording each study-dataset run it
+    asks for (``study.collect.record_wanted``); the committed notebooks are not touched."""
+    import shutil
+    import tempfile
+
+    from .plans import pages_plan_content
+    from .study.collect import WANTED_RUNS_ENV
+
+    results_dir = results_dir or str(Path(folder) / "results")
+    with tempfile.TemporaryDirectory(prefix="plan-pages-") as scratch:
+        copies = [Path(shutil.copy(path, scratch)) for path in notebook_paths(folder, only)]
+        plans = {path: notebook_parameters(path, "cpu", True, results_dir) for path in copies}
+        wanted = Path(scratch) / "wanted.jsonl"
+        wanted.touch()
+        previous = os.environ.get(WANTED_RUNS_ENV)
+        os.environ[WANTED_RUNS_ENV] = str(wanted)  # the kernels inherit it
+        try:
+            kernel_environment()
+            failed = run_all(plans, timeout_s, keep_going=True, jobs=jobs)
+        finally:
+            if previous is None:
+                del os.environ[WANTED_RUNS_ENV]
+            else:
+                os.environ[WANTED_RUNS_ENV] = previous
+        return pages_plan_content(wanted.read_text().splitlines()), failed
 
 
 class NotebookFailed(MixreproError):

@@ -14,6 +14,11 @@ AdAutoMix audit arms (about 4 hours of one core each). The
 equal-compute arm has one seed: its four runs cost about 14 vanilla runs, and at about 24
 wall-clock hours of two one-thread workers the plan is already past the 20 the study
 budgeted (estimate from the committed bench report; book/protocol_pilot).
+
+``pages``: the runs the book's pages ask for at the ``cpu`` budget that ``study`` does not train:
+ablation arms and sweep points, one seed each (the pages define them; executing every page
+loading-only records what they miss, ``notebook_runner --plan-pages``). Cheapest first; run it
+after ``study``.
 """
 from __future__ import annotations
 
@@ -44,6 +49,12 @@ STUDY_EVALUATIONS = ("ece", "fgsm", "corruption", "occlusion", "mixed_accuracy")
 # images the evaluations of one run took longer than half its training on one core.
 STUDY_EVALUATION_OPTIONS = {"corruption": {"images": 2000}, "occlusion": {"images": 2000},
                             "mixed_accuracy": {"mixer": "mixup", "mixer_params": {"alpha": 1.0}}}
+
+
+# The runs the book's pages ask for at the cpu budget that the study plan does not train (ablation
+# arms and sweep points, one seed each), recorded by executing every page loading-only
+# (``python -m mixrepro.notebook_runner --plan-pages`` rewrites it).
+PAGES_PLAN_FILE = Path(__file__).resolve().parent.parent / "notebooks" / "results" / "plans" / "pages-cpu.json"
 
 
 @dataclass(frozen=True)
@@ -199,10 +210,42 @@ def study_plan() -> Plan:
                 study_configs(), evaluations=STUDY_EVALUATIONS, evaluation_options=STUDY_EVALUATION_OPTIONS)
 
 
-# Plans are built on demand: the study's reads the committed bench report.
+def pages_plan_content(recorded_lines) -> dict:
+    """The pages plan file's content from the lines the pages recorded (``study.collect.record_wanted``):
+    each run once, without the study plan's own runs, cheapest first by the bench report (so evidence
+    lands early), with every evaluation a page asked for besides the study's."""
+    configs, asked = {}, set()
+    for line in recorded_lines:
+        item = json.loads(line)
+        config = RunConfig.from_dict(item["config"])
+        asked.update(item["evaluations"])
+        if not in_study_plan(config):
+            configs[config.key()] = config
+    ordered = sorted(configs.values(), key=lambda c: (run_hours(c) or math.inf, c.key()))
+    priced = [h for h in map(run_hours, ordered) if h is not None]
+    return {"about": PAGES_PLAN_ABOUT, "hours_of_one_core": round(sum(priced), 1),
+            "evaluations": list(STUDY_EVALUATIONS) + sorted(asked - set(STUDY_EVALUATIONS)),
+            "configs": [c.to_dict() for c in ordered]}
+
+
+PAGES_PLAN_ABOUT = ("runs the book's pages ask for at the cpu budget beyond the study plan (ablation arms and "
+                    "sweep points, one seed each); written by `python -m mixrepro.notebook_runner --plan-pages`")
+
+
+def pages_plan(path: Path = PAGES_PLAN_FILE) -> Plan:
+    if not path.is_file():
+        raise MixreproError(f"the pages plan {path} is missing; `python -m mixrepro.notebook_runner --plan-pages` "
+                            "writes it (it executes every page loading-only and records the runs they miss)")
+    content = json.loads(path.read_text())
+    return Plan("pages", PAGES_PLAN_ABOUT, tuple(RunConfig.from_dict(c) for c in content["configs"]),
+                evaluations=tuple(content["evaluations"]), evaluation_options=STUDY_EVALUATION_OPTIONS)
+
+
+# Plans are built on demand: the study's reads the committed bench report, the pages' its committed file.
 PLANS: Registry = Registry("sweep plan")
 PLANS.add("pilot", pilot_plan)
 PLANS.add("study", study_plan)
+PLANS.add("pages", pages_plan)
 
 
 @functools.lru_cache(maxsize=1)

@@ -476,3 +476,20 @@ def test_runner_runs_notebooks_at_once_and_stops_starting_new_ones_after_a_failu
     with pytest.raises(Exception, match="boom"):
         run_all({p: {} for p in paths[2:]}, timeout_s=120, keep_going=False, jobs=1)
     assert not (tmp_path / "d.done").exists()  # nothing new starts after a failure
+
+
+@pytest.mark.slow
+def test_every_page_runs_at_budget_cpu_and_the_pages_plan_is_what_they_ask_for(tmp_path, monkeypatch):
+    """Each page executed at budget cpu, loading only (runs missing: verdicts say so, nothing fails), records
+    the study-dataset runs it asks for; beyond the study plan they are the committed ``pages`` sweep plan
+    (a page whose arms change without ``notebook_runner --plan-pages`` fails here)."""
+    from mixrepro.notebook_runner import record_pages_plan
+    from mixrepro.plans import PAGES_PLAN_FILE
+
+    monkeypatch.setenv("MIXREPRO_DATA", str(tmp_path / "no-data"))  # loading only: no page may need the data
+    monkeypatch.setenv("MIXREPRO_CACHE", str(tmp_path / "no-cache"))
+    content, failed = record_pages_plan(NOTEBOOKS, jobs=2, timeout_s=600)
+    assert failed == []
+    committed = json.loads(PAGES_PLAN_FILE.read_text())
+    assert content["configs"] == committed["configs"], "rerun `python -m mixrepro.notebook_runner --plan-pages`"
+    assert content == committed

@@ -8,7 +8,7 @@ import torch
 
 from doubles import install_doubles, tiny_config
 from mixrepro import plans, sweep
-from mixrepro.config import config_for_budget
+from mixrepro.config import RunConfig, config_for_budget
 from mixrepro.errors import InvalidParameterError, UnknownNameError
 from mixrepro.results import ResultsStore
 
@@ -304,3 +304,37 @@ def test_a_run_being_trained_elsewhere_is_waited_for_not_trained_twice(tmp_path,
     waiter.join(timeout=30)
     assert not waiter.is_alive() and len(trained) == 1  # the waiter loaded the holder's run
     assert found[0].config == config
+
+
+def test_pages_record_the_runs_they_ask_for_and_the_pages_plan_keeps_those_outside_the_study(
+        tmp_path, monkeypatch):
+    from mixrepro import study
+    from mixrepro.study.collect import WANTED_RUNS_ENV
+    from mixrepro.study.parameters import arm_parameters
+
+    wanted = tmp_path / "wanted.jsonl"
+    monkeypatch.setenv(WANTED_RUNS_ENV, str(wanted))
+    params = study.validate_parameters(budget="cpu", dataset="cifar10-jpeg", model="resnet18", methods=["mixup"],
+                                       train=False, results_dir=str(tmp_path / "empty"))
+    runs, reason = study.collect_runs(params)  # the study's own Mixup runs: three seeds
+    arm = arm_parameters(params, "mixup", method_params={"alpha": 2.0})
+    study.collect_runs(arm, methods=["mixup"], method_params={"alpha": 2.0})  # an ablation arm: one seed
+    assert runs == {} and "not run" in reason
+    lines = wanted.read_text().splitlines()
+    assert len(lines) == 4
+    content = plans.pages_plan_content(lines + lines[-1:])  # a run two pages ask for is planned once
+    configs = [RunConfig.from_dict(c) for c in content["configs"]]
+    assert [(c.method, c.method_params, c.seed) for c in configs] == [("mixup", {"alpha": 2.0}, 0)]
+    assert not plans.in_study_plan(configs[0]) and configs[0].key() == arm.config("mixup", 0,
+                                                                                  method_params={"alpha": 2.0}).key()
+    assert content["evaluations"][:len(plans.STUDY_EVALUATIONS)] == list(plans.STUDY_EVALUATIONS)
+
+
+def test_the_committed_pages_plan_is_outside_the_study_plan_and_cheapest_first():
+    plan = plans.get_plan("pages")
+    assert plan.configs and len({c.key() for c in plan.configs}) == len(plan.configs)
+    assert not any(plans.in_study_plan(c) for c in plan.configs)
+    assert all(c.dataset == plans.DATASET and c.epochs == 120 for c in plan.configs)
+    hours = [plans.run_hours(c) for c in plan.configs]
+    priced = [h for h in hours if h is not None]
+    assert priced == sorted(priced) and None not in hours[:len(priced)]

@@ -8,6 +8,9 @@ from ..plans import DATASET as STUDY_DATASET
 from .parameters import NotebookParameters
 
 SHARED_EVALUATIONS = ("ece", "fgsm")  # computed for every run, so notebooks share runs
+# A file each page appends every study-dataset run it asks for to, stored or not, one JSON line per run
+# (``notebook_runner --plan-pages`` sets it and turns the lines into the ``pages`` sweep plan).
+WANTED_RUNS_ENV = "MIXREPRO_RECORD_WANTED"
 DM_CE_PARAMS = {"loss": "dm_ce"}  # method_params that train a method with DM(CE) instead of MCE
 
 
@@ -60,6 +63,8 @@ def collect_runs(params: NotebookParameters, *, methods: Sequence[str] | None = 
         records = []
         for seed in params.seeds:
             config = params.config(method, seed, **{"dataset": dataset, "model": model or params.model, **fields})
+            if dataset == STUDY_DATASET:
+                record_wanted(config, evaluations)
             stored = store.load(config)
             if not params.train and not has_evaluations(stored, evaluations):
                 # Loading only: the reason must not depend on which machine executes the page
@@ -81,6 +86,18 @@ def collect_runs(params: NotebookParameters, *, methods: Sequence[str] | None = 
     if reason and not absent:
         reason = PendingRuns(reason, [m for m in methods or params.methods if m not in runs])
     return runs, reason
+
+
+def record_wanted(config, evaluations: Sequence[str]) -> None:
+    """Append a run a page asks for to the file named by $MIXREPRO_RECORD_WANTED, if set."""
+    import json
+    import os
+
+    path = os.environ.get(WANTED_RUNS_ENV)
+    if path:
+        line = json.dumps({"config": config.to_dict(), "evaluations": list(evaluations)}, sort_keys=True)
+        with open(path, "a") as handle:  # O_APPEND: lines from pages executed at once stay whole
+            handle.write(line + "\n")
 
 
 class PendingRuns(str):
