@@ -15,10 +15,10 @@ from .display import markdown_table
 from .facts import method_color, method_label, scored_network
 from .scores import run_evaluation, run_top1
 
-METRICS = (  # (column, evaluation, key); all on the scored network
-    ("ECE 15 bins (%)", "ece", "ece_percent_15bins"),
-    ("FGSM 8/255 error (%)", "fgsm", "fgsm_error"),
-    ("corruption top-1 (%)", "corruption", "mean"),
+METRICS = (  # (column, evaluation, key); all on the scored network (short headers: the page explains them)
+    ("ECE", "ece", "ece_percent_15bins"),
+    ("FGSM error", "fgsm", "fgsm_error"),
+    ("corruption", "corruption", "mean"),
 )
 
 
@@ -72,8 +72,9 @@ def mean_sd(values: list[float]) -> str:
 def arm_row(arm: Arm) -> list:
     rs = arm.records
     scored = scored_network(arm.method)
-    row = [arm.label, f"{len(rs)} / {arm.planned}", mean_sd([run_top1(r, "online") for r in rs]),
-           mean_sd([run_top1(r, "ema") for r in rs]), scored]
+    top1 = {net: mean_sd([run_top1(r, net) for r in rs]) for net in ("online", "ema")}
+    row = [arm.label, f"{len(rs)}/{arm.planned}",
+           *(f"**{text}**" if net == scored and rs else text for net, text in top1.items())]
     row += [mean_sd([run_evaluation(r, name, key, scored) for r in rs if name in r.evaluations.get(scored, {})])
             for _, name, key in METRICS]
     hours = sum(float(r.summary.get("wall_time_s", 0.0)) for r in rs) / 3600
@@ -81,8 +82,10 @@ def arm_row(arm: Arm) -> list:
 
 
 def overview_table(arms: list[Arm]) -> str:
-    headers = ["arm", "seeds done / planned", "online top-1 (%)", "EMA top-1 (%)", "scored network",
-               *[column for column, _, _ in METRICS], "wall hours per run"]
+    """One row per arm: seeds done/planned, online and EMA top-1 (the scored network's in bold), the scored
+    network's ECE, FGSM error and corruption top-1 (%), wall-clock hours of training per run; narrow enough
+    for a page."""
+    headers = ["arm", "seeds", "online top-1", "EMA top-1", *[column for column, _, _ in METRICS], "hours/run"]
     return markdown_table(headers, [arm_row(a) for a in arms])
 
 
