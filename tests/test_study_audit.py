@@ -137,3 +137,34 @@ def test_seed_spread_pools_the_methods_with_several_seeds():
                                          "cutmix": [run(80.5)]})
     assert methods == 2 and spread == pytest.approx(1.0)  # variances 2 and 0, one degree of freedom each
     assert audit.seed_spread({"cutmix": [run(80.5)]}) == (None, 0)
+
+
+def test_the_cosine_floor_finding_needs_a_drop_beyond_seed_noise_and_shows_its_effect_on_margins(tmp_path):
+    import numpy as np
+
+    from mixrepro.plans import AUDIT_ARMS, Arm
+    from mixrepro.results import ResultsStore
+
+    store = ResultsStore(tmp_path)
+    mixup, cutmix = audit.floor_arms(AUDIT_ARMS)
+    assert (mixup.ours.method, cutmix.ours.method) == ("mixup", "cutmix") and mixup.reference.min_lr == 0.05
+    right = np.ones(2000, dtype=bool)
+    checks, runs, missing = audit.floor_checks(AUDIT_ARMS, tmp_path, spread=0.5)
+    assert checks == [] and runs == [] and "Mixup with floor 0.05, seed 0" in missing
+    _stored_run(store, mixup.ours.config(0), 80.0, right)
+    _stored_run(store, mixup.reference.config(0), 77.5, right)  # 2.5 points lower: beyond 2√2 x 0.5 = 1.41
+    _stored_run(store, cutmix.ours.config(0), 80.0, right)
+    _stored_run(store, cutmix.reference.config(0), 79.0, right)  # 1 point: within seed noise
+    checks, runs, missing = audit.floor_checks(AUDIT_ARMS, tmp_path, spread=0.5)
+    assert [c.outcome for c in checks] == ["supports", "inconclusive"] and missing is None and len(runs) == 4
+    assert checks[0].statement == "Mixup scores lower with the cosine floor 0.05 than with its own 0"
+    assert checks[0].detectable == pytest.approx(2 * 2 ** 0.5 * 0.5)
+    raised = audit.arm_check("x", {"difference": 3.0, "network": "online"}, 0.5, lowers=True)
+    assert raised.outcome == "contradicts"  # beyond noise the other way
+    assert audit.arm_check("x", {"difference": -3.0, "network": "online"}, None, lowers=True).outcome == "inconclusive"
+
+    assert audit.floor_margins_markdown(AUDIT_ARMS, tmp_path) == ""  # no learned mixer's run yet
+    _stored_run(store, Arm("automix").config(0), 81.0, right)
+    lines = audit.floor_margins_markdown(AUDIT_ARMS, tmp_path).splitlines()
+    assert lines[2] == "| AutoMix | Mixup | 81.00 | +1.00 | +3.50 |"
+    assert lines[3] == "| AutoMix | CutMix | 81.00 | +1.00 | +2.00 |"

@@ -13,6 +13,7 @@ from ..methods.base import automix_momentum, ema_horizon
 from ..runs import train_or_load
 from .display import markdown_table
 from .facts import method_label, scored_network
+from .paired import Check
 
 # method: (|mask mean - lambda|, spatial std, largest source weight) columns of runs logged
 # before the shared Mix Block log keys (mixrepro.methods.mixblock).
@@ -238,12 +239,17 @@ def seed_spread(runs: dict) -> tuple[float | None, int]:
     return (math.sqrt(sum(d * v for d, v in spreads) / dof) if dof else None), len(spreads)
 
 
+def seed_noise(spread: float) -> float:
+    """Twice the sd of the difference between two single runs whose seeds differ (pooled seed sd ``spread``)."""
+    return 2 * math.sqrt(2) * spread
+
+
 def arm_verdict(row: dict, spread: float | None) -> str:
     """Whether one run with the reference choice differs from ours by more than seed noise, and per image."""
     if spread is None:
         reading = "one run each; no seed spread measured yet"
     else:
-        noise = 2 * math.sqrt(2) * spread  # twice the sd of a difference between two single runs
+        noise = seed_noise(spread)
         if abs(row["difference"]) > noise:
             reading = f"{'raises' if row['difference'] > 0 else 'lowers'} top-1 beyond seed noise (> {noise:.2f})"
         else:
@@ -274,3 +280,74 @@ def training_arms_markdown(audit_arms, results_dir, spread: float | None, seed: 
     header = ["arm", "top-1, our default", "top-1, reference choice", "reference - ours, median of last 10",
               "reference - ours, final networks per image", "reading"]
     return markdown_table(header, rows), done
+
+
+# --------------------------------------------------------------------------- section 6: the cosine floor
+
+
+def floor_arms(audit_arms) -> list:
+    """The arms that give a static mixer the learned mixers' cosine floor (ours: the method's own, 0)."""
+    return [arm for arm in audit_arms if arm.reference.min_lr is not None and arm.ours.min_lr is None]
+
+
+def arm_check(statement: str, row: dict, spread: float | None, lowers: bool) -> Check:
+    """One arm's difference (reference - ours) read by the section's rule: it supports '``statement``'
+    (the choice lowers top-1 when ``lowers``) only beyond seed noise, 2·√2 × the pooled seed sd."""
+    detail = f"{row['difference']:+.2f} points (one run each, scored network {row['network']})"
+    if spread is None:
+        return Check(statement, "inconclusive", detail + "; no seed spread measured yet")
+    if "p_value" in row:
+        detail += f"; final networks per image: p = {row['p_value']:.3f} (reported, not deciding)"
+    noise = seed_noise(spread)
+    beyond = abs(row["difference"]) > noise
+    claimed_side = (row["difference"] < 0) == lowers
+    outcome = "inconclusive" if not beyond else "supports" if claimed_side else "contradicts"
+    return Check(statement, outcome, detail + f"; seed noise {noise:.2f}", detectable=noise)
+
+
+def floor_checks(audit_arms, results_dir, spread: float | None, seed: int = 0) -> tuple[list, list, str | None]:
+    """(a check per floor arm with both runs: '<method> scores lower with the cosine floor 0.05', the runs,
+    why an arm is missing or None)."""
+    checks, runs, missing = [], [], []
+    for arm in floor_arms(audit_arms):
+        ours, reference = arm_pair(arm, results_dir, seed)
+        label = method_label(arm.ours.method)
+        if ours is None or reference is None:
+            missing.append(f"{label} with floor {arm.reference.min_lr:g}, seed {seed} (`mixrepro sweep study`)")
+            continue
+        statement = f"{label} scores lower with the cosine floor {arm.reference.min_lr:g} than with its own 0"
+        checks.append(arm_check(statement, arm_reading(ours, reference), spread, lowers=True))
+        runs += [ours, reference]
+    return checks, runs, ("not run yet: " + "; ".join(missing)) if missing else None
+
+
+def floor_margins_markdown(audit_arms, results_dir, learned=("automix", "samix", "adautomix"), seed: int = 0) -> str:
+    """How the floor moves each learned mixer's margin over each static one (seed ``seed``, scored networks):
+    the learned mixer (its floor 0.05) minus the static mixer with its own floor 0 (the reference's
+    comparison) and with the same floor 0.05 (an equal comparison); '' when no pair has all three runs."""
+    from ..results import ResultsStore
+    from .scores import run_top1
+
+    store, rows = ResultsStore(results_dir), []
+    for method in learned:
+        run = store.load(study_run_config(method, seed))
+        if run is None:
+            continue
+        top1 = run_top1(run, scored_network(method))
+        for arm in floor_arms(audit_arms):
+            ours, reference = arm_pair(arm, results_dir, seed)
+            if ours is None or reference is None:
+                continue
+            static = scored_network(arm.ours.method)
+            rows.append([method_label(method), method_label(arm.ours.method), f"{top1:.2f}",
+                         f"{top1 - run_top1(ours, static):+.2f}", f"{top1 - run_top1(reference, static):+.2f}"])
+    return markdown_table(["learned mixer (floor 0.05)", "static mixer", "learned top-1",
+                           "margin, static at floor 0 (reference)", "margin, static at floor 0.05 (equal)"],
+                          rows) if rows else ""
+
+
+def study_run_config(method: str, seed: int):
+    """The study's run of ``method`` (its defaults, its own floor) at ``seed``."""
+    from ..plans import Arm
+
+    return Arm(method).config(seed)
