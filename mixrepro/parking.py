@@ -67,13 +67,18 @@ def epochs_done(results_root, config: RunConfig) -> int | None:
 
 def park(results_root, config: RunConfig) -> bool:
     """Copy ``config``'s cache checkpoint into the parked folder if it is further along than the
-    parked one; True when it wrote one."""
+    parked one; True when it wrote one. A stored run's checkpoint is parked only when it holds the
+    final weights (its evaluations are still to do)."""
     from .training.checkpoint import checkpoint_path
+
+    from .results import ResultsStore
 
     epoch = cached_epoch(config)
     manifest = read_manifest(results_root, config)
     if epoch is None or (manifest is not None and manifest["epoch"] >= epoch):
         return False
+    if epoch < config.epochs and ResultsStore(results_root).load(config) is not None:
+        return False  # a stored run's weights being restored: that retrain never resumes (mixrepro.verify)
     data = checkpoint_path(config).read_bytes()  # checkpoints are replaced atomically: one whole version
     checkpoint_file, manifest_path = parked_paths(results_root, config)
     atomic_write_bytes(checkpoint_file, data)

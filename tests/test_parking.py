@@ -114,3 +114,16 @@ def test_hours_left_and_the_list_count_a_parked_checkpoint(tmp_path, monkeypatch
     monkeypatch.setattr(sweep, "get_plan", lambda name: plans.Plan(name, "test", (CONFIG,), runtime={}))
     sweep.cli_sweep(SimpleNamespace(plan="t", list=True, park=False, out=str(tmp_path), progress=False))
     assert capsys.readouterr().out.split()[0] == "resume"
+
+
+def test_a_stored_runs_checkpoint_is_parked_only_when_it_holds_the_final_weights(tmp_path, monkeypatch):
+    install_doubles(monkeypatch)
+    machine(monkeypatch, tmp_path / "cache")
+    plan = plans.Plan("t", "test", (CONFIG,), runtime={})
+    assert sweep.run_worker(plan, results_root=tmp_path) == 1  # stored; the cache holds its final weights
+    assert parking.park(tmp_path, CONFIG) is True  # e.g. evaluations still to do: worth carrying
+    parking.remove_parked(tmp_path, CONFIG)
+    machine(monkeypatch, tmp_path / "restoring")  # a new machine retraining the stored run's weights
+    with pytest.raises(TrainingInterrupted):
+        fit(CONFIG, results_root=tmp_path / "scratch", progress=False, stop_after_step=5)
+    assert parking.park(tmp_path, CONFIG) is False  # that retrain starts over anyway (mixrepro.verify)
