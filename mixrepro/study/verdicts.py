@@ -324,8 +324,18 @@ def record_verdicts(notebook: str, verdicts: Sequence[Verdict]) -> None:
             raw=True, metadata={VERDICTS_OUTPUT_KEY: True})
     for v in verdicts:
         glue(f"verdict_{v.claim_id}", Markdown(verdict_word(v)))
-    glue("verdicts_table", Markdown(verdicts_markdown(verdicts)))
-    glue("checks_table", Markdown(all_checks_markdown(verdicts)))
+    glue_verdict_tables(verdicts)
+
+
+def glue_verdict_tables(verdicts: Sequence[Verdict], section: str = "") -> None:
+    """Glue the verdicts' table and their checks' table as ``verdicts_table`` and ``checks_table``, or
+    ``<section>_verdicts_table`` and ``<section>_checks_table`` for a page that shows its verdicts
+    in the sections they belong to."""
+    from IPython.display import Markdown
+
+    prefix = f"{section}_" if section else ""
+    glue(f"{prefix}verdicts_table", Markdown(verdicts_markdown(verdicts)))
+    glue(f"{prefix}checks_table", Markdown(all_checks_markdown(verdicts)))
 
 
 def read_verdicts(notebook_path) -> list[dict]:
