@@ -215,32 +215,40 @@ def describe(config: RunConfig) -> str:
 
 
 def cli_sweep(args) -> int:
-    plan = get_plan(args.plan)
-    if args.list:
-        from .results import ResultsStore
-
-        store = ResultsStore(args.out)
-        left = []
-        for config in plan.configs:
-            state = run_state(plan, store, config)
-            state = "resume" if state == "train" and half_trained(store, config) else state
-            hours = hours_left(store, config) if state != "done" else 0.0
-            if state != "done":
-                left.append(hours)
-            print(f"{state:8s} {describe(config)} {'?' if hours is None else f'{hours:5.2f}'} h left")
-        priced = [h for h in left if h is not None]
-        print(f"{len(left)} runs to go: about {sum(priced):.1f} hours of one core by the bench report"
-              f"{f' ({len(left) - len(priced)} unpriced)' if len(priced) < len(left) else ''}")
-        return 0
-    if args.park:
-        return park_plan(plan, args.out)
+    """``mixrepro sweep PLAN [PLAN ...]``: each plan in turn (a worker that finishes one goes on to the next)."""
+    plans = [get_plan(name) for name in args.plan]  # an unknown name fails before any work
     deadline = None if args.hours is None else time.time() + args.hours * 3600
-    done = run_worker(plan, results_root=args.out, progress=args.progress, deadline=deadline, margin=args.margin)
-    print(f"sweep {plan.name}: this worker trained or evaluated {done} run(s)", file=sys.stderr)
+    for plan in plans:
+        if args.list:
+            list_plan(plan, args.out)
+        elif args.park:
+            park_plan(plan, args.out)
+        else:
+            done = run_worker(plan, results_root=args.out, progress=args.progress, deadline=deadline,
+                              margin=args.margin)
+            print(f"sweep {plan.name}: this worker trained or evaluated {done} run(s)", file=sys.stderr)
     return 0
 
 
-def park_plan(plan: Plan, results_root=None) -> int:
+def list_plan(plan: Plan, results_root=None) -> None:
+    """``sweep PLAN --list``: each run's state and hours left, then the plan's total."""
+    from .results import ResultsStore
+
+    store = ResultsStore(results_root)
+    left = []
+    for config in plan.configs:
+        state = run_state(plan, store, config)
+        state = "resume" if state == "train" and half_trained(store, config) else state
+        hours = hours_left(store, config) if state != "done" else 0.0
+        if state != "done":
+            left.append(hours)
+        print(f"{state:8s} {describe(config)} {'?' if hours is None else f'{hours:5.2f}'} h left")
+    priced = [h for h in left if h is not None]
+    print(f"{len(left)} runs to go: about {sum(priced):.1f} hours of one core by the bench report"
+          f"{f' ({len(left) - len(priced)} unpriced)' if len(priced) < len(left) else ''}")
+
+
+def park_plan(plan: Plan, results_root=None) -> None:
     """``sweep PLAN --park``: park the checkpoint of every run of the plan not done yet (mixrepro.parking)."""
     from .parking import park
     from .results import ResultsStore
@@ -251,11 +259,11 @@ def park_plan(plan: Plan, results_root=None) -> int:
         print(f"parked {describe(config)}")
     print(f"sweep {plan.name}: parked {len(parked)} checkpoint(s) under {store.root / 'parked'}"
           + (" (commit them with the results)" if parked else ""))
-    return 0
 
 
 def add_sweep_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("plan", help=f"plan name ({', '.join(PLANS.names())})")
+    parser.add_argument("plan", nargs="+", help=f"plan names, run in turn ({', '.join(PLANS.names())}), e.g. "
+                                                 "'study pages': a worker done with the study goes on to the pages")
     parser.add_argument("--list", action="store_true",
                         help="list the plan's runs: done, evaluate (stored, evaluations missing), resume "
                              "(half-trained checkpoint in the cache) or train")

@@ -169,7 +169,8 @@ def test_list_names_each_runs_state(tmp_path, cache, monkeypatch, capsys):
     path = checkpoint_path(configs[1])
     path.parent.mkdir(parents=True)
     path.write_bytes(b"")
-    assert sweep.cli_sweep(SimpleNamespace(plan="t", list=True, out=str(tmp_path), progress=False)) == 0
+    assert sweep.cli_sweep(SimpleNamespace(plan=["t"], list=True, park=False, hours=None, out=str(tmp_path),
+                                           progress=False)) == 0
     *rows, total = capsys.readouterr().out.splitlines()
     assert [line.split()[0] for line in rows] == ["train", "resume"]
     assert total == "2 runs to go: about 0.0 hours of one core by the bench report (2 unpriced)"  # no 'tiny' row
@@ -338,3 +339,20 @@ def test_the_committed_pages_plan_is_outside_the_study_plan_and_cheapest_first()
     hours = [plans.run_hours(c) for c in plan.configs]
     priced = [h for h in hours if h is not None]
     assert priced == sorted(priced) and None not in hours[:len(priced)]
+
+
+def test_a_worker_given_several_plans_goes_on_to_the_next_when_one_is_done(tmp_path, cache, monkeypatch):
+    import argparse
+
+    install_doubles(monkeypatch)
+    first, second = (tiny_config(seed=0, epochs=1),), (tiny_config(seed=1, epochs=1),)
+    named = {"a": plans.Plan("a", "test", first, runtime={}), "b": plans.Plan("b", "test", second, runtime={})}
+    monkeypatch.setattr(sweep, "get_plan", lambda name: named[name] if name in named else plans.get_plan(name))
+    parser = argparse.ArgumentParser()
+    sweep.add_sweep_arguments(parser)
+    assert sweep.cli_sweep(parser.parse_args(["a", "b", "--out", str(tmp_path)])) == 0
+    store = ResultsStore(tmp_path)
+    assert store.load(first[0]) is not None and store.load(second[0]) is not None
+    with pytest.raises(UnknownNameError):  # a misspelt plan fails before any work
+        sweep.cli_sweep(parser.parse_args(["a", "studdy", "--out", str(tmp_path / "other")]))
+    assert not (tmp_path / "other").exists()
