@@ -202,14 +202,22 @@ def run_all(plans: dict, timeout_s: int | None, keep_going: bool, jobs: int = 1)
     return failed
 
 
+# A kernel that dies while starting (seen on a loaded machine: it missed the start-up handshake) ran
+# none of the page, so the page is started once more; any other failure is the page's own.
+KERNEL_START_FAILURE = "Kernel died before replying to kernel_info"
+
+
 def execute(path: Path, parameters: dict, timeout_s: int | None) -> tuple[float, str | None]:
     """Run one notebook: (wall seconds, the error's text or None). Module level, so a worker process can run it."""
     start = time.perf_counter()
-    try:
-        run_notebook(path, parameters, timeout_s)
-    except Exception as err:
-        return time.perf_counter() - start, str(err).strip() or type(err).__name__
-    return time.perf_counter() - start, None
+    for attempt in range(2):
+        try:
+            run_notebook(path, parameters, timeout_s)
+            return time.perf_counter() - start, None
+        except Exception as err:
+            error = str(err).strip() or type(err).__name__
+            if KERNEL_START_FAILURE not in error or attempt == 1:
+                return time.perf_counter() - start, error
 
 
 def executions(plans: dict, timeout_s: int | None, keep_going: bool, jobs: int):

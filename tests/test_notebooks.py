@@ -493,3 +493,24 @@ def test_every_page_runs_at_budget_cpu_and_the_pages_plan_is_what_they_ask_for(t
     committed = json.loads(PAGES_PLAN_FILE.read_text())
     assert content["configs"] == committed["configs"], "rerun `python -m mixrepro.notebook_runner --plan-pages`"
     assert content == committed
+
+
+def test_a_page_whose_kernel_died_while_starting_is_started_once_more(tmp_path, monkeypatch):
+    import mixrepro.notebook_runner as runner
+
+    calls = []
+
+    def flaky(path, parameters, timeout_s=None):
+        calls.append(path)
+        if len(calls) == 1:
+            raise RuntimeError(f"{runner.KERNEL_START_FAILURE} (on a loaded machine)")
+
+    monkeypatch.setattr(runner, "run_notebook", flaky)
+    assert runner.execute(tmp_path / "a.ipynb", {}, None)[1] is None and len(calls) == 2
+    def broken(path, parameters, timeout_s=None):
+        calls.append(path)
+        raise ValueError("boom")
+
+    monkeypatch.setattr(runner, "run_notebook", broken)
+    calls.clear()
+    assert runner.execute(tmp_path / "a.ipynb", {}, None)[1] == "boom" and len(calls) == 1  # a page's own error
