@@ -1,15 +1,16 @@
-"""Half-trained runs carried from one machine to the next: a sweep's checkpoints parked in the results tree.
+"""Half-trained runs carried from one machine to the next: a sweep's checkpoints parked beside the results.
 
 The training checkpoints live in a machine-local cache (``training.checkpoint``). A session's
 machine may be a new one next time, and a run longer than a session (AdAutoMix at the cpu budget,
 about 3.5 hours of one core) would then start over every session and never finish.
 ``mixrepro sweep PLAN --park`` copies the checkpoint of every run of the plan that is not done
 (half-trained, or trained and not yet evaluated) to ``<results root>/parked/<key>.pt``, beside a
-manifest ``<key>.json`` with its epoch, size and sha256, so it can be committed with the results.
-A sweep worker on any machine restores a parked checkpoint into its cache before it takes the run
-(:func:`unpark`), when the cache holds nothing further along: the sha256 is checked before a byte
-is unpickled, and the file is loaded weights-only by the trainer. When the run is stored with its
-evaluations, its parked files are deleted (:func:`remove_parked`).
+manifest ``<key>.json`` with its epoch, size and sha256. The folder is git-ignored (checkpoints are
+never committed): copy it to the next machine's results root. A sweep worker on any machine
+restores a parked checkpoint into its cache before it takes the run (:func:`unpark`), when the
+cache holds nothing further along: the sha256 is checked before a byte is unpickled, and the file
+is loaded weights-only by the trainer. When the run is stored with its evaluations, its parked
+files are deleted (:func:`remove_parked`).
 
 The parked file is the cache's own checkpoint, byte for byte, so a run resumed from it continues
 exactly as the killed worker would have (resume equals uninterrupted, as with any checkpoint) on a
@@ -61,17 +62,16 @@ def cached_epoch(config: RunConfig) -> int | None:
 def epochs_done(results_root, config: RunConfig) -> int | None:
     """The furthest checkpoint of ``config`` here: the cache's or the parked one (None: neither exists)."""
     manifest = read_manifest(results_root, config)
-    found = [e for e in (cached_epoch(config), manifest and manifest["epoch"]) if e is not None]
-    return max(found) if found else None
+    found = [cached_epoch(config), None if manifest is None else manifest["epoch"]]
+    return max((e for e in found if e is not None), default=None)
 
 
 def park(results_root, config: RunConfig) -> bool:
     """Copy ``config``'s cache checkpoint into the parked folder if it is further along than the
     parked one; True when it wrote one. A stored run's checkpoint is parked only when it holds the
     final weights (its evaluations are still to do)."""
-    from .training.checkpoint import checkpoint_path
-
     from .results import ResultsStore
+    from .training.checkpoint import checkpoint_path
 
     epoch = cached_epoch(config)
     manifest = read_manifest(results_root, config)

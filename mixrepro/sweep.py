@@ -6,8 +6,8 @@ by a live worker, trains it with the plan's runtime (one pinned thread per worke
 one-thread processes train about twice as fast in total as one two-thread process), and
 publishes it to the results store the moment it ends. A killed sweep resumes where it
 stopped: finished runs are in the store, the interrupted ones resume from their checkpoints,
-from the machine's cache or, on a new machine, from the ones ``--park`` put in the results
-tree (``mixrepro.parking``).
+from the machine's cache or, on a new machine, from the ones ``--park`` put beside the results
+and that were carried over (``mixrepro.parking``).
 """
 from __future__ import annotations
 
@@ -258,7 +258,7 @@ def park_plan(plan: Plan, results_root=None) -> None:
     for config in parked:
         print(f"parked {describe(config)}")
     print(f"sweep {plan.name}: parked {len(parked)} checkpoint(s) under {store.root / 'parked'}"
-          + (" (commit them with the results)" if parked else ""))
+          + (" (git-ignored: copy the folder to the machine that goes on)" if parked else ""))
 
 
 def add_sweep_arguments(parser: argparse.ArgumentParser) -> None:
@@ -269,7 +269,7 @@ def add_sweep_arguments(parser: argparse.ArgumentParser) -> None:
                              "(half-trained checkpoint in the cache) or train")
     parser.add_argument("--park", action="store_true",
                         help="copy the checkpoint of every run not done yet into <results root>/parked "
-                             "(commit it: a worker on a new machine resumes from it)")
+                             "(git-ignored; copy it to a new machine and its worker resumes from it)")
     parser.add_argument("--out", default=None, help="results root (default: $MIXREPRO_RESULTS, else notebooks/results)")
     parser.add_argument("--progress", action="store_true", help="progress bars")
     parser.add_argument("--hours", type=_positive, default=None,
