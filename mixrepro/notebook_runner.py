@@ -112,6 +112,8 @@ def main(argv: list[str] | None = None) -> int:
                              "miss beyond the study plan as the `pages` sweep plan (mixrepro/plans.py); the "
                              "committed notebooks are not touched")
     args = parser.parse_args(argv)
+    if args.plan_pages and args.only:
+        parser.error("--plan-pages records every page: with --only it would write a partial plan")
     if args.plan_pages:
         return plan_pages(args)
     if args.jobs < 1:
@@ -136,7 +138,7 @@ def plan_pages(args) -> int:
     from .io import atomic_write_json
     from .plans import PAGES_PLAN_FILE
 
-    content, failed = record_pages_plan(args.folder, args.results_dir, args.jobs, args.timeout, args.only)
+    content, failed = record_pages_plan(args.folder, args.results_dir, args.jobs, args.timeout)
     atomic_write_json(PAGES_PLAN_FILE, content)
     print(f"pages plan: {len(content['configs'])} runs, about {content['hours_of_one_core']} hours of one core "
           f"-> {PAGES_PLAN_FILE}")
@@ -145,8 +147,8 @@ def plan_pages(args) -> int:
     return 1 if failed else 0
 
 
-def record_pages_plan(folder=NOTEBOOKS_DIR, results_dir=None, jobs: int = 1, timeout_s: int | None = None,
-                      only: list[str] | None = None) -> tuple[dict, list[str]]:
+def record_pages_plan(folder=NOTEBOOKS_DIR, results_dir=None, jobs: int = 1,
+                      timeout_s: int | None = None) -> tuple[dict, list[str]]:
     """(the pages plan's content, the pages that failed): every page executed at budget cpu, loading only,
     as a copy in a scratch folder against the real results store, recording each study-dataset run it
     asks for (``study.collect.record_wanted``); the committed notebooks are not touched."""
@@ -158,7 +160,7 @@ def record_pages_plan(folder=NOTEBOOKS_DIR, results_dir=None, jobs: int = 1, tim
 
     results_dir = results_dir or str(Path(folder) / "results")
     with tempfile.TemporaryDirectory(prefix="plan-pages-") as scratch:
-        copies = [Path(shutil.copy(path, scratch)) for path in notebook_paths(folder, only)]
+        copies = [Path(shutil.copy(path, scratch)) for path in notebook_paths(folder)]
         plans = {path: notebook_parameters(path, "cpu", True, results_dir) for path in copies}
         wanted = Path(scratch) / "wanted.jsonl"
         wanted.touch()

@@ -221,9 +221,10 @@ def pages_plan_content(recorded_lines) -> dict:
         asked.update(item["evaluations"])
         if not in_study_plan(config):
             configs[config.key()] = config
-    ordered = sorted(configs.values(), key=lambda c: (run_hours(c) or math.inf, c.key()))
-    priced = [h for h in map(run_hours, ordered) if h is not None]
-    return {"about": PAGES_PLAN_ABOUT, "hours_of_one_core": round(sum(priced), 1),
+    hours = {key: run_hours(config) for key, config in configs.items()}  # each reads the bench report
+    ordered = sorted(configs.values(), key=lambda c: (math.inf if hours[c.key()] is None else hours[c.key()],
+                                                      c.key()))
+    return {"about": PAGES_PLAN_ABOUT, "hours_of_one_core": round(sum(h for h in hours.values() if h), 1),
             "evaluations": list(STUDY_EVALUATIONS) + sorted(asked - set(STUDY_EVALUATIONS)),
             "configs": [c.to_dict() for c in ordered]}
 

@@ -514,3 +514,11 @@ def test_a_page_whose_kernel_died_while_starting_is_started_once_more(tmp_path, 
     monkeypatch.setattr(runner, "run_notebook", broken)
     calls.clear()
     assert runner.execute(tmp_path / "a.ipynb", {}, None)[1] == "boom" and len(calls) == 1  # a page's own error
+
+
+def test_plan_pages_refuses_only_because_it_would_write_a_partial_plan(capsys):
+    from mixrepro.notebook_runner import main
+
+    with pytest.raises(SystemExit):
+        main(["--plan-pages", "--only", "fgsm"])
+    assert "partial plan" in capsys.readouterr().err

@@ -9,7 +9,9 @@ from __future__ import annotations
 import math
 import statistics
 
+from ..methods import METHODS
 from ..methods.base import automix_momentum, ema_horizon
+from ..plans import Arm
 from ..runs import train_or_load
 from .display import markdown_table
 from .facts import method_label, scored_network
@@ -83,7 +85,6 @@ def binary_mask_std() -> float:
 def final_lambda_response(record) -> dict | None:
     """Correlation, slope and |mask mean - lambda| of the last epoch that logged them, with the
     lambda-blind floor and the saturated fraction; None for a run without those logs."""
-    from ..methods import METHODS
     from ..methods.mixblock import LAMBDA_RESPONSE_KEYS, MASK_SATURATED, lambda_response
 
     rows = [r for r in record.epochs if all(r.get(k) not in (None, "") for k in LAMBDA_RESPONSE_KEYS[:6])]
@@ -244,13 +245,18 @@ def seed_noise(spread: float) -> float:
     return 2 * math.sqrt(2) * spread
 
 
+def beyond_seed_noise(difference: float, spread: float) -> bool:
+    """The section's rule: one run each differs by more than :func:`seed_noise`."""
+    return abs(difference) > seed_noise(spread)
+
+
 def arm_verdict(row: dict, spread: float | None) -> str:
     """Whether one run with the reference choice differs from ours by more than seed noise, and per image."""
     if spread is None:
         reading = "one run each; no seed spread measured yet"
     else:
         noise = seed_noise(spread)
-        if abs(row["difference"]) > noise:
+        if beyond_seed_noise(row["difference"], spread):
             reading = f"{'raises' if row['difference'] > 0 else 'lowers'} top-1 beyond seed noise (> {noise:.2f})"
         else:
             reading = f"within seed noise (<= {noise:.2f})"
@@ -291,17 +297,18 @@ def floor_arms(audit_arms) -> list:
 
 
 def arm_check(statement: str, row: dict, spread: float | None, lowers: bool) -> Check:
-    """One arm's difference (reference - ours) read by the section's rule: it supports '``statement``'
-    (the choice lowers top-1 when ``lowers``) only beyond seed noise, 2·√2 × the pooled seed sd."""
+    """One arm's difference (reference - ours) read by the section's rule (:func:`beyond_seed_noise`): it
+    supports '``statement``' (the choice lowers top-1 when ``lowers``, raises it otherwise) only beyond
+    seed noise, and contradicts it beyond seed noise the other way."""
     detail = f"{row['difference']:+.2f} points (one run each, scored network {row['network']})"
     if spread is None:
         return Check(statement, "inconclusive", detail + "; no seed spread measured yet")
     if "p_value" in row:
         detail += f"; final networks per image: p = {row['p_value']:.3f} (reported, not deciding)"
-    noise = seed_noise(spread)
-    beyond = abs(row["difference"]) > noise
     claimed_side = (row["difference"] < 0) == lowers
-    outcome = "inconclusive" if not beyond else "supports" if claimed_side else "contradicts"
+    outcome = ("inconclusive" if not beyond_seed_noise(row["difference"], spread)
+               else "supports" if claimed_side else "contradicts")
+    noise = seed_noise(spread)
     return Check(statement, outcome, detail + f"; seed noise {noise:.2f}", detectable=noise)
 
 
@@ -315,7 +322,8 @@ def floor_checks(audit_arms, results_dir, spread: float | None, seed: int = 0) -
         if ours is None or reference is None:
             missing.append(f"{label} with floor {arm.reference.min_lr:g}, seed {seed} (`mixrepro sweep study`)")
             continue
-        statement = f"{label} scores lower with the cosine floor {arm.reference.min_lr:g} than with its own 0"
+        own = METHODS.get(arm.ours.method).default_min_lr
+        statement = f"{label} scores lower with the cosine floor {arm.reference.min_lr:g} than with its own {own:g}"
         checks.append(arm_check(statement, arm_reading(ours, reference), spread, lowers=True))
         runs += [ours, reference]
     return checks, runs, ("not run yet: " + "; ".join(missing)) if missing else None
@@ -323,31 +331,24 @@ def floor_checks(audit_arms, results_dir, spread: float | None, seed: int = 0) -
 
 def floor_margins_markdown(audit_arms, results_dir, learned=("automix", "samix", "adautomix"), seed: int = 0) -> str:
     """How the floor moves each learned mixer's margin over each static one (seed ``seed``, scored networks):
-    the learned mixer (its floor 0.05) minus the static mixer with its own floor 0 (the reference's
-    comparison) and with the same floor 0.05 (an equal comparison); '' when no pair has all three runs."""
+    the learned mixer's study run (its own floor) minus the static mixer at its own floor (the
+    reference's comparison) and at the learned mixers' floor (an equal comparison); '' when no pair
+    has all three runs."""
     from ..results import ResultsStore
     from .scores import run_top1
 
-    store, rows = ResultsStore(results_dir), []
+    store = ResultsStore(results_dir)
+    pairs = [(arm.ours.method, *arm_pair(arm, results_dir, seed)) for arm in floor_arms(audit_arms)]
+    static = [(method, run_top1(ours, scored_network(method)), run_top1(reference, scored_network(method)))
+              for method, ours, reference in pairs if ours is not None and reference is not None]
+    rows = []
     for method in learned:
-        run = store.load(study_run_config(method, seed))
+        run = store.load(Arm(method).config(seed))  # the study's run: the method's defaults, its own floor
         if run is None:
             continue
         top1 = run_top1(run, scored_network(method))
-        for arm in floor_arms(audit_arms):
-            ours, reference = arm_pair(arm, results_dir, seed)
-            if ours is None or reference is None:
-                continue
-            static = scored_network(arm.ours.method)
-            rows.append([method_label(method), method_label(arm.ours.method), f"{top1:.2f}",
-                         f"{top1 - run_top1(ours, static):+.2f}", f"{top1 - run_top1(reference, static):+.2f}"])
-    return markdown_table(["learned mixer (floor 0.05)", "static mixer", "learned top-1",
-                           "margin, static at floor 0 (reference)", "margin, static at floor 0.05 (equal)"],
-                          rows) if rows else ""
-
-
-def study_run_config(method: str, seed: int):
-    """The study's run of ``method`` (its defaults, its own floor) at ``seed``."""
-    from ..plans import Arm
-
-    return Arm(method).config(seed)
+        rows += [[method_label(method), method_label(other), f"{top1:.2f}", f"{top1 - own:+.2f}",
+                  f"{top1 - floored:+.2f}"] for other, own, floored in static]
+    return markdown_table(["learned mixer (its own floor)", "static mixer", "learned top-1",
+                           "margin, static at its own floor (reference)",
+                           "margin, static at the learned mixers' floor (equal)"], rows) if rows else ""

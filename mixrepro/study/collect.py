@@ -1,6 +1,8 @@
 """Runs for a notebook: train-or-load every (method, seed), or say why a claim cannot be tested here."""
 from __future__ import annotations
 
+import json
+import os
 from typing import Iterable, Sequence
 
 from ..config import budget_runtime
@@ -90,9 +92,6 @@ def collect_runs(params: NotebookParameters, *, methods: Sequence[str] | None = 
 
 def record_wanted(config, evaluations: Sequence[str]) -> None:
     """Append a run a page asks for to the file named by $MIXREPRO_RECORD_WANTED, if set."""
-    import json
-    import os
-
     path = os.environ.get(WANTED_RUNS_ENV)
     if path:
         line = json.dumps({"config": config.to_dict(), "evaluations": list(evaluations)}, sort_keys=True)
