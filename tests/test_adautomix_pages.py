@@ -195,6 +195,14 @@ def test_preferred_and_step_checks():
     assert len(steps) == 1 and steps[0].outcome == "supports"
 
 
+def test_a_one_seed_arm_is_checked_against_the_three_seed_study_run_on_their_shared_seed():
+    full = study.SeedStats((82.0, 70.0, 70.0), seeds=(0, 1, 2))  # the study's AdAutoMix, three seeds
+    arm = study.SeedStats((80.0,), seeds=(0,))  # a pages-plan ablation arm: seed 0 only
+    steps = pages.step_checks({"teacher": arm, "full": full}, ["teacher", "full"])
+    assert len(steps) == 1 and "+2.00 points (1 seed" in steps[0].detail  # seed 0: 82 - 80, not the mean of three
+    assert len(pages.preferred_checks({"full": full, "teacher": arm}, "full")) == 1
+
+
 def test_mask_curves_from_the_logged_statistics():
     curves = {"mask_std": [0.1, 0.2], "mask_mean_gap": [0.3, 0.2]}
     runs = {"adautomix": [record("adautomix", 0, curves=curves)],

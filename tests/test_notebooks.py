@@ -495,6 +495,26 @@ def test_every_page_runs_at_budget_cpu_and_the_pages_plan_is_what_they_ask_for(t
     assert content == committed
 
 
+@pytest.mark.slow
+def test_every_page_runs_at_budget_cpu_once_every_planned_run_has_landed(tmp_path, monkeypatch):
+    """The paths the sweeps reach only after many sessions (all three seeds of a method beside one-seed
+    ablation arms, every arm of every page present) must not crash when the runs land. Seen before this
+    test: calibration paired a three-seed CutMix with a one-value zero, and four AdAutoMix pages built no
+    check for a one-seed arm against the three-seed study run and raised."""
+    from landed_store import landed_store
+
+    from mixrepro.notebook_runner import record_pages_plan
+    from mixrepro.plans import PAGES_PLAN_FILE, pages_plan, study_plan
+
+    monkeypatch.setenv("MIXREPRO_DATA", str(tmp_path / "no-data"))
+    monkeypatch.setenv("MIXREPRO_CACHE", str(tmp_path / "no-cache"))
+    store = tmp_path / "results"
+    assert landed_store(NOTEBOOKS / "results", store, [study_plan(), pages_plan()]) > 0
+    content, failed = record_pages_plan(NOTEBOOKS, str(store), jobs=2, timeout_s=600)
+    assert failed == []
+    assert content["configs"] == json.loads(PAGES_PLAN_FILE.read_text())["configs"]  # the same asks in every state
+
+
 def test_a_page_whose_kernel_died_while_starting_is_started_once_more(tmp_path, monkeypatch):
     import mixrepro.notebook_runner as runner
 

@@ -8,6 +8,7 @@ from scipy import stats
 
 from mixrepro.errors import InvalidParameterError
 from mixrepro.study import paired
+from mixrepro.study.scores import SeedStats
 from mixrepro.study.paired import (
     VERDICTS,
     Check,
@@ -380,8 +381,6 @@ def test_mcnemar_bound_decides_a_one_seed_gap_only_when_it_is_large():
 
 
 def _stats(values, seeds, correct=()):
-    from mixrepro.study.scores import SeedStats
-
     return SeedStats(tuple(values), tuple(correct), seeds=tuple(seeds))
 
 
@@ -407,6 +406,23 @@ def test_check_order_with_one_shared_seed_falls_back_to_the_single_seed_rule():
     assert "+3.00 points (1 seed" in check.detail  # seed 0: 82.0 - 79.0, not seed 1's 80.0
     # McNemar on seed 0's networks: A right on all 3, B on 1 -> only A right 2
     assert "only A right 2, only B right 0" in check.detail
+
+
+def test_a_constant_takes_the_seeds_of_what_it_is_compared_with():
+    from mixrepro.study.verdicts import check_order
+
+    gap = _stats([-4.0, -5.0, -6.0], seeds=[0, 1, 2])  # e.g. confidence - accuracy over three seeds
+    check = check_order("gap", gap, "zero", SeedStats.constant(0.0, gap), higher_is_better=False)
+    assert check.outcome == "supports" and "over 3 paired seeds" in check.detail
+    with pytest.raises(InvalidParameterError, match="same number of seeds"):
+        check_order("gap", gap, "zero", SeedStats((0.0,)))  # one value cannot stand for three seeds
+
+
+def test_shares_seeds_by_seed_where_known_else_by_count():
+    three, seed0, seed2 = _stats([1.0, 2.0, 3.0], seeds=[0, 1, 2]), _stats([1.0], seeds=[0]), _stats([1.0], seeds=[2])
+    assert three.shares_seeds(seed0) and seed0.shares_seeds(seed2) is False
+    assert SeedStats((1.0, 2.0)).shares_seeds(SeedStats((3.0, 4.0)))
+    assert not SeedStats((1.0, 2.0)).shares_seeds(SeedStats((3.0,)))
 
 
 def test_check_order_refuses_methods_without_a_common_seed():

@@ -214,17 +214,13 @@ def cell_equals_check(statement: str, value: float, other: float) -> Check:
 # ----------------------------------------------------------------------------- rankings on our runs
 
 
-def _same_seeds(a: SeedStats, b: SeedStats) -> bool:
-    return a.n == b.n  # paired checks need the same seeds; a missing seed is named in the claim's reason
-
-
 def winner_checks(stats: dict[str, SeedStats], label: Callable[[str], str], *, winner: str = WINNER,
                   higher_is_better: bool = True, quantity: str = "top-1", where: str = "",
                   against: Sequence[str] | None = None) -> list[Check]:
     """'winner beats each other method' (paired over seeds), optionally only ``against`` some methods."""
     if winner not in stats:
         return []
-    others = [m for m in (against or stats) if m != winner and m in stats and _same_seeds(stats[m], stats[winner])]
+    others = [m for m in (against or stats) if m != winner and m in stats and stats[m].shares_seeds(stats[winner])]
     return [check_order(f"{label(winner)}{where}", stats[winner], label(m), stats[m],
                         higher_is_better=higher_is_better, quantity=quantity) for m in others]
 
@@ -644,14 +640,14 @@ def preferred_checks(stats: dict[str, SeedStats], preferred: str, label: str = "
     if preferred not in stats:
         return []
     return [check_order(f"{label} {preferred}", stats[preferred], f"{label} {arm}", s, quantity=quantity)
-            for arm, s in stats.items() if arm != preferred and _same_seeds(s, stats[preferred])]
+            for arm, s in stats.items() if arm != preferred and s.shares_seeds(stats[preferred])]
 
 
 def step_checks(stats: dict[str, SeedStats], order: Sequence[str], label: str = "AdAutoMix") -> list[Check]:
     """'Each arm of ``order`` beats the one before' (an ablation adding one term at a time), where both ran."""
     present = [a for a in order if a in stats]
     return [check_order(f"{label} {after}", stats[after], f"{label} {before}", stats[before], quantity="top-1")
-            for before, after in zip(present, present[1:]) if _same_seeds(stats[before], stats[after])]
+            for before, after in zip(present, present[1:]) if stats[before].shares_seeds(stats[after])]
 
 
 def arms_markdown(stats: dict[str, SeedStats], preferred: str | None = None, paper: dict[str, str] | None = None,

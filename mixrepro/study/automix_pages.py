@@ -428,17 +428,13 @@ def lambda_response_stats(runs: dict, method: str = WINNER) -> dict[str, SeedSta
             for key in ("correlation", "slope", "abs_gap", "floor")}
 
 
-def constant(value: float, like: SeedStats) -> SeedStats:
-    """A threshold as SeedStats with as many 'seeds' as ``like`` (for one-sided checks against it)."""
-    return SeedStats((float(value),) * like.n, seeds=like.seeds)
-
 
 def lambda_follow_checks(response: dict[str, SeedStats]) -> list[Check]:
     """'the mask mean follows λ': correlation above 0, and E|m − λ| below the λ-blind floor."""
     if not response:
         return []
     corr, gap, floor = response["correlation"], response["abs_gap"], response["floor"]
-    return [check_order("corr(mask mean, λ)", corr, "0", constant(0.0, corr), unit="", quantity=""),
+    return [check_order("corr(mask mean, λ)", corr, "0", SeedStats.constant(0.0, corr), unit="", quantity=""),
             check_order("E|mask mean − λ|", gap, f"the λ-blind floor {floor.mean:.3f}", floor,
                         higher_is_better=False, unit="")]
 
@@ -449,7 +445,7 @@ def no_collapse_check(stats: dict[str, SeedStats]) -> list[Check]:
         return []
     std = stats["std"]
     return [check_order("final spatial mask std", std, f"{TRIVIAL_MASK_STD} (trivial, Mixup-like)",
-                        constant(TRIVIAL_MASK_STD, std), unit="")]
+                        SeedStats.constant(TRIVIAL_MASK_STD, std), unit="")]
 
 
 def collapse_check(stats: dict[str, SeedStats]) -> list[Check]:
@@ -457,7 +453,7 @@ def collapse_check(stats: dict[str, SeedStats]) -> list[Check]:
     if "std" not in stats:
         return []
     std = stats["std"]
-    return [check_order(f"{TRIVIAL_MASK_STD} (trivial, Mixup-like)", constant(TRIVIAL_MASK_STD, std),
+    return [check_order(f"{TRIVIAL_MASK_STD} (trivial, Mixup-like)", SeedStats.constant(TRIVIAL_MASK_STD, std),
                         "the final spatial mask std", std, unit="")]
 
 

@@ -434,10 +434,6 @@ def ignore_floor(runs: dict, method: str = WINNER) -> float:
     return PERCENT * ignore_lambda_floor(float(alpha))
 
 
-def constant(value: float, like: SeedStats) -> SeedStats:
-    """A constant as SeedStats with as many 'seeds' as ``like`` (the paired check then tests mean vs value)."""
-    return SeedStats((float(value),) * like.n, seeds=like.seeds)
-
 
 def mask_markdown(runs: dict, floor: float | None) -> str:
     """Per method (mean ± sd over seeds): spatial mask sd early and at the end, the last epoch's lambda
@@ -481,9 +477,9 @@ def lambda_verdict(claim_id: str, claim: str, source: str, budget: str, runs: di
     checks = []
     if WINNER in slope:
         floor = ignore_floor(runs)
-        checks = [check_order("SAMix slope on λ", slope[WINNER], "0", constant(0.0, slope[WINNER])),
+        checks = [check_order("SAMix slope on λ", slope[WINNER], "0", SeedStats.constant(0.0, slope[WINNER])),
                   check_order("SAMix E|m − λ|", gap[WINNER], f"the λ-blind floor {floor:.2f}",
-                              constant(floor, gap[WINNER]), higher_is_better=False)]
+                              SeedStats.constant(floor, gap[WINNER]), higher_is_better=False)]
     ours = f"slope {slope[WINNER].mean:.1f} %, E|m − λ| {gap[WINNER].mean:.2f} %" if WINNER in slope else ""
     return judge(claim_id, claim, source, budget, checks, untested_reason=needs(slope, WINNER, missing=missing),
                  ours=ours, runs={m: r for m, r in runs.items() if m == WINNER})

@@ -46,6 +46,19 @@ class SeedStats:
                          tuple(self.correct[i] for i in index) if self.correct else (),
                          self.n_images, tuple(seeds))
 
+    @classmethod
+    def constant(cls, value: float, like: "SeedStats") -> "SeedStats":
+        """A fixed threshold with ``like``'s seeds, so a seed-paired check tests ``like``'s values against it
+        (a one-value constant would not pair with three seeds)."""
+        return cls((float(value),) * like.n, seeds=like.seeds)
+
+    def shares_seeds(self, other: "SeedStats") -> bool:
+        """Whether a seed-paired check of the two has seeds to pair: one both have (where both know their
+        seeds; e.g. a one-seed ablation arm against the three-seed study run), else as many values."""
+        if self.seeds and other.seeds:
+            return bool(set(self.seeds) & set(other.seeds))
+        return self.n == other.n
+
     def paired_with(self, other: "SeedStats") -> tuple["SeedStats", "SeedStats"]:
         """Both restricted to the seeds they share (in this one's order), for seed-paired checks.
 
