@@ -14,20 +14,16 @@ from pathlib import Path
 from mixrepro.io import atomic_write_json
 from mixrepro.results import ResultsStore
 from mixrepro.runs import current_code_version
+from mixrepro.study.collect import has_evaluations
 
 FALLBACK_DONOR = "automix"  # the learned method with the most complete evaluated run
-
-
-def fully_evaluated(record, evaluations) -> bool:
-    online = record.evaluations.get("online", {})
-    return all(name in online for name in evaluations)
 
 
 def donors_by_method(store: ResultsStore, dataset: str, evaluations) -> dict:
     """The longest fully evaluated run of each method on ``dataset``."""
     donors = {}
     for record in store.runs(dataset=dataset):
-        if not fully_evaluated(record, evaluations):
+        if not has_evaluations(record, evaluations):
             continue
         best = donors.get(record.config.method)
         if best is None or record.config.epochs > best.config.epochs:
@@ -70,7 +66,7 @@ def landed_store(source_root: Path, target_root: Path, plans) -> int:
         donors = donors_by_method(ResultsStore(source_root), dataset, plan.evaluations)
         for config in plan.configs:
             stored = store.load(config)
-            if stored is None or not fully_evaluated(stored, plan.evaluations):
+            if not has_evaluations(stored, plan.evaluations):
                 write_placeholder(store, config, donors.get(config.method) or donors[FALLBACK_DONOR])
                 written += 1
     return written
