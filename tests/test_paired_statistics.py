@@ -469,6 +469,24 @@ def test_winner_texts_name_the_winner_and_the_best_other_method():
     assert text.startswith("AutoMix 97.34; best other: ") and table.label(best) in text
 
 
+def test_smallest_gain_texts_pair_the_seeds_each_method_shares_with_the_baseline():
+    from mixrepro.study import load_paper_table
+    from mixrepro.study.verdicts import paper_smallest_gain_text, smallest_gain_text
+
+    table = load_paper_table("automix_table13")
+    column = next(iter(table.columns))
+    vanilla = _stats([79.0, 81.0], seeds=[0, 1])
+    stats = {"vanilla": vanilla, "mixup": _stats([79.5], seeds=[0]), "cutmix": _stats([82.0, 82.5], seeds=[0, 1])}
+    # Mixup against Vanilla's seed 0 only: +0.50 (against Vanilla's mean of both seeds it would read -0.50)
+    assert smallest_gain_text("vanilla", stats, table) == "smallest gain over Vanilla: MixUp +0.50 (1 seed)"
+    assert smallest_gain_text("automix", stats, table) == ""
+    gains = {m: table.value(m, column) - table.value("vanilla", column) for m in table.rows
+             if m != "vanilla" and table.value(m, column) is not None}
+    smallest = min(gains, key=gains.get)
+    assert paper_smallest_gain_text("vanilla", table, column).endswith(
+        f"{table.label(smallest)} {gains[smallest]:+.{table.digits}f}")
+
+
 def test_fgsm_percentages_carry_their_test_images_and_a_one_seed_gap_can_decide():
     from types import SimpleNamespace
 

@@ -265,6 +265,34 @@ def paper_winner_text(winner: str, table: PaperTable, column: str, *, higher_is_
     return _leader_text(winner, values, table.label, lambda v: fmt(v, table.digits), float, higher_is_better)
 
 
+def smallest_gain_text(baseline: str, stats: dict[str, SeedStats], table: PaperTable) -> str:
+    """'smallest gain over Vanilla: MixUp +0.92 (1 seed)': each method's mean gain on the seeds it shares
+    with ``baseline`` (as the paired checks compare them), the smallest shown ('' without the baseline)."""
+    if baseline not in stats:
+        return ""
+    gains = {}
+    for method, method_stats in stats.items():
+        if method != baseline and method_stats.shares_seeds(stats[baseline]):
+            ours, base = method_stats.paired_with(stats[baseline])
+            gains[method] = (ours.mean - base.mean, ours.n)
+    if not gains:
+        return ""
+    method = min(gains, key=lambda m: gains[m][0])
+    gain, seeds = gains[method]
+    seeds_text = f"{seeds} seed{'s' * (seeds > 1)}"
+    return f"smallest gain over {table.label(baseline)}: {table.label(method)} {gain:+.2f} ({seeds_text})"
+
+
+def paper_smallest_gain_text(baseline: str, table: PaperTable, column: str, methods=None) -> str:
+    """The same from the paper's column, over ``methods`` (default: every row with a number)."""
+    values = {m: table.value(m, column) for m in (methods or table.rows) if table.value(m, column) is not None}
+    if baseline not in values or len(values) < 2:
+        return ""
+    method = min((m for m in values if m != baseline), key=lambda m: values[m])
+    return (f"smallest gain over {table.label(baseline)}: {table.label(method)} "
+            f"{values[method] - values[baseline]:+.{table.digits}f}")
+
+
 def _leader_text(winner: str, values: dict, label, show, score, higher_is_better: bool) -> str:
     if winner not in values:
         return ""
