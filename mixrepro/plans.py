@@ -278,6 +278,16 @@ def in_study_plan(config: RunConfig) -> bool:
     return config.seed in _study_seeds().get(config.replace(seed=0).key(), ())
 
 
+@functools.lru_cache(maxsize=1)
+def _pages_plan_keys() -> frozenset:
+    return frozenset(c.key() for c in pages_plan().configs) if PAGES_PLAN_FILE.is_file() else frozenset()
+
+
+def in_pages_plan(config: RunConfig) -> bool:
+    """Whether the committed ``pages`` plan (the pages' ablation arms, after the study) trains this run."""
+    return config.key() in _pages_plan_keys()
+
+
 def get_plan(name: str) -> Plan:
     """The plan called ``name``; an unknown name raises UnknownNameError listing the known ones."""
     return PLANS.get(name)()

@@ -3,6 +3,7 @@ transcribed Tables A2-A8, run pairs and their reasons, fractions, DM hyper-param
 accuracy. No training: stored smoke runs are copied into a temporary store, records are faked otherwise."""
 from __future__ import annotations
 
+import dataclasses
 import shutil
 from pathlib import Path
 from types import SimpleNamespace
@@ -11,6 +12,7 @@ import pytest
 
 from mixrepro import study
 from mixrepro.config import RunConfig
+from mixrepro.plans import in_pages_plan, pages_plan
 from mixrepro.study import dm_pages
 from mixrepro.study.collect import DM_CE_PARAMS
 
@@ -163,6 +165,15 @@ def test_cpu_runs_outside_the_study_plan_are_named(tmp_path):
     assert dm_pages.outside_plan_note(p, ["automix"], method_params=DM_CE_PARAMS) == ""
     note = dm_pages.outside_plan_note(p, ["saliencymix"], method_params=DM_CE_PARAMS)
     assert "SaliencyMix" in note and "not in the study plan" in note
+    assert ("`mixrepro sweep pages` trains them" in note) == all(
+        in_pages_plan(p.config("saliencymix", s, method_params=DM_CE_PARAMS)) for s in p.seeds)
+    odd = dm_pages.outside_plan_note(p, ["mixup"], method_params={"alpha": 0.123})  # an arm no page asks for
+    assert "not in the study plan" in odd and "sweep pages" not in odd
+    queued = next(c for c in pages_plan().configs if c.method == "automix")  # an arm a page asks for
+    one_seed = dataclasses.replace(p, seeds=(0,))  # a page's ablation arm runs seed 0 only (plans.cpu_seeds)
+    note = dm_pages.outside_plan_note(one_seed, ["automix"], method_params=queued.method_params,
+                                      epochs=queued.epochs, train_subset=queued.train_subset)
+    assert "AutoMix" in note and "`mixrepro sweep pages` trains them" in note
     assert dm_pages.outside_plan_note(params(tmp_path), ["saliencymix"]) == ""  # only the cpu sweep has a plan
 
 

@@ -25,7 +25,7 @@ from typing import Callable, Sequence
 
 from ..config import BUDGETS
 from ..errors import MixreproError
-from ..plans import in_study_plan
+from ..plans import in_pages_plan, in_study_plan
 from .collect import DM_CE_PARAMS, collect_runs, dataset_available, needs
 from .display import fmt, markdown_table
 from .facts import method_color, method_label, scored_network
@@ -264,15 +264,19 @@ def _by_seeds(params, methods: Sequence[str], **fields) -> list[tuple]:
 
 
 def outside_plan_note(params, methods: Sequence[str], **fields) -> str:
-    """' (... not in the study plan ...)' for the cpu-budget runs of ``methods`` the study's sweep never trains."""
+    """' (... not in the study plan ...)' for the cpu-budget runs of ``methods`` the study's sweep never trains,
+    naming the `pages` plan where it trains them after the study."""
     if params.budget != "cpu":
         return ""
-    outside = [method_label(m) for m in methods
-               if not all(in_study_plan(params.config(m, s, **fields)) for s in params.seeds)]
+    configs = {m: [params.config(m, s, **fields) for s in params.seeds] for m in methods}
+    outside = [m for m in methods if not all(in_study_plan(c) for c in configs[m])]
     if not outside:
         return ""
-    return (f" ({', '.join(outside)} with these settings are not in the study plan: `mixrepro sweep study` "
-            "will not train them)")
+    labels = ", ".join(method_label(m) for m in outside)
+    if all(in_study_plan(c) or in_pages_plan(c) for m in outside for c in configs[m]):
+        return (f" ({labels} with these settings are not in the study plan but in the `pages` plan, which runs "
+                "after it: `mixrepro sweep pages` trains them)")
+    return f" ({labels} with these settings are not in the study plan: `mixrepro sweep study` will not train them)"
 
 
 def group_fields(params, spec: dict) -> dict:
