@@ -57,3 +57,18 @@ def test_pages_train_with_the_budgets_runtime_and_one_pinned_thread(tmp_path, mo
     assert smoke == {"amp": None, "channels_last": None, "threads": 1}  # fp32 on the CPU: the exact path
     assert cpu == {"amp": True, "channels_last": True, "threads": 1} == budget_runtime("cpu")
     assert Plan("t", "test", ()).runtime == cpu  # a page at budget cpu trains the bits the study's sweep does
+
+
+def test_joined_reasons_stay_pending_only_when_every_part_is_pending():
+    from mixrepro.study.collect import PendingRuns, join_reasons
+    from mixrepro.study.verdicts import Check, judge
+
+    mce, dm = PendingRuns("mixup seeds 1, 2"), PendingRuns("mixup DM(CE) seeds 1, 2", ["samix"])
+    joined = join_reasons([mce, None, dm, mce])
+    assert joined == "mixup seeds 1, 2; mixup DM(CE) seeds 1, 2" and joined.methods_without_runs == ("samix",)
+    assert join_reasons([mce, "the data is absent"]) == "mixup seeds 1, 2; the data is absent"
+    assert not isinstance(join_reasons([mce, "the data is absent"]), PendingRuns)
+    assert join_reasons([None, ""]) is None
+    check = [Check("a higher than b", "supports", "detail")]
+    assert judge("x", "claim", "src", "cpu", check, untested_reason=join_reasons([mce, mce])).provisional
+    assert judge("x", "claim", "src", "cpu", check, untested_reason=joined).verdict == "not tested here"

@@ -505,3 +505,25 @@ def test_fgsm_percentages_carry_their_test_images_and_a_one_seed_gap_can_decide(
     assert evaluation_stats(runs, "ece", "ece_percent_15bins")["mixup"].n_images is None  # not a share of images
     check = check_order("Mixup", fgsm["mixup"], "Vanilla", fgsm["vanilla"], higher_is_better=False)
     assert check.outcome == "supports" and "bound from the accuracies alone" in check.detail
+
+
+def test_mixed_sample_accuracy_carries_its_stored_count_of_mixed_images():
+    from types import SimpleNamespace
+
+    from mixrepro.config import config_for_budget
+    from mixrepro.study.scores import evaluation_stats
+    from mixrepro.study.verdicts import check_order
+
+    def run(method, top1, n=9003):
+        config = config_for_budget("cpu", method=method, dataset="cifar10-jpeg", seed=0)
+        evals = {"mixed_accuracy": {"top1": top1, "top2": top1 / 5, "n": n}}
+        return SimpleNamespace(config=config, evaluations={"online": evals, "ema": evals})
+
+    runs = {"automix": [run("automix", 78.58)], "resizemix": [run("resizemix", 75.25)],
+            "mixup": [run("mixup", 78.50, n=9000)]}
+    top1 = evaluation_stats(runs, "mixed_accuracy", "top1")
+    assert top1["automix"].n_images == 9003 and top1["mixup"].n_images == 9000
+    decided = check_order("AutoMix", top1["automix"], "ResizeMix", top1["resizemix"], quantity="mixed top1")
+    assert decided.outcome == "supports" and "bound from the accuracies alone" in decided.detail
+    # other counts: not the same mixed images, so no bound; one seed alone cannot decide
+    assert check_order("AutoMix", top1["automix"], "Mixup", top1["mixup"]).outcome == "inconclusive"

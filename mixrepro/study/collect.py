@@ -114,6 +114,19 @@ class PendingRuns(str):
         return reason
 
 
+def join_reasons(reasons) -> str | None:
+    """The distinct missing-runs reasons joined with '; ' (None when there are none). Pending study runs
+    stay pending: when every part is a :class:`PendingRuns`, so is the result (methods without runs
+    merged), so a claim that needs several groups of runs is still judged provisionally."""
+    parts = list(dict.fromkeys(r for r in reasons if r))
+    if not parts:
+        return None
+    text = "; ".join(parts)
+    if all(isinstance(r, PendingRuns) for r in parts):
+        return PendingRuns(text, list(dict.fromkeys(m for r in parts for m in r.methods_without_runs)))
+    return text
+
+
 SMOKE_EVALUATION_IMAGES = 100  # test images of a smoke run's corruption and occlusion evaluations
 
 

@@ -26,7 +26,7 @@ from typing import Callable, Sequence
 from ..config import BUDGETS
 from ..errors import MixreproError
 from ..plans import in_pages_plan, in_study_plan
-from .collect import DM_CE_PARAMS, collect_runs, dataset_available, needs
+from .collect import DM_CE_PARAMS, collect_runs, dataset_available, join_reasons, needs
 from .display import fmt, markdown_table
 from .facts import method_color, method_label, scored_network
 from .figures import label_axes, new_figure
@@ -212,9 +212,8 @@ class LossPair:
 def merge_pairs(pairs) -> LossPair:
     """One LossPair of several (e.g. one per method), their reasons joined."""
     pairs = list(pairs)
-    reasons = list(dict.fromkeys(p.reason for p in pairs if p.reason))
     return LossPair({m: r for p in pairs for m, r in p.base.items()}, {m: r for p in pairs for m, r in p.new.items()},
-                    "; ".join(reasons) or None)
+                    join_reasons(p.reason for p in pairs))
 
 
 def per_method_pairs(params, methods: Sequence[str], **kwargs) -> dict[str, LossPair]:
@@ -250,9 +249,9 @@ def loss_pair_runs(params, methods: Sequence[str], *, base: dict | Callable | No
                 runs, reason = collect_runs(group_params, methods=same_seeds, log=log, **fields, **extra)
                 found[side].update(runs)
                 if reason:
-                    reasons.append(reason + outside_plan_note(group_params, [m for m in same_seeds if m not in runs],
-                                                              **fields, **extra))
-    return LossPair(found["base"], found["new"], "; ".join(dict.fromkeys(reasons)) or None)
+                    note = outside_plan_note(group_params, [m for m in same_seeds if m not in runs], **fields, **extra)
+                    reasons.append(reason + note if note else reason)  # a plain str only when runs are outside the plan
+    return LossPair(found["base"], found["new"], join_reasons(reasons))
 
 
 def _by_seeds(params, methods: Sequence[str], **fields) -> list[tuple]:
@@ -329,8 +328,7 @@ def _groups(table: PaperTable) -> dict[str, dict]:
 
 def group_reason(pairs: dict[str, LossPair]) -> str | None:
     """The distinct reasons of the groups, joined (None when every group has its runs)."""
-    reasons = list(dict.fromkeys(p.reason for p in pairs.values() if p.reason))
-    return "; ".join(reasons) or None
+    return join_reasons(p.reason for p in pairs.values())
 
 
 # ----------------------------------------------------------------------------- checks and tables of ours

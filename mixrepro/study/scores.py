@@ -138,18 +138,32 @@ def per_image_correct(records, network: str) -> tuple:
 # Evaluation numbers that are a percentage of the run's test images (one network, each image counted
 # once): two networks' values can be compared by McNemar's bound from the percentages alone.
 PERCENT_OF_TEST_IMAGES = {("fgsm", "fgsm_error"), ("fgsm", "fgsm_top1"), ("fgsm", "clean_top1")}
+# Percentages of a count the evaluation stores itself: mixed-sample accuracy over its n mixed images,
+# which are the same for every network of one seed (the pairs and lambdas come from the evaluation's
+# seeded generator, not from the network), so the same bound applies.
+PERCENT_OF_STORED_COUNT = {("mixed_accuracy", "top1"): "n", ("mixed_accuracy", "top2"): "n"}
+
+
+def evaluated_images(record, name: str, key: str, network: str) -> int | None:
+    """How many images a stored percentage counts each once, where that is known; else None."""
+    if (name, key) in PERCENT_OF_TEST_IMAGES:
+        return test_images(record.config)
+    if (name, key) in PERCENT_OF_STORED_COUNT:
+        count = record.evaluations[network][name].get(PERCENT_OF_STORED_COUNT[name, key])
+        return None if count is None else int(count)  # older results did not store it
+    return None
 
 
 def evaluation_stats(runs: dict, name: str, key: str, network: str | None = None) -> dict[str, SeedStats]:
     """{method: SeedStats} of one stored evaluation number, on the scored network unless ``network``.
 
-    For a percentage of the test images (``PERCENT_OF_TEST_IMAGES``: FGSM error and accuracy) the
-    stats carry the number of test images, so a one-seed comparison can use ``paired.mcnemar_bound``.
+    For a percentage of images each counted once (FGSM error and accuracy, mixed-sample accuracy) the
+    stats carry that number of images, so a one-seed comparison can use ``paired.mcnemar_bound``.
     """
     stats = {}
     for method, records in runs.items():
         net = network or scored_network(method)
-        images = {test_images(r.config) for r in records} if (name, key) in PERCENT_OF_TEST_IMAGES else set()
+        images = {evaluated_images(r, name, key, net) for r in records}
         stats[method] = SeedStats.over_runs(records, lambda r, net=net: run_evaluation(r, name, key, net),
                                             n_images=images.pop() if len(images) == 1 else None)
     return stats
