@@ -72,3 +72,11 @@ def test_joined_reasons_stay_pending_only_when_every_part_is_pending():
     check = [Check("a higher than b", "supports", "detail")]
     assert judge("x", "claim", "src", "cpu", check, untested_reason=join_reasons([mce, mce])).provisional
     assert judge("x", "claim", "src", "cpu", check, untested_reason=joined).verdict == "not tested here"
+
+
+def test_a_claim_about_some_methods_waits_only_for_their_runs(tmp_path):
+    shutil.copytree(SMOKE_MIXUP_DM, tmp_path / "cifar10-jpeg" / "mixup" / "be221a42cad1")
+    p = params(tmp_path, methods=("mixup", "cutmix"))
+    assert "cutmix" in study.collect_runs(p, method_params=DM_CE_PARAMS)[1]  # the page's reason names both
+    assert study.missing_for(p, ["mixup"], method_params=DM_CE_PARAMS) is None  # Mixup's claim needs only Mixup's
+    assert "cutmix (seed 0)" in study.missing_for(p, ["cutmix"], method_params=DM_CE_PARAMS)

@@ -90,6 +90,12 @@ def collect_runs(params: NotebookParameters, *, methods: Sequence[str] | None = 
     return runs, reason
 
 
+def missing_for(params: NotebookParameters, methods: Sequence[str], **kwargs) -> str | None:
+    """Why runs of ``methods`` alone are missing (:func:`collect_runs`' reason for them, same keyword
+    arguments), so a claim about some of a page's methods waits only for their runs, not for the others'."""
+    return collect_runs(params, methods=methods, **kwargs)[1]
+
+
 def record_wanted(config, evaluations: Sequence[str]) -> None:
     """Append a run a page asks for to the file named by $MIXREPRO_RECORD_WANTED, if set."""
     path = os.environ.get(WANTED_RUNS_ENV)
