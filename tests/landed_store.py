@@ -19,10 +19,10 @@ from mixrepro.study.collect import has_evaluations
 FALLBACK_DONOR = "automix"  # the learned method with the most complete evaluated run
 
 
-def donors_by_method(store: ResultsStore, dataset: str, evaluations) -> dict:
-    """The longest fully evaluated run of each method on ``dataset``."""
+def donors_by_method(records, evaluations) -> dict:
+    """The longest fully evaluated run of each method among ``records``."""
     donors = {}
-    for record in store.runs(dataset=dataset):
+    for record in records:
         if not has_evaluations(record, evaluations):
             continue
         best = donors.get(record.config.method)
@@ -61,9 +61,10 @@ def landed_store(source_root: Path, target_root: Path, plans) -> int:
     not stored there with all of its plan's evaluations; returns how many placeholders were written."""
     shutil.copytree(source_root, target_root, ignore=shutil.ignore_patterns("parked"))
     store, written = ResultsStore(target_root), 0
+    committed = ResultsStore(source_root).runs()  # read once for every plan
     for plan in plans:
         dataset = plan.configs[0].dataset
-        donors = donors_by_method(ResultsStore(source_root), dataset, plan.evaluations)
+        donors = donors_by_method([r for r in committed if r.config.dataset == dataset], plan.evaluations)
         for config in plan.configs:
             stored = store.load(config)
             if not has_evaluations(stored, plan.evaluations):

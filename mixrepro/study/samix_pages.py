@@ -434,7 +434,6 @@ def ignore_floor(runs: dict, method: str = WINNER) -> float:
     return PERCENT * ignore_lambda_floor(float(alpha))
 
 
-
 def mask_markdown(runs: dict, floor: float | None) -> str:
     """Per method (mean ± sd over seeds): spatial mask sd early and at the end, the last epoch's lambda
     response (slope, correlation, E|m - lam| beside the lambda-blind floor) and share of saturated mask values."""
