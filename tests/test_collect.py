@@ -4,6 +4,8 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import pytest
+
 from mixrepro import study
 from mixrepro.study.collect import DM_CE_PARAMS
 
@@ -75,8 +77,29 @@ def test_joined_reasons_stay_pending_only_when_every_part_is_pending():
 
 
 def test_a_claim_about_some_methods_waits_only_for_their_runs(tmp_path):
+    from mixrepro.errors import InvalidParameterError
+    from mixrepro.study.collect import PendingRuns, join_reasons
+
     shutil.copytree(SMOKE_MIXUP_DM, tmp_path / "cifar10-jpeg" / "mixup" / "be221a42cad1")
-    p = params(tmp_path, methods=("mixup", "cutmix"))
-    assert "cutmix" in study.collect_runs(p, method_params=DM_CE_PARAMS)[1]  # the page's reason names both
-    assert study.missing_for(p, ["mixup"], method_params=DM_CE_PARAMS) is None  # Mixup's claim needs only Mixup's
-    assert "cutmix (seed 0)" in study.missing_for(p, ["cutmix"], method_params=DM_CE_PARAMS)
+    p = study.validate_parameters(budget="smoke", dataset="cifar10-jpeg", model="resnet18",
+                                  methods=["mixup", "cutmix", "vanilla"], seeds=[0, 1], train=False,
+                                  results_dir=str(tmp_path))
+    _, page = study.collect_runs(p, method_params=DM_CE_PARAMS)
+    assert "cutmix" in page and "vanilla" in page  # the page's reason names every method's missing runs
+    # a claim's reason, derived from the page's one collect, is the one a collect of its methods alone gives
+    # (their runs named in the page's method order)
+    for methods in (["mixup"], ["cutmix"], ["mixup", "cutmix"], ["mixup", "vanilla"]):
+        alone = study.collect_runs(p, methods=methods, method_params=DM_CE_PARAMS)[1]
+        among = study.missing_among(page, methods)
+        assert among == alone and type(among) is type(alone) is PendingRuns, methods
+        assert among.methods_without_runs == alone.methods_without_runs
+    assert "mixup (seed 1)" in study.missing_among(page, ["vanilla", "mixup"])  # seed 0 is stored
+    assert study.missing_among(page, ["fmix"]) is None and study.missing_among(None, ["mixup"]) is None
+    _, absent = study.collect_runs(p, dataset="cifar100")  # no data: never pending, restricted alike
+    assert study.missing_among(absent, ["cutmix"]) == study.collect_runs(p, methods=["cutmix"], dataset="cifar100")[1]
+    assert not isinstance(study.missing_among(absent, ["cutmix"]), PendingRuns)
+    for not_from_collect in (join_reasons([page, page]), "the data is absent"):
+        with pytest.raises(InvalidParameterError, match="collect_runs"):
+            study.missing_among(not_from_collect, ["mixup"])
+
+

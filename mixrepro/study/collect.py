@@ -6,6 +6,7 @@ import os
 from typing import Iterable, Sequence
 
 from ..config import budget_runtime
+from ..errors import InvalidParameterError
 from ..plans import DATASET as STUDY_DATASET
 from .parameters import NotebookParameters
 
@@ -84,16 +85,8 @@ def collect_runs(params: NotebookParameters, *, methods: Sequence[str] | None = 
                                    **budget_runtime(params.budget)))
         if records:
             runs[method] = records
-    reason = missing_reason(dataset, absent, not_run)
-    if reason and not absent:
-        reason = PendingRuns(reason, [m for m in methods or params.methods if m not in runs])
-    return runs, reason
-
-
-def missing_for(params: NotebookParameters, methods: Sequence[str], **kwargs) -> str | None:
-    """Why runs of ``methods`` alone are missing (:func:`collect_runs`' reason for them, same keyword
-    arguments), so a claim about some of a page's methods waits only for their runs, not for the others'."""
-    return collect_runs(params, methods=methods, **kwargs)[1]
+    without = [m for m in methods or params.methods if m not in runs]
+    return runs, MissingRuns.build(dataset, absent, not_run, without)
 
 
 def record_wanted(config, evaluations: Sequence[str]) -> None:
@@ -105,7 +98,45 @@ def record_wanted(config, evaluations: Sequence[str]) -> None:
             handle.write(line + "\n")
 
 
-class PendingRuns(str):
+class MissingRuns(str):
+    """:func:`collect_runs`' reason (its text), keeping the runs it names per method, so a claim about
+    some of a page's methods is told why *their* runs are missing (:func:`missing_among`) from the
+    page's one collect, without reading the store again.
+
+    ``absent``: 'method seed s' names whose data is not here; ``not_run``: ('method seed s', train
+    command) pairs the study's sweep has not trained or evaluated yet; ``methods_without_runs``: the
+    asked-for methods with no run at all.
+    """
+
+    def __new__(cls, text: str, methods_without_runs: Sequence[str] = ()):
+        reason = super().__new__(cls, text)
+        reason.methods_without_runs = tuple(methods_without_runs)
+        reason.dataset, reason.absent, reason.not_run = None, (), ()
+        return reason
+
+    @staticmethod
+    def build(dataset: str, absent: Sequence[str], not_run: Sequence[tuple[str, str]],
+              methods_without_runs: Sequence[str]) -> "MissingRuns | None":
+        """The reason for these missing runs (None when none are): pending when no data is absent."""
+        text = missing_reason(dataset, list(absent), list(not_run))
+        if text is None:
+            return None
+        reason = (MissingRuns if absent else PendingRuns)(text, methods_without_runs)
+        reason.dataset, reason.absent, reason.not_run = dataset, tuple(absent), tuple(not_run)
+        return reason
+
+    def among(self, methods: Sequence[str]) -> "MissingRuns | None":
+        """This reason restricted to the runs of ``methods`` (None when none of theirs is missing)."""
+        if self.dataset is None:
+            raise InvalidParameterError("reason", str(self), "a reason returned by collect_runs (a joined or "
+                                        "hand-made reason does not say which runs it names)")
+        ours = set(methods)
+        return MissingRuns.build(self.dataset, [n for n in self.absent if method_of(n) in ours],
+                                 [(n, c) for n, c in self.not_run if method_of(n) in ours],
+                                 [m for m in self.methods_without_runs if m in ours])
+
+
+class PendingRuns(MissingRuns):
     """A missing-runs reason that names only runs of the study's plan not trained or evaluated yet
     (nothing is missing for lack of data), with the asked-for methods that have no run at all.
 
@@ -114,10 +145,20 @@ class PendingRuns(str):
     operations) gives a plain str, which keeps the claim untested.
     """
 
-    def __new__(cls, text: str, methods_without_runs: Sequence[str] = ()):
-        reason = super().__new__(cls, text)
-        reason.methods_without_runs = tuple(methods_without_runs)
-        return reason
+
+def missing_among(reason: str | None, methods: Sequence[str]) -> str | None:
+    """Why runs of ``methods`` alone are missing, from a page's :func:`collect_runs` reason: a claim about
+    some of a page's methods waits only for their runs, not for the others'."""
+    if reason is None:
+        return None
+    if not isinstance(reason, MissingRuns):
+        raise InvalidParameterError("reason", reason, "None or a reason returned by collect_runs")
+    return reason.among(methods)
+
+
+def method_of(run_name: str) -> str:
+    """'mixup seed 1' -> 'mixup'."""
+    return run_name.rpartition(" seed ")[0]
 
 
 def join_reasons(reasons) -> str | None:
@@ -180,8 +221,7 @@ def by_method(names: list[str]) -> str:
     """['mixup seed 0', 'mixup seed 1', 'fmix seed 0'] -> 'mixup (seeds 0, 1), fmix (seed 0)'."""
     seeds: dict[str, list[str]] = {}
     for name in names:
-        method, _, seed = name.rpartition(" seed ")
-        seeds.setdefault(method, []).append(seed)
+        seeds.setdefault(method_of(name), []).append(name.rpartition(" seed ")[2])
     return ", ".join(f"{m} (seed{'s' if len(s) > 1 else ''} {', '.join(s)})" for m, s in seeds.items())
 
 
