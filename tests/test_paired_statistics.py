@@ -487,6 +487,31 @@ def test_smallest_gain_texts_pair_the_seeds_each_method_shares_with_the_baseline
         f"{table.label(smallest)} {gains[smallest]:+.{table.digits}f}")
 
 
+def test_value_texts_show_ours_and_the_papers_numbers_for_the_methods_a_claim_names():
+    from mixrepro.study import load_paper_table
+    from mixrepro.study.scores import SeedStats
+    from mixrepro.study.verdicts import paper_values_text, paper_versus_text, values_text, versus_text
+
+    t6 = load_paper_table("automix_table6")
+    error = {"vanilla": SeedStats((92.0, 91.0)), "mixup": SeedStats((78.3,)), "samix": SeedStats((80.0,))}
+    # the claim's methods in its order, paper labels, seeds shown; a method without runs is left out
+    assert values_text(error, t6.label, ["vanilla", "mixup", "cutmix"]) == \
+        "Vanilla 91.50 ± 0.71 (n=2); MixUp 78.30 (1 seed)"
+    assert values_text(error, t6.label, ["cutmix"]) == ""
+    assert paper_values_text(t6, ["vanilla", "mixup", "cutmix"], "fgsm_error") == \
+        f"Vanilla {t6.value('vanilla', 'fgsm_error'):.2f} vs MixUp {t6.value('mixup', 'fgsm_error'):.2f} vs " \
+        f"CutMix {t6.value('cutmix', 'fgsm_error'):.2f} (FGSM error (%))"
+    a7 = load_paper_table("dm_tableA7")
+    text = paper_versus_text(a7, ["mixup", "vanilla"], "c100_acc_dm", "c100_acc_mce")  # no Vanilla row in A7
+    assert text == (f"Mixup {a7.value('mixup', 'c100_acc_dm'):.2f} vs {a7.value('mixup', 'c100_acc_mce'):.2f} "
+                    "(CIFAR-100 acc DM(CE) vs CIFAR-100 acc MCE)")
+    assert paper_versus_text(a7, ["vanilla"], "c100_acc_dm", "c100_acc_mce") == ""
+    dm = {"mixup": _stats([80.0, 81.0], seeds=[0, 1]), "cutmix": _stats([70.0], seeds=[0])}
+    mce = {"mixup": _stats([79.0, 79.5, 90.0], seeds=[0, 1, 2])}
+    # seed 2 has no DM(CE) run: the MCE mean is over seeds 0 and 1, as the paired check compares them
+    assert versus_text(dm, mce, a7.label, ["cutmix", "mixup"]) == "Mixup 80.50 vs 79.25 (n=2)"  # CutMix: no MCE
+
+
 def test_fgsm_percentages_carry_their_test_images_and_a_one_seed_gap_can_decide():
     from types import SimpleNamespace
 

@@ -473,7 +473,7 @@ def settle_checks(runs: dict, fraction: float = 0.1, gap_slack: float = 0.02, st
         checks.append(Check(f"seed {record.config.seed}: at epoch {epoch} of {record.config.epochs} the mask is "
                             f"within {gap_slack} of its final |mean − λ| and at {std_share:.0%} of its final std",
                             "supports" if ok else "contradicts",
-                            f"|mean − λ| {gap_then:.3f} (final {gap_end:.3f}); std {std_then:.4f} "
+                            f"epoch {epoch}: |mean − λ| {gap_then:.3f} (final {gap_end:.3f}); std {std_then:.4f} "
                             f"(final {std_end:.4f})"))
     return checks
 

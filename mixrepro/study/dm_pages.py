@@ -34,7 +34,7 @@ from .paired import Check
 from .paper_tables import PAPER_NUMBERS_DIR, PaperTable, load_paper_table
 from .parameters import arm_parameters
 from .scores import SeedStats, evaluation_stats, scored_stats
-from .verdicts import Verdict, check_order, judge
+from .verdicts import Verdict, check_order, judge, versus_text
 
 # Rounding slack when a printed number is compared with our arithmetic on the printed cells:
 # half a unit of the last printed digit, plus float noise.
@@ -415,9 +415,7 @@ def pairs_markdown(rows: list[list[str]], base_name: str = "MCE", new_name: str 
 
 def pair_text(pair: LossPair, stats: Callable = scored_stats, digits: int = 2) -> str:
     """Short 'ours' text for a verdict: 'AutoMix 80.10 vs 79.60 (n=3)' per method (new vs base)."""
-    new, base = stats(pair.new), stats(pair.base)
-    return "; ".join(f"{method_label(m)} {new[m].mean:.{digits}f} vs {base[m].mean:.{digits}f} (n={new[m].n})"
-                     for m in pair.methods())
+    return versus_text(stats(pair.new), stats(pair.base), method_label, pair.methods(), digits)
 
 
 def pair_runs_of(*pairs: LossPair) -> list:

@@ -36,7 +36,7 @@ from .facts import method_color, method_label, scored_network
 from .paired import Check
 from .paper_tables import PaperTable
 from .scores import SeedStats, scored_stats
-from .verdicts import Verdict, check_order, judge
+from .verdicts import Verdict, check_order, judge, paper_values_text  # noqa: F401  (pages call sp.paper_values_text)
 
 WINNER = "samix"
 SMOKE_METHODS = ("vanilla", "mixup", "cutmix", "automix", "samix")
@@ -158,12 +158,6 @@ def shared_cells_markdown(table: PaperTable, other: PaperTable) -> str:
         return head + "."
     return head + "; these differ:\n\n" + markdown_table(
         ["method", "column", table.table, f"{other.paper.split(' (')[0]} {other.table}", "difference"], rows)
-
-
-def paper_values_text(table: PaperTable, rows: Sequence[str], column: str) -> str:
-    """'AMix (SAMix) 82.20 vs AutoMix 82.04 (CIFAR-100 R-18)'."""
-    return " vs ".join(f"{table.label(m)} {fmt(table.value(m, column))}" for m in rows) + \
-        f" ({table.columns[column]['label']})"
 
 
 # ----------------------------------------------------------------------------- runs on the paper's data

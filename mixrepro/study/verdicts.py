@@ -265,6 +265,40 @@ def paper_winner_text(winner: str, table: PaperTable, column: str, *, higher_is_
     return _leader_text(winner, values, table.label, lambda v: fmt(v, table.digits), float, higher_is_better)
 
 
+def values_text(stats: dict[str, SeedStats], label, methods: Sequence[str] | None = None, digits: int = 2) -> str:
+    """'Vanilla 91.93 ± 0.81 (n=2); MixUp 78.31 (1 seed)': our numbers for a claim about a few methods
+    (``methods``, default all, those without runs left out; '' when none ran)."""
+    return "; ".join(f"{label(m)} {stats[m].text(digits)}" for m in (methods or stats) if m in stats)
+
+
+def versus_text(new: dict[str, SeedStats], base: dict[str, SeedStats], label, methods: Sequence[str],
+                digits: int = 2) -> str:
+    """'Mixup 80.25 vs 80.89 (n=1)' per method with both (``new`` then ``base``): a claim that one variant of each
+    method beats another (DM(CE) vs MCE). Means over the seeds both have, as the paired checks compare them."""
+    texts = []
+    for m in methods:
+        if m in new and m in base and new[m].shares_seeds(base[m]):
+            ours, theirs = new[m].paired_with(base[m])
+            texts.append(f"{label(m)} {ours.mean:.{digits}f} vs {theirs.mean:.{digits}f} (n={ours.n})")
+    return "; ".join(texts)
+
+
+def paper_values_text(table: PaperTable, rows: Sequence[str], column: str) -> str:
+    """'AMix (SAMix) 82.20 vs AutoMix 82.04 (CIFAR-100 R-18)'."""
+    return " vs ".join(f"{table.label(m)} {fmt(table.value(m, column))}" for m in rows) + \
+        f" ({table.columns[column]['label']})"
+
+
+def paper_versus_text(table: PaperTable, rows: Sequence[str], column: str, base_column: str) -> str:
+    """'MixUp 79.70 vs 79.34; CutMix 79.77 vs 79.58 (CIFAR-100 acc DM(CE) vs CIFAR-100 acc MCE)': each row's
+    ``column`` against its ``base_column`` (rows lacking either left out; '' when none has both)."""
+    pairs = [(m, table.value(m, column), table.value(m, base_column)) for m in rows]
+    shown = [f"{table.label(m)} {fmt(new)} vs {fmt(base)}" for m, new, base in pairs
+             if new is not None and base is not None]
+    labels = f"{table.columns[column]['label']} vs {table.columns[base_column]['label']}"
+    return f"{'; '.join(shown)} ({labels})" if shown else ""
+
+
 def smallest_gain_text(baseline: str, stats: dict[str, SeedStats], table: PaperTable) -> str:
     """'smallest gain over Vanilla: MixUp +0.92 (1 seed)': each method's mean gain on the seeds it shares
     with ``baseline`` (as the paired checks compare them), the smallest shown ('' without the baseline)."""
