@@ -2,7 +2,7 @@
 
 Generated from the verdicts the executed notebooks recorded (``study.record_verdicts``) and
 the committed runs, in the style of a reproducibility report: scope first, then the paper's
-claims by outcome in one headline table (claim | paper | ours | budget | verdict | compute),
+claims by outcome in one headline table (claim | verdict | paper | ours | budget | compute),
 our own derivations and audit findings apart, the untested claims grouped by why, and the
 compute the committed runs used. The intro page includes it (``book/intro.md``).
 """
@@ -77,9 +77,11 @@ def link(v: dict) -> str:
 
 
 def headline_table(verdicts: list[dict]) -> str:
-    rows = [[link(v), v["claim"], v["paper_value"] or "–", v["ours"] or "–", f"`{v['budget']}`",
-             verdict_word(v), compute_text(v)] for v in verdicts]
-    return markdown_table(["id", "claim", "paper", "ours", "budget", "verdict", "compute"], rows)
+    # The verdict right after the claim: on a narrow screen the table scrolls, and it is the column a
+    # reader looks for first (book/_static/custom.css widens the claim, paper and ours columns).
+    rows = [[link(v), v["claim"], verdict_word(v), v["paper_value"] or "–", v["ours"] or "–", f"`{v['budget']}`",
+             compute_text(v)] for v in verdicts]
+    return markdown_table(["id", "claim", "verdict", "paper", "ours", "budget", "compute"], rows)
 
 
 def outcome_section(title: str, verdicts: list[dict], empty: str) -> list[str]:

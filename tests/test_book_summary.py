@@ -35,6 +35,7 @@ def test_summary_sorts_claims_by_outcome_and_counts_kinds_apart(tmp_path):
     text = book_summary.summary_markdown([nb], tmp_path / "results")
     held = text.split("### What held")[1].split("###")[0]
     assert "[A](notebooks/page.ipynb)" in held and "97.1" in held and "2.5 h, 3 runs" in held
+    assert "| id | claim | verdict | paper | ours |" in held  # the verdict in view before the numbers
     assert "[B]" in text.split("### What did not hold")[1].split("###")[0]
     assert "[C]" in text.split("### What we cannot tell")[1].split("###")[0]
     untested = text.split("### Not tested here")[1].split("###")[0]
