@@ -7,11 +7,21 @@ import tempfile
 from pathlib import Path
 
 
+def new_file_mode() -> int:
+    """The mode ``open()`` gives a new file under the process's umask (0o644 for umask 022)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
 def atomic_write_bytes(path, data: bytes) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        # mkstemp makes the file private (0o600); the result must be readable as any file this user
+        # writes is (results are shared and committed), so it gets the umask's mode before the rename.
+        os.chmod(fd, new_file_mode())
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()

@@ -4,6 +4,7 @@ No training: records are faked, and collect_runs only looks into empty temporary
 from __future__ import annotations
 
 import dataclasses
+import statistics
 from types import SimpleNamespace
 
 import pytest
@@ -251,6 +252,31 @@ def test_bench_checks_on_the_committed_report():
     assert pages.slower_check("Vanilla", steps["vanilla"], "AdAutoMix", steps["adautomix"]).outcome == "contradicts"
     text = pages.bench_markdown(report, study.load_paper_table("adautomix_table10"))
     assert "1.53x" in text and text.count("\n| N = ") == 5
+
+
+def test_cost_growth_with_n_is_judged_on_one_report_of_every_n(tmp_path):
+    def report(seconds_by_n):
+        return {"rows": [{"method": pages.NUM_SOURCES_ROWS[n], "seconds_per_step": statistics.median(steps),
+                          "step_seconds": steps} for n, steps in seconds_by_n.items()]}
+
+    rising = report({n: [0.1 * n + 0.001 * i for i in range(12)] for n in (1, 3, 2, 4, 5)})  # bench row order
+    checks = pages.cost_growth_checks(rising)
+    assert [c.statement for c in checks] == [f"N = {n + 1} slower per step than N = {n}" for n in range(1, 5)]
+    assert all(c.outcome == "supports" for c in checks)
+    assert pages.num_sources_text(rising).startswith("0.106, 0.206, 0.306, 0.406, 0.506 s/step")  # N order
+    flat = report({n: [0.5 + 0.001 * ((i * 7 + n) % 12) for i in range(12)] for n in range(1, 6)})
+    assert "supports" not in {c.outcome for c in pages.cost_growth_checks(flat)}
+    assert pages.cost_growth_checks(None) == [] and pages.num_sources_text(None) == ""
+    assert pages.num_sources_bench(tmp_path) == (None, None)  # a store without such a report
+    # the committed report times every N in one process; the page's table shows each N's seconds
+    path, committed = pages.num_sources_bench(study.PAPER_NUMBERS_DIR.parent.parent / "notebooks" / "results")
+    assert path is not None and len(pages.cost_growth_checks(committed)) == 4
+    from mixrepro.plans import load_bench_report
+
+    text = pages.bench_markdown(load_bench_report(), study.load_paper_table("adautomix_table10"), committed)
+    n_bench_cells = [[c.strip() for c in row.strip("|").split("|")][-2:] for row in text.splitlines()[2:]]
+    assert len(n_bench_cells) == 5 and "–" not in sum(n_bench_cells, [])  # every N has a number of ours
+    assert n_bench_cells[0][1] == "1.00x"  # each report's ratios are to its own N = 1
 
 
 def test_ratio_check_bound():

@@ -117,8 +117,23 @@ def test_step_time_check_is_a_welch_interval():
         pages.step_time_check(report, "automix", "samix", faster=True)
 
 
+def test_a_newer_report_of_a_few_rows_does_not_hide_the_full_table(tmp_path):
+    folder = tmp_path / "bench" / "cpu"
+    folder.mkdir(parents=True)
+    full = {"rows": [{"method": m} for m in ("vanilla", "mixup", "adautomix")]}
+    few = {"rows": [{"method": m} for m in ("vanilla", "adautomix", "adautomix[num_sources=2]")]}
+    (folder / "20261201T000000Z-a.json").write_text(json.dumps(full))
+    (folder / "20261202T000000Z-b.json").write_text(json.dumps(few))
+    assert pages.latest_bench_report(tmp_path)[0].name.endswith("-b.json")  # the newest that has the rows
+    assert pages.latest_bench_report(tmp_path, ["vanilla", "mixup"])[1] == full
+    assert pages.latest_bench_report(tmp_path, ["adautomix[num_sources=2]"])[1] == few
+    with pytest.raises(InvalidParameterError, match="that times samix"):
+        pages.latest_bench_report(tmp_path, ["samix"])
+
+
 def test_committed_bench_report_has_the_rows_fig1_compares():
-    _, report = pages.latest_bench_report(study.PAPER_NUMBERS_DIR.parent.parent / "notebooks" / "results")
+    _, report = pages.latest_bench_report(study.PAPER_NUMBERS_DIR.parent.parent / "notebooks" / "results",
+                                          ["vanilla", "mixup", "cutmix", "puzzlemix", "automix"])
     rows = pages.bench_rows(report)
     assert {"vanilla", "mixup", "cutmix", "puzzlemix", "automix"} <= set(rows)
     assert "automix+dm_ce" not in rows  # loss variants are left out
@@ -207,7 +222,8 @@ def test_a_page_measures_the_bench_its_empty_store_lacks_only_when_it_may_train(
 
     def fake_run_bench(settings, **kwargs):
         seen.append(settings)
-        return {"settings": {"warmup": settings.warmup}, "environment": {"device_type": "cpu"}, "rows": []}
+        return {"settings": {"warmup": settings.warmup}, "environment": {"device_type": "cpu"},
+                "rows": [{"method": m} for m in ("vanilla", "mixup")]}
 
     monkeypatch.setattr(bench, "run_bench", fake_run_bench)
     frozen = validate_parameters(budget="smoke", dataset="cifar10-jpeg", model="resnet18", methods=["mixup"],

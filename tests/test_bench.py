@@ -69,6 +69,26 @@ def test_variants_put_vanilla_first_and_dm_rows_after_their_method():
     assert [v.name for v in bench_variants(["automix"], ["automix"])] == ["vanilla", "automix", "automix+dm_ce"]
 
 
+def test_vary_rows_time_one_parameter_per_row_right_after_their_method():
+    rows = bench_variants(["adautomix", "mixup"], (), ["adautomix.num_sources=2,4,5"])
+    assert [(v.name, v.method, v.params) for v in rows] == [
+        ("vanilla", "vanilla", {}), ("adautomix", "adautomix", {}),
+        ("adautomix[num_sources=2]", "adautomix", {"num_sources": 2}),
+        ("adautomix[num_sources=4]", "adautomix", {"num_sources": 4}),
+        ("adautomix[num_sources=5]", "adautomix", {"num_sources": 5}), ("mixup", "mixup", {})]
+    # a varied method not listed gets its default row too; values are read as --set reads them
+    assert [v.name for v in bench_variants(["vanilla"], (), ["mixup.alpha=0.2"])] == ["vanilla", "mixup",
+                                                                                       "mixup[alpha=0.2]"]
+    with pytest.raises(InvalidParameterError, match="an integer in 2..5"):
+        bench_variants(["adautomix"], (), ["adautomix.num_sources=1"])
+    with pytest.raises(InvalidParameterError, match="one of .*num_sources"):
+        bench_variants(["adautomix"], (), ["adautomix.sources=2"])
+    with pytest.raises(InvalidParameterError, match="METHOD.PARAM=V1,V2"):
+        bench_variants(["adautomix"], (), ["adautomix"])
+    with pytest.raises(UnknownNameError):
+        bench_variants(["adautomix"], (), ["adaautomix.num_sources=2"])
+
+
 @pytest.mark.parametrize("change,error", [
     ({"width": 0}, InvalidParameterError), ({"batch_size": 0}, InvalidParameterError),
     ({"repeats": 0}, InvalidParameterError), ({"warmup": 0}, InvalidParameterError),

@@ -69,6 +69,19 @@ def test_atomic_write_leaves_no_partial_file(tmp_path, monkeypatch):
     assert [p.name for p in tmp_path.iterdir()] == ["out.json"]
 
 
+@pytest.mark.parametrize("umask", [0o022, 0o077])
+def test_atomic_writes_get_the_mode_a_plain_write_gets(tmp_path, umask):
+    old = os.umask(umask)
+    try:
+        plain, atomic = tmp_path / "plain.json", tmp_path / "atomic.json"
+        plain.write_text("{}")
+        atomic_write_json(atomic, {})
+    finally:
+        os.umask(old)
+    # 0o644 under umask 022 (results others on the machine can read), not mkstemp's private 0o600
+    assert atomic.stat().st_mode & 0o777 == plain.stat().st_mode & 0o777 == 0o666 & ~umask
+
+
 def test_sample_beta_matches_beta_distribution_and_seed():
     g = torch.Generator().manual_seed(0)
     draws = sample_beta(0.5, g, size=4000).numpy()

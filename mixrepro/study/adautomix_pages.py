@@ -731,17 +731,60 @@ def ratio_check(statement: str, ours: float, paper: float, tolerance: float = 0.
                  f"ours {ours:.2f}x vs paper {paper:.2f}x (bound: within {tolerance:.0%} of the paper's)")
 
 
-def bench_markdown(report: dict, table: PaperTable) -> str:
-    """Table 10's seconds per iteration beside our bench's seconds per step (N = 1: vanilla; N = 3: AdAutoMix)."""
+# The bench rows that time AdAutoMix with N = 1..5 input images (N = 1: vanilla training, as in Table 10),
+# measured in one process by `mixrepro bench --methods vanilla adautomix --vary adautomix.num_sources=2,4,5`.
+NUM_SOURCES_ROWS = {1: "vanilla", 2: f"{WINNER}[num_sources=2]", 3: WINNER, 4: f"{WINNER}[num_sources=4]",
+                    5: f"{WINNER}[num_sources=5]"}
+NUM_SOURCES_BENCH = ("mixrepro bench --methods vanilla adautomix --vary adautomix.num_sources=2,4,5 --precision bf16 "
+                     "--channels-last --threads 1")
+
+
+def num_sources_bench(results_dir):
+    """(path, report) of the newest bench report of the store that times N = 1..5, or (None, None)."""
+    from .automix_pages import latest_bench_report
+
+    try:
+        return latest_bench_report(results_dir, list(NUM_SOURCES_ROWS.values()))
+    except InvalidParameterError:
+        return None, None
+
+
+def cost_growth_checks(report: dict | None) -> list[Check]:
+    """'N + 1 input images cost more per step than N', for N = 1..4, from one report's timed steps."""
+    if report is None:
+        return []
+    steps = bench_seconds(report)
+    return [slower_check(f"N = {n + 1}", steps[NUM_SOURCES_ROWS[n + 1]], f"N = {n}", steps[NUM_SOURCES_ROWS[n]])
+            for n in range(1, 5)]
+
+
+def num_sources_text(report: dict | None) -> str:
+    """'0.177, 0.722, 0.750, 0.782, 0.795 s/step for N = 1..5' ('' without the report)."""
+    if report is None:
+        return ""
     seconds = {row["method"]: row["seconds_per_step"] for row in report["rows"]}
-    ours = {"n1": seconds.get("vanilla"), "n3": seconds.get(WINNER)}
-    paper_base, ours_base = table.value("n1", "s_per_iter"), ours["n1"]
+    return ", ".join(f"{seconds[name]:.3f}" for name in NUM_SOURCES_ROWS.values()) + " s/step for N = 1..5"
+
+
+def bench_markdown(report: dict, table: PaperTable, by_inputs: dict | None = None) -> str:
+    """Table 10's seconds per iteration beside our bench's seconds per step (N = 1: vanilla; N = 3: AdAutoMix)
+    and, from ``by_inputs`` (a report of every N, :func:`num_sources_bench`), each N's."""
+    def per_row(bench, names):
+        seconds = {row["method"]: row["seconds_per_step"] for row in bench["rows"]} if bench else {}
+        return {f"n{n}": seconds.get(name) for n, name in names.items()}
+
+    columns = [per_row(report, {1: "vanilla", 3: WINNER}), per_row(by_inputs, NUM_SOURCES_ROWS)]
+    paper_base = table.value("n1", "s_per_iter")
     rows = []
     for row in table.rows:
-        value, mine = table.value(row, "s_per_iter"), ours.get(row)
-        rows.append([table.label(row), fmt(value, 4), f"{value / paper_base:.2f}x", fmt(mine, 3),
-                     f"{mine / ours_base:.2f}x" if mine and ours_base else "–"])
-    return markdown_table(["inputs", "paper s/iter", "paper / N = 1", "ours s/step (bench)", "ours / N = 1"], rows)
+        value = table.value(row, "s_per_iter")
+        cells = [table.label(row), fmt(value, 4), f"{value / paper_base:.2f}x"]
+        for ours in columns:
+            mine, base = ours.get(row), ours["n1"]
+            cells += [fmt(mine, 3), f"{mine / base:.2f}x" if mine and base else "–"]
+        rows.append(cells)
+    return markdown_table(["inputs", "paper s/iter", "paper / N = 1", "ours s/step (bench)", "ours / N = 1",
+                           "ours s/step (N bench)", "N bench / N = 1"], rows)
 
 
 # ----------------------------------------------------------------------------- mask statistics (Figs. 12-14)

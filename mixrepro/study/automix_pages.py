@@ -286,13 +286,17 @@ def plot_robustness(table: PaperTable, runs: dict):
 # ----------------------------------------------------------------------------- Fig. 1: the bench report
 
 
-def latest_bench_report(results_dir) -> tuple[Path, dict]:
-    """(path, report) of the newest committed ``mixrepro bench`` report under ``<results>/bench/cpu``."""
-    reports = sorted((Path(results_dir) / "bench" / "cpu").glob("*.json"))
-    if not reports:
-        raise InvalidParameterError("bench report", str(Path(results_dir) / "bench" / "cpu"),
-                                    "a folder holding a `mixrepro bench` report (*.json)")
-    return reports[-1], json.loads(reports[-1].read_text())
+def latest_bench_report(results_dir, rows: Sequence[str] = ("vanilla",)) -> tuple[Path, dict]:
+    """(path, report) of the newest committed ``mixrepro bench`` report under ``<results>/bench/cpu`` that
+    times every row in ``rows`` (a newer report of a few rows, e.g. ``--vary`` rows, does not hide the
+    full table from a page that needs the full table)."""
+    folder = Path(results_dir) / "bench" / "cpu"
+    for path in sorted(folder.glob("*.json"), reverse=True):
+        report = json.loads(path.read_text())
+        if set(rows) <= {row["method"] for row in report["rows"]}:
+            return path, report
+    raise InvalidParameterError("bench report", str(folder),
+                                f"a folder holding a `mixrepro bench` report (*.json) that times {', '.join(rows)}")
 
 
 # A bench measured for a page (an empty results store at budget smoke) times few steps: it proves the
@@ -301,10 +305,10 @@ PAGE_BENCH_STEPS = {"smoke": (1, 3)}
 
 
 def bench_report_for(params) -> tuple[Path, dict]:
-    """The newest bench report of the page's store; where there is none and the page may train, one is
-    measured at the study's runtime (one thread, bf16, channels_last) and stored first."""
+    """The newest bench report of the page's store that times its methods; where there is none and the page
+    may train, one is measured at the study's runtime (one thread, bf16, channels_last) and stored first."""
     try:
-        return latest_bench_report(params.results_dir)
+        return latest_bench_report(params.results_dir, ("vanilla", *params.methods))
     except InvalidParameterError:
         if not params.train:
             raise

@@ -38,7 +38,7 @@ PRECISIONS = ("fp32", "bf16")
 
 @dataclass(frozen=True)
 class Variant:
-    """One row of the table: a registered method with parameter overrides (DM(CE) variants)."""
+    """One row of the table: a registered method with parameter overrides (DM(CE) variants, ``vary`` rows)."""
 
     name: str
     method: str
@@ -51,6 +51,7 @@ class BenchSettings:
 
     methods: tuple[str, ...] = ()  # empty: every registered method
     dm_on: tuple[str, ...] = ()  # methods that also get a DM(CE) row
+    vary: tuple[str, ...] = ()  # 'method.param=v1,v2': one more row of the method per value (parse_vary)
     model: str = "resnet18"
     width: float = 0.25
     batch_size: int = 100
@@ -80,11 +81,13 @@ def validate_settings(settings: BenchSettings) -> None:
     DATASETS.get(settings.dataset)
 
 
-def bench_variants(methods=(), dm_on=()) -> list[Variant]:
+def bench_variants(methods=(), dm_on=(), vary=()) -> list[Variant]:
     """The rows to measure: vanilla first (the ratios' reference), then ``methods`` (default: all
-    registered ones, sorted), each DM(CE) variant right after its method. Unknown names and methods
-    without a ``loss`` parameter raise before anything is timed."""
+    registered ones, sorted), each DM(CE) variant right after its method, each ``vary`` row
+    (:func:`parse_vary`) after its method's rows. Unknown names, methods without a ``loss`` parameter
+    and invalid parameter values raise before anything is timed."""
     from ..methods import METHODS
+    from .command import format_value
 
     names = list(dict.fromkeys(methods or METHODS.names()))
     for name in [*names, *dm_on]:
@@ -95,10 +98,32 @@ def bench_variants(methods=(), dm_on=()) -> list[Variant]:
         rows.append(Variant(name, name))
         if name in dm_on:
             rows.append(Variant(f"{name}+{DM_LOSS}", name, {"loss": DM_LOSS}))
+    for method, param, values in (parse_vary(item) for item in vary):
+        if method not in names:
+            rows.append(Variant(method, method))
+            names.append(method)
+        at = max(i for i, row in enumerate(rows) if row.method == method) + 1
+        rows[at:at] = [Variant(f"{method}[{param}={format_value(v)}]", method, {param: v}) for v in values]
     for row in rows:
         cls = METHODS.get(row.method)
         cls.validate_params({**cls.default_params, **row.params})  # e.g. a learned method has no `loss`
     return rows
+
+
+def parse_vary(item: str) -> tuple[str, str, list]:
+    """'adautomix.num_sources=2,4,5' -> ('adautomix', 'num_sources', [2, 4, 5]): rows of one method that
+    differ in one parameter (values as ``mixrepro train --set method.PARAM=VALUE`` reads them)."""
+    from ..methods import METHODS
+    from .command import parse_method_value
+
+    key, sep, text = item.partition("=")
+    method, dot, param = key.strip().partition(".")
+    if not (sep and dot and text):
+        raise InvalidParameterError("--vary", item, "METHOD.PARAM=V1,V2,... (e.g. adautomix.num_sources=2,4,5)")
+    cls = METHODS.get(method)
+    if param not in cls.default_params:
+        raise InvalidParameterError(f"--vary {method} parameter", param, f"one of {sorted(cls.default_params)}")
+    return method, param, [parse_method_value(v.strip()) for v in text.split(",")]
 
 
 class PreparedStep:
@@ -237,7 +262,7 @@ def run_bench(settings: BenchSettings, *, data_root=None, progress: bool = True,
     from .runtime import pinned_threads, reproducible_kernels
 
     validate_settings(settings)
-    variants = bench_variants(settings.methods, settings.dm_on)
+    variants = bench_variants(settings.methods, settings.dm_on, settings.vary)
     runtime = make_bench_runtime(settings)
     with reproducible_kernels(runtime.device), pinned_threads(runtime.threads):
         reference = run_config(settings, variants[0])
@@ -309,7 +334,8 @@ def format_table(report: dict) -> str:
 
 def settings_from_args(args) -> BenchSettings:
     return BenchSettings(
-        methods=tuple(args.methods or ()), dm_on=tuple(args.dm_on or ()), model=args.model, width=args.width,
+        methods=tuple(args.methods or ()), dm_on=tuple(args.dm_on or ()), vary=tuple(args.vary or ()),
+        model=args.model, width=args.width,
         batch_size=args.batch_size, device=args.device, precision=args.precision,
         channels_last=args.channels_last, threads=args.threads, warmup=args.warmup, repeats=args.repeats,
         dataset=args.dataset,
@@ -335,6 +361,9 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
                         help="methods to time (default: every registered one); vanilla is always timed, first")
     parser.add_argument("--dm-on", nargs="+", default=None, metavar="METHOD",
                         help=f"also time these methods with the DM(CE) loss (rows named METHOD+{DM_LOSS})")
+    parser.add_argument("--vary", nargs="+", default=None, metavar="METHOD.PARAM=V1,V2",
+                        help="also time METHOD with each value of one parameter (rows named METHOD[PARAM=V]), "
+                        "e.g. adautomix.num_sources=2,4,5")
     parser.add_argument("--model", default=d.model)
     parser.add_argument("--width", type=float, default=d.width, help="channel multiplier of the model")
     parser.add_argument("--batch-size", type=int, default=d.batch_size)
