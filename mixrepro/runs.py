@@ -103,11 +103,12 @@ def run_lock(config: RunConfig):
 
 def add_evaluations(store: ResultsStore, record: RunRecord, names: list[str], *, device, data_root,
                     options: dict | None = None, threads: int | None = None) -> None:
-    results = evaluate_final_weights(record.config, names, device=device, data_root=data_root,
-                                     command=train_command(record.config, store.root), options=options,
-                                     threads=threads)
-    merged = {net: {**record.evaluations.get(net, {}), **results[net]} for net in NETWORKS}
-    store.save_evaluations(record, merged)
+    def keep(done: dict) -> None:  # each evaluation is stored as it ends: a kill loses only the one running
+        store.save_evaluations(record, {net: {**record.evaluations.get(net, {}), **done[net]} for net in NETWORKS})
+
+    evaluate_final_weights(record.config, names, device=device, data_root=data_root,
+                           command=train_command(record.config, store.root), options=options, threads=threads,
+                           on_evaluation=keep)
 
 
 def current_code_version(method: str) -> int | None:

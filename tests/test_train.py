@@ -200,6 +200,33 @@ def test_evaluations_are_computed_once_for_both_networks(tmp_path, cache, monkey
         train_or_load(config, results_root=tmp_path, train=False, evaluations=("occlusion",))
 
 
+def test_a_killed_evaluation_keeps_the_finished_ones_and_the_rest_come_out_the_same(tmp_path, cache, monkeypatch):
+    import mixrepro.evaluate
+
+    install_doubles(monkeypatch)
+    calls, kill_at = [], {"name": None}
+
+    def fake_run_evaluations(model, test_x, test_y, names, device, generator, options=None):
+        if names == [kill_at["name"]]:
+            raise KeyboardInterrupt  # the session ends while this evaluation runs
+        calls.append(tuple(names))
+        return {name: {"value": float(torch.rand((), generator=generator))} for name in names}
+
+    monkeypatch.setattr(mixrepro.evaluate, "run_evaluations", fake_run_evaluations, raising=False)
+    config, names = tiny_config(epochs=1), ("ece", "fgsm", "occlusion")
+    whole = train_or_load(config, results_root=tmp_path / "whole", evaluations=names, progress=False).evaluations
+    kill_at["name"] = "fgsm"
+    with pytest.raises(KeyboardInterrupt):
+        train_or_load(config, results_root=tmp_path / "killed", evaluations=names, progress=False)
+    run_dir = ResultsStore(tmp_path / "killed").run_dir(config)
+    kept = json.loads((run_dir / "evaluations.json").read_text())
+    assert {net: set(results) for net, results in kept.items()} == {"online": {"ece"}, "ema": {"ece"}}
+    kill_at["name"], calls[:] = None, []
+    resumed = train_or_load(config, results_root=tmp_path / "killed", evaluations=names).evaluations
+    assert calls == [("fgsm",), ("fgsm",), ("occlusion",), ("occlusion",)]  # ece is not computed again
+    assert resumed == whole  # each evaluation starts from the same seeded state
+
+
 def real_method_names():
     import mixrepro.methods  # noqa: F401  (registers the methods)
     from mixrepro.methods.registry import METHODS

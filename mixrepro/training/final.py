@@ -23,22 +23,31 @@ def load_final_method(config: RunConfig, runtime, *, data_root=None, command: st
 
 
 def evaluate_final_weights(config: RunConfig, names, *, device=None, data_root=None, command: str = "",
-                           options: dict | None = None, threads: int | None = None) -> dict:
+                           options: dict | None = None, threads: int | None = None, on_evaluation=None) -> dict:
     """{'online': {name: result}, 'ema': {...}} from mixrepro.evaluate.run_evaluations.
 
     ``options[name]``: keyword arguments of evaluation ``name`` (e.g. ``{"corruption": {"images": 2000}}``).
     fp32 and the default memory layout whatever the device, so attacks and calibration
     are measured at full precision; each network gets the same seeded draws. ``threads`` pins
-    torch's intra-op threads for the evaluations (None: torch's current count).
+    torch's intra-op threads for the evaluations (None: torch's current count). One evaluation of
+    both networks at a time, each ending with ``on_evaluation({network: {name: result}})``, so a
+    caller can keep it before the next starts; every evaluation starts from the same seeded state,
+    so which ones run together does not change a number.
     """
     from ..evaluate import run_evaluations
 
     runtime = make_runtime(device, amp=False, channels_last=False, threads=threads)
     with reproducible_kernels(runtime.device), pinned_threads(runtime.threads):
         dataset, method = load_final_method(config, runtime, data_root=data_root, command=command)
-        results = {}
-        for network_name, network in method.eval_networks().items():
-            generator = torch.Generator().manual_seed(components.derived_seed(config.seed, "evaluations"))
-            results[network_name] = run_evaluations(network, dataset.test_x, dataset.test_y, list(names),
-                                                    runtime.device, generator, options=options)
+        networks = method.eval_networks()
+        results = {network_name: {} for network_name in networks}
+        for name in names:
+            done = {}
+            for network_name, network in networks.items():
+                generator = torch.Generator().manual_seed(components.derived_seed(config.seed, "evaluations"))
+                done[network_name] = run_evaluations(network, dataset.test_x, dataset.test_y, [name],
+                                                     runtime.device, generator, options=options)
+                results[network_name].update(done[network_name])
+            if on_evaluation is not None:
+                on_evaluation(done)
     return results
