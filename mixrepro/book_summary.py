@@ -24,6 +24,8 @@ UNTESTED_CAUSES = (
     ("only the smoke budget was run", ("only shows that the pipeline runs",)),
 )
 KIND_TITLES = {"paper": "claims of the papers", "derivation": "our derivations", "audit": "audit findings"}
+# The study overview page's figure (every method's top-1, each seed a dot) heads the findings: the runs at a glance.
+OVERVIEW_PAGE, OVERVIEW_FIGURE = "notebooks/study_overview.ipynb", "overview_figure"
 
 
 def collect_verdicts(notebook_paths: Iterable) -> list[dict]:
@@ -109,6 +111,15 @@ def run_compute(results_root) -> tuple[float, int, Counter]:
     return hours, count, devices
 
 
+def overview_figure() -> list[str]:
+    """The study overview's top-1 figure, pasted from its page (MyST-NB's ``glue`` directive is the one that
+    reads another document), with its caption below."""
+    return [f"```{{glue}} {OVERVIEW_FIGURE}", f":doc: {OVERVIEW_PAGE}", "```", "",
+            "*The study's runs so far: top-1 of the scored network per method, each dot a seed, the bar their mean "
+            f"(the [study overview]({OVERVIEW_PAGE}) tabulates them with ECE, FGSM and corruption accuracy). "
+            "Top-1 alone ranks the methods; each claim is judged on its own page.*", ""]
+
+
 def summary_markdown(notebook_paths: Iterable, results_root) -> str:
     """The findings section the intro includes."""
     verdicts = collect_verdicts(notebook_paths)
@@ -124,6 +135,7 @@ def summary_markdown(notebook_paths: Iterable, results_root) -> str:
         "training budget; the rest are listed below by why they are untested."
         + provisional_text(tested), "",
         counts_table(verdicts), "",
+        *overview_figure(),
         *outcome_section("What held", [v for v in tested if v["verdict"] in HELD],
                          "No claim of the papers has been reproduced at our budgets yet."),
         *outcome_section("What did not hold", [v for v in tested if v["verdict"] == "not reproduced"],

@@ -70,3 +70,15 @@ def test_provisional_verdicts_are_marked_in_the_summary_and_the_ledger(tmp_path)
     assert "1 of these verdicts is *provisional*" in text
     ledger = claims_ledger_markdown([nb])
     assert "**partly** (provisional)" in ledger and "(1 of the verdicts provisional" in ledger
+
+
+def test_the_findings_open_with_the_overview_figure_the_overview_page_glues(tmp_path):
+    from pathlib import Path
+
+    text = book_summary.summary_markdown([], tmp_path / "results")
+    directive = f"```{{glue}} {book_summary.OVERVIEW_FIGURE}\n:doc: {book_summary.OVERVIEW_PAGE}\n```"
+    assert directive in text and text.index(directive) < text.index("### What held")
+    page = Path(__file__).resolve().parent.parent / book_summary.OVERVIEW_PAGE
+    glued = [o["metadata"]["scrapbook"]["name"] for cell in json.loads(page.read_text())["cells"]
+             for o in cell.get("outputs", []) if "scrapbook" in o.get("metadata", {})]
+    assert book_summary.OVERVIEW_FIGURE in glued  # the key the directive pastes exists on that page
