@@ -34,3 +34,8 @@ def test_no_decision_while_seeds_are_missing():
     assert pilot.choose_setting([FULL_WORSE, pending]) == (None, "waiting")
     assert "waits" in pilot.decision_text(None, "waiting")
     assert "fallback" in pilot.decision_text("small", "fallback")
+
+
+def test_gap_text_gives_each_paired_seeds_gap_and_nothing_before_pairs_exist():
+    assert pilot.gap_text(FULL_WORSE) == "Mixup − Vanilla -1.90, -2.50 points, per paired seed"
+    assert pilot.gap_text({"setting": "x", "seeds": 0, "runs": []}) == ""

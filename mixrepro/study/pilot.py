@@ -78,6 +78,13 @@ def compare_setting(runs: list[PilotRun], setting: str, network: str = "online")
             "vanilla_mean": statistics.fmean(b.values), "mixup_mean": statistics.fmean(a.values)}
 
 
+def gap_text(comparison: dict) -> str:
+    """'Mixup − Vanilla −2.55, −1.83 (seeds paired)' for a verdict's 'ours' ('' before paired seeds exist)."""
+    if not comparison["seeds"]:
+        return ""
+    return "Mixup − Vanilla " + ", ".join(f"{g:+.2f}" for g in comparison["gaps"]) + " points, per paired seed"
+
+
 def comparison_table(comparisons: list[dict]) -> str:
     rows = []
     for c in comparisons:
