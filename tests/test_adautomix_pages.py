@@ -145,6 +145,12 @@ def test_robustness_statistics_and_the_gains_over_automix():
     assert "clean: the text +1.53, ours +1.00" in text and "corruption: the text +0.40, ours -1.00" in text
     assert "1 corruptions (fog)" in pages.corruption_source(runs)
     assert len(pages.robustness_run_checks(runs, study.method_label)) == 3
+    # clean top-1 and FGSM error are percentages of the run's test images: one seed is judged by McNemar's
+    # bound (5 points of 10,000 images decide), while the corruption mean (60 sets of 2,000) has no such bound
+    assert stats["fgsm_error"]["adautomix"].n_images == stats["clean"]["automix"].n_images == 10000
+    assert stats["corruption"]["automix"].n_images is None
+    fgsm = pages.winner_checks(stats["fgsm_error"], study.method_label, higher_is_better=False, quantity="FGSM")
+    assert [c.outcome for c in fgsm] == ["supports"]
 
 
 # ----------------------------------------------------------------------------- AdAutoMix's arms
