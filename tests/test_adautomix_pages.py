@@ -125,11 +125,15 @@ def test_occlusion_statistics_and_checks_from_stored_evaluations():
             "mixup": [record("mixup", s, evaluations=occluded((80, 50 + s, 25))) for s in range(3)]}
     stats = pages.occlusion_stats(runs)
     assert list(stats) == ["0", "0.5", "0.9"] and stats["0.5"]["adautomix"].mean == 61
+    assert stats["0.5"]["mixup"].n_images == 500  # the same occluded images for every network of a seed
     checks = pages.occlusion_checks(stats, study.method_label)
     assert [c.outcome for c in checks] == ["supports", "contradicts"]  # ratio 0 is not a claim
     assert "90% occlusion" in checks[1].statement
     assert "16x16 grid" in pages.occlusion_protocol(runs) and "500 test images" in pages.occlusion_protocol(runs)
     assert "| 50% |" in pages.occlusion_markdown(stats, study.method_label)
+    one_seed = pages.occlusion_stats({m: r[:1] for m, r in runs.items()})  # seed 0: 60 vs 50 %, 20 vs 25 %
+    # of 500 images, a 10-point gap is decided by the bound and a 5-point one is not
+    assert [c.outcome for c in pages.occlusion_checks(one_seed, study.method_label)] == ["supports", "inconclusive"]
 
 
 def test_robustness_statistics_and_the_gains_over_automix():

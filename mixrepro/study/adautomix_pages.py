@@ -366,8 +366,17 @@ def occlusion_ratios(runs: dict) -> list[str]:
 
 
 def occlusion_stats(runs: dict) -> dict[str, dict[str, SeedStats]]:
-    """{ratio: {method: SeedStats of top-1 under that occlusion ratio}}."""
-    return {ratio: nested_stats(runs, "occlusion", "top1", ratio) for ratio in occlusion_ratios(runs)}
+    """{ratio: {method: SeedStats of top-1 under that occlusion ratio}}, carrying the evaluated image count:
+    the occluded images of one seed are the same for every network (image subset and patches come from the
+    evaluation's seeded generator), so a one-seed comparison gets McNemar's bound from the accuracies."""
+    def images(records, method):
+        counts = {r.evaluations[scored_network(method)]["occlusion"].get("images") for r in records}
+        return counts.pop() if len(counts) == 1 else None
+
+    return {ratio: {m: SeedStats.over_runs(records, lambda r, m=m: evaluation_value(r, m, "occlusion", "top1", ratio),
+                                           n_images=images(records, m))
+                    for m, records in runs.items()}
+            for ratio in occlusion_ratios(runs)}
 
 
 def occlusion_markdown(stats: dict[str, dict[str, SeedStats]], label: Callable[[str], str]) -> str:
