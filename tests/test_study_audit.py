@@ -168,3 +168,16 @@ def test_the_cosine_floor_finding_needs_a_drop_beyond_seed_noise_and_shows_its_e
     lines = audit.floor_margins_markdown(AUDIT_ARMS, tmp_path).splitlines()
     assert lines[2] == "| AutoMix | Mixup | 81.00 | +1.00 | +3.50 |"
     assert lines[3] == "| AutoMix | CutMix | 81.00 | +1.00 | +2.00 |"
+
+
+def test_online_minus_ema_text_gives_the_long_runs_gap_and_the_short_runs_range():
+    long_run = SimpleNamespace(config=SimpleNamespace(epochs=30),
+                               summary={"online": {"median_last10": 75.0}, "ema": {"median_last10": 44.5}})
+
+    def short(online, ema):
+        curves = {"online_top1": [10.0, online], "ema_top1": [9.0, ema]}
+        return SimpleNamespace(config=SimpleNamespace(epochs=3), curve=curves.__getitem__)
+
+    text = audit.online_minus_ema_text(long_run, {"mixup": short(60.0, 30.0), "automix": short(55.0, 30.5)})
+    assert text == "online − EMA +30.50 (Mixup, 30 epochs); +24.50 to +30.00 (2 runs of 3 epochs)"
+    assert audit.online_minus_ema_text(long_run, {}) == "online − EMA +30.50 (Mixup, 30 epochs)"

@@ -39,6 +39,20 @@ def load_audited(audited, results_dir, methods, seed: int, short_epochs: int):
     return load("mixup"), {m: load(m, epochs=short_epochs) for m in methods}
 
 
+def online_minus_ema_text(long_run, short_runs: dict) -> str:
+    """'online − EMA +31.02 (Mixup, 30 epochs); +24.32 to +32.74 (3-epoch runs)': the finding in numbers."""
+    long_gap = long_run.summary["online"]["median_last10"] - long_run.summary["ema"]["median_last10"]
+    text = f"online − EMA {long_gap:+.2f} (Mixup, {long_run.config.epochs} epochs)"
+    gaps = [r.curve("online_top1")[-1] - r.curve("ema_top1")[-1] for r in short_runs.values()]
+    if gaps:
+        text += f"; {min(gaps):+.2f} to {max(gaps):+.2f} ({len(gaps)} runs of {short_runs_epochs(short_runs)} epochs)"
+    return text
+
+
+def short_runs_epochs(short_runs: dict) -> str:
+    return "/".join(sorted({str(r.config.epochs) for r in short_runs.values()}))
+
+
 def horizon_table(epochs: int, steps_per_epoch: int) -> str:
     """The paper schedule's averaging horizon at points of a run of ``epochs`` epochs."""
     steps = epochs * steps_per_epoch
