@@ -289,6 +289,13 @@ def test_cost_growth_with_n_is_judged_on_one_report_of_every_n(tmp_path):
     assert n_bench_cells[0][1] == "1.00x"  # each report's ratios are to its own N = 1
 
 
+def test_table10_seconds_are_read_from_the_transcribed_table_as_printed():
+    table = study.load_paper_table("adautomix_table10")
+    printed = pages.paper_step_seconds(table)
+    assert printed == {n: f"{table.value(f'n{n}', 's_per_iter'):.4f}" for n in range(1, 6)}
+    assert [float(v) for v in printed.values()] == sorted(float(v) for v in printed.values())  # grows with N
+
+
 def test_ratio_check_bound():
     assert pages.ratio_check("r", 1.6, 1.53).outcome == "supports"
     assert pages.ratio_check("r", 4.4, 1.53).outcome == "contradicts"

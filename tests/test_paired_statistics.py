@@ -552,3 +552,26 @@ def test_mixed_sample_accuracy_carries_its_stored_count_of_mixed_images():
     assert decided.outcome == "supports" and "bound from the accuracies alone" in decided.detail
     # other counts: not the same mixed images, so no bound; one seed alone cannot decide
     assert check_order("AutoMix", top1["automix"], "Mixup", top1["mixup"]).outcome == "inconclusive"
+
+
+def test_a_nested_evaluation_number_is_read_by_its_path_and_carries_its_stored_count():
+    from types import SimpleNamespace
+
+    import pytest
+
+    from mixrepro.config import config_for_budget
+    from mixrepro.errors import MixreproError
+    from mixrepro.study.scores import evaluation_stats
+
+    def run(method, at_half):
+        config = config_for_budget("cpu", method=method, dataset="cifar10-jpeg", seed=0)
+        evals = {"occlusion": {"top1": {"0": 80.0, "0.5": at_half}, "images": 2000},
+                 "corruption": {"mean": at_half, "images": 2000}}
+        return SimpleNamespace(config=config, evaluations={"online": evals, "ema": evals})
+
+    runs = {"adautomix": [run("adautomix", 15.25)], "cutmix": [run("cutmix", 21.15)]}
+    half = evaluation_stats(runs, "occlusion", ("top1", "0.5"))
+    assert half["cutmix"].mean == 21.15 and half["cutmix"].n_images == 2000  # the same occluded images
+    assert evaluation_stats(runs, "corruption", "mean")["cutmix"].n_images is None  # 60 sets of them: no bound
+    with pytest.raises(MixreproError, match="occlusion/top1/0.7"):
+        evaluation_stats(runs, "occlusion", ("top1", "0.7"))

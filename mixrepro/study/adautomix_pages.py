@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Callable, Sequence
 
 from ..errors import InvalidParameterError
+from ..plans import step_seconds
 from .collect import SHARED_EVALUATIONS, collect_runs, dataset_available, needs
 from .display import fmt, markdown_table
 from .costs import compute_text
@@ -345,19 +346,6 @@ def columns_markdown(by_column: dict[str, ColumnRuns], table: PaperTable) -> str
 # ----------------------------------------------------------------------------- evaluations of our runs
 
 
-def evaluation_value(record, method: str, *keys: str) -> float:
-    """A nested number of a stored evaluation on the scored network, e.g. ('occlusion', 'top1', '0.5')."""
-    value = record.evaluations[scored_network(method)]
-    for key in keys:
-        value = value[key]
-    return float(value)
-
-
-def nested_stats(runs: dict, *keys: str) -> dict[str, SeedStats]:
-    """{method: SeedStats} of a nested evaluation number on the scored network."""
-    return scored_stats(runs, lambda r, m: evaluation_value(r, m, *keys))
-
-
 def occlusion_ratios(runs: dict) -> list[str]:
     """The occlusion ratios every run stored ('0', '0.1', ...), in the evaluation's order."""
     keys = [list(r.evaluations[scored_network(m)]["occlusion"]["top1"]) for m, records in runs.items()
@@ -366,17 +354,9 @@ def occlusion_ratios(runs: dict) -> list[str]:
 
 
 def occlusion_stats(runs: dict) -> dict[str, dict[str, SeedStats]]:
-    """{ratio: {method: SeedStats of top-1 under that occlusion ratio}}, carrying the evaluated image count:
-    the occluded images of one seed are the same for every network (image subset and patches come from the
-    evaluation's seeded generator), so a one-seed comparison gets McNemar's bound from the accuracies."""
-    def images(records, method):
-        counts = {r.evaluations[scored_network(method)]["occlusion"].get("images") for r in records}
-        return counts.pop() if len(counts) == 1 else None
-
-    return {ratio: {m: SeedStats.over_runs(records, lambda r, m=m: evaluation_value(r, m, "occlusion", "top1", ratio),
-                                           n_images=images(records, m))
-                    for m, records in runs.items()}
-            for ratio in occlusion_ratios(runs)}
+    """{ratio: {method: SeedStats of top-1 under that occlusion ratio}}, carrying the evaluated image count
+    (``scores.evaluated_images``), so a one-seed comparison gets McNemar's bound from the accuracies."""
+    return {ratio: evaluation_stats(runs, "occlusion", ("top1", ratio)) for ratio in occlusion_ratios(runs)}
 
 
 def occlusion_markdown(stats: dict[str, dict[str, SeedStats]], label: Callable[[str], str]) -> str:
@@ -443,7 +423,7 @@ def robustness_stats(runs: dict) -> dict[str, dict[str, SeedStats]]:
     FGSM page does), mean top-1 over every corruption and severity (an average of 60 sets of the same
     images: no such bound)."""
     return {"clean": evaluation_stats(runs, "fgsm", "clean_top1"),
-            "corruption": nested_stats(runs, "corruption", "mean"),
+            "corruption": evaluation_stats(runs, "corruption", "mean"),
             "fgsm_error": evaluation_stats(runs, "fgsm", "fgsm_error")}
 
 
@@ -750,6 +730,11 @@ NUM_SOURCES_BENCH = ("mixrepro bench --methods vanilla adautomix --vary adautomi
                      "--channels-last --threads 1")
 
 
+def paper_step_seconds(table: PaperTable) -> dict[int, str]:
+    """Table 10's seconds per iteration by N, as printed (four decimals): {1: '0.1584', ...}."""
+    return {int(row[1:]): fmt(table.value(row, "s_per_iter"), 4) for row in table.rows}
+
+
 def num_sources_bench(results_dir):
     """(path, report) of the newest bench report of the store that times N = 1..5, or (None, None)."""
     from .automix_pages import latest_bench_report
@@ -773,7 +758,7 @@ def num_sources_text(report: dict | None) -> str:
     """'0.177, 0.722, 0.750, 0.782, 0.795 s/step for N = 1..5' ('' without the report)."""
     if report is None:
         return ""
-    seconds = {row["method"]: row["seconds_per_step"] for row in report["rows"]}
+    seconds = step_seconds(report)
     return ", ".join(f"{seconds[name]:.3f}" for name in NUM_SOURCES_ROWS.values()) + " s/step for N = 1..5"
 
 
@@ -781,7 +766,7 @@ def bench_markdown(report: dict, table: PaperTable, by_inputs: dict | None = Non
     """Table 10's seconds per iteration beside our bench's seconds per step (N = 1: vanilla; N = 3: AdAutoMix)
     and, from ``by_inputs`` (a report of every N, :func:`num_sources_bench`), each N's."""
     def per_row(bench, names):
-        seconds = {row["method"]: row["seconds_per_step"] for row in bench["rows"]} if bench else {}
+        seconds = step_seconds(bench) if bench else {}
         return {f"n{n}": seconds.get(name) for n, name in names.items()}
 
     columns = [per_row(report, {1: "vanilla", 3: WINNER}), per_row(by_inputs, NUM_SOURCES_ROWS)]

@@ -45,12 +45,9 @@ def online_minus_ema_text(long_run, short_runs: dict) -> str:
     text = f"online − EMA {long_gap:+.2f} (Mixup, {long_run.config.epochs} epochs)"
     gaps = [r.curve("online_top1")[-1] - r.curve("ema_top1")[-1] for r in short_runs.values()]
     if gaps:
-        text += f"; {min(gaps):+.2f} to {max(gaps):+.2f} ({len(gaps)} runs of {short_runs_epochs(short_runs)} epochs)"
+        epochs = "/".join(sorted({str(r.config.epochs) for r in short_runs.values()}))
+        text += f"; {min(gaps):+.2f} to {max(gaps):+.2f} ({len(gaps)} runs of {epochs} epochs)"
     return text
-
-
-def short_runs_epochs(short_runs: dict) -> str:
-    return "/".join(sorted({str(r.config.epochs) for r in short_runs.values()}))
 
 
 def horizon_table(epochs: int, steps_per_epoch: int) -> str:

@@ -108,10 +108,11 @@ class MissingRuns(str):
     asked-for methods with no run at all.
     """
 
-    def __new__(cls, text: str, methods_without_runs: Sequence[str] = ()):
+    def __new__(cls, text: str, methods_without_runs: Sequence[str] = (), *, dataset: str | None = None,
+                absent: Sequence[str] = (), not_run: Sequence[tuple[str, str]] = ()):
         reason = super().__new__(cls, text)
         reason.methods_without_runs = tuple(methods_without_runs)
-        reason.dataset, reason.absent, reason.not_run = None, (), ()
+        reason.dataset, reason.absent, reason.not_run = dataset, tuple(absent), tuple(not_run)
         return reason
 
     @staticmethod
@@ -121,9 +122,8 @@ class MissingRuns(str):
         text = missing_reason(dataset, list(absent), list(not_run))
         if text is None:
             return None
-        reason = (MissingRuns if absent else PendingRuns)(text, methods_without_runs)
-        reason.dataset, reason.absent, reason.not_run = dataset, tuple(absent), tuple(not_run)
-        return reason
+        return (MissingRuns if absent else PendingRuns)(text, methods_without_runs, dataset=dataset, absent=absent,
+                                                         not_run=not_run)
 
     def among(self, methods: Sequence[str]) -> "MissingRuns | None":
         """This reason restricted to the runs of ``methods`` (None when none of theirs is missing)."""

@@ -107,13 +107,22 @@ def run_top1(record, network: str, rule: str = "median_last10") -> float:
     return float(record.summary[network][rule])
 
 
-def run_evaluation(record, name: str, key: str, network: str) -> float:
-    """One number of a stored evaluation, e.g. ``run_evaluation(r, 'fgsm', 'fgsm_error', 'ema')``."""
+def key_path(key: str | tuple[str, ...]) -> tuple[str, ...]:
+    """A key of an evaluation's result as a path: 'fgsm_error' -> ('fgsm_error',); ('top1', '0.5') as is."""
+    return key if isinstance(key, tuple) else (key,)
+
+
+def run_evaluation(record, name: str, key: str | tuple[str, ...], network: str) -> float:
+    """One number of a stored evaluation, e.g. ``run_evaluation(r, 'fgsm', 'fgsm_error', 'ema')``; a nested
+    one by a path, e.g. ``run_evaluation(r, 'occlusion', ('top1', '0.5'), 'ema')``."""
     try:
-        return float(record.evaluations[network][name][key])
+        value = record.evaluations[network][name]
+        for part in key_path(key):
+            value = value[part]
+        return float(value)
     except KeyError:
-        raise MixreproError(f"run {record.config.key()} has no evaluation {name}/{key} for the {network} "
-                            "network; pass evaluations=(...) to train_or_load") from None
+        raise MixreproError(f"run {record.config.key()} has no evaluation {name}/{'/'.join(key_path(key))} for "
+                            f"the {network} network; pass evaluations=(...) to train_or_load") from None
 
 
 def scored_stats(runs: dict, value_of=None) -> dict[str, SeedStats]:
@@ -138,27 +147,33 @@ def per_image_correct(records, network: str) -> tuple:
 # Evaluation numbers that are a percentage of the run's test images (one network, each image counted
 # once): two networks' values can be compared by McNemar's bound from the percentages alone.
 PERCENT_OF_TEST_IMAGES = {("fgsm", "fgsm_error"), ("fgsm", "fgsm_top1"), ("fgsm", "clean_top1")}
-# Percentages of a count the evaluation stores itself: mixed-sample accuracy over its n mixed images,
-# which are the same for every network of one seed (the pairs and lambdas come from the evaluation's
-# seeded generator, not from the network), so the same bound applies.
-PERCENT_OF_STORED_COUNT = {("mixed_accuracy", "top1"): "n", ("mixed_accuracy", "top2"): "n"}
+# Percentages of a count the evaluation stores itself: mixed-sample accuracy over its n mixed images and
+# occlusion top-1 (per ratio) over its images, which are the same for every network of one seed (pairs,
+# lambdas, the image subset and the patches come from the evaluation's seeded generator, not from the
+# network), so the same bound applies. The corruption mean (60 sets of the same images) is not one.
+PERCENT_OF_STORED_COUNT = {("mixed_accuracy", "top1"): "n", ("mixed_accuracy", "top2"): "n",
+                           ("occlusion", "top1"): "images"}
 
 
-def evaluated_images(record, name: str, key: str, network: str) -> int | None:
+def evaluated_images(record, name: str, key: str | tuple[str, ...], network: str) -> int | None:
     """How many images a stored percentage counts each once, where that is known; else None."""
-    if (name, key) in PERCENT_OF_TEST_IMAGES:
+    head = (name, key_path(key)[0])
+    if head in PERCENT_OF_TEST_IMAGES:
         return test_images(record.config)
-    if (name, key) in PERCENT_OF_STORED_COUNT:
-        count = record.evaluations[network][name].get(PERCENT_OF_STORED_COUNT[name, key])
+    if head in PERCENT_OF_STORED_COUNT:
+        count = record.evaluations[network][name].get(PERCENT_OF_STORED_COUNT[head])
         return None if count is None else int(count)  # older results did not store it
     return None
 
 
-def evaluation_stats(runs: dict, name: str, key: str, network: str | None = None) -> dict[str, SeedStats]:
-    """{method: SeedStats} of one stored evaluation number, on the scored network unless ``network``.
+def evaluation_stats(runs: dict, name: str, key: str | tuple[str, ...],
+                     network: str | None = None) -> dict[str, SeedStats]:
+    """{method: SeedStats} of one stored evaluation number (``key``: a name, or a path into a nested
+    result), on the scored network unless ``network``.
 
-    For a percentage of images each counted once (FGSM error and accuracy, mixed-sample accuracy) the
-    stats carry that number of images, so a one-seed comparison can use ``paired.mcnemar_bound``.
+    For a percentage of images each counted once (FGSM error and accuracy, mixed-sample accuracy,
+    occlusion top-1) the stats carry that number of images, so a one-seed comparison can use
+    ``paired.mcnemar_bound``.
     """
     stats = {}
     for method, records in runs.items():
