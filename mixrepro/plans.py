@@ -43,7 +43,9 @@ EQUAL_COMPUTE = {"baselines": ("mixup", "cutmix"), "learned": ("automix", "adaut
 # keys do not move when a newer report is committed.
 EQUAL_COMPUTE_BENCH = Path(__file__).resolve().parent.parent / "notebooks" / "results" / "bench" / "cpu" / \
     "20261201T004330Z-d1fe356f9d.json"
-STUDY_EVALUATIONS = ("ece", "fgsm", "corruption", "occlusion", "mixed_accuracy")
+# 'confidence' stores each network's per-image confidence and correctness on the test set (the
+# inputs of its ECE), so one-seed ECE comparisons can be bootstrapped over images.
+STUDY_EVALUATIONS = ("ece", "fgsm", "corruption", "occlusion", "mixed_accuracy", "confidence")
 # Corruption costs 12 corruptions x 5 severities forward passes per network and occlusion one per
 # ratio (10): both on a fixed, class-balanced 2,000-image subset of the test set. On all 10,000
 # images the evaluations of one run took longer than half its training on one core.

@@ -356,7 +356,8 @@ def test_run_evaluations_rejects_unknown_names_before_running():
         run_evaluations(model, x, y, ["mixed_accuracy"])  # needs a mixer
     r = run_evaluations(model, x, y, ["mixed_accuracy"], options={"mixed_accuracy": {"mixer": _half_mixup}})
     assert set(r["mixed_accuracy"]) >= {"top1", "top2", "n"}
-    assert set(EVALUATIONS.names()) == {"accuracy", "ece", "fgsm", "corruption", "occlusion", "mixed_accuracy"}
+    assert set(EVALUATIONS.names()) == {"accuracy", "ece", "fgsm", "corruption", "occlusion", "mixed_accuracy",
+                                        "confidence"}
 
 
 def test_eval_mode_restores_after_an_exception():
@@ -428,3 +429,28 @@ def test_occlusion_on_an_image_subset_records_its_size():
     full = run_evaluations(model, x, y, ["occlusion"], generator=g, batch_size=16,
                            options={"occlusion": {"ratios": (0.0, 0.5), "grid": 8}})["occlusion"]
     assert r["images"] == 12 and full["images"] == 40
+
+
+def test_confidence_evaluation_stores_the_inputs_of_ece():
+    from mixrepro.evaluate.predictions import decode_confidence
+    from mixrepro.study.paired import BinnedCalibration
+
+    model, (x, y) = tiny_model(), tiny_data(n=45)
+    r = run_evaluations(model, x, y, ["ece", "confidence"], batch_size=16)
+    json.dumps(r, allow_nan=False)
+    confidence, correct = decode_confidence(r["confidence"])
+    assert confidence.shape == correct.shape == (45,) and r["confidence"]["images"] == 45  # 45 bits: a partial byte
+    assert 100 * correct.mean() == pytest.approx(r["ece"]["top1"])
+    for bins in (10, 15):
+        recomputed = BinnedCalibration.from_images(confidence, correct, bins).value()
+        assert recomputed == pytest.approx(r["ece"][f"ece_percent_{bins}bins"], abs=1e-4)
+
+
+def test_decode_confidence_rejects_other_encodings_and_lengths():
+    from mixrepro.evaluate.predictions import decode_confidence, encode_confidence
+
+    stored = encode_confidence(torch.rand(10), torch.rand(10) > 0.5)
+    with pytest.raises(InvalidParameterError, match="encoding"):
+        decode_confidence({**stored, "encoding": "base64-uint16le"})
+    with pytest.raises(InvalidParameterError, match="12 confidences"):
+        decode_confidence({**stored, "images": 12})

@@ -575,3 +575,143 @@ def test_a_nested_evaluation_number_is_read_by_its_path_and_carries_its_stored_c
     assert evaluation_stats(runs, "corruption", "mean")["cutmix"].n_images is None  # 60 sets of them: no bound
     with pytest.raises(MixreproError, match="occlusion/top1/0.7"):
         evaluation_stats(runs, "occlusion", ("top1", "0.7"))
+
+
+# --------------------------------------------------------------------------- per-image statistics (ECE)
+
+
+def _calibration_inputs(n=3000, scale=3.0, seed=0):
+    """Logits of a network whose confidence (scale) can be turned up or down, and labels."""
+    import torch
+
+    g = torch.Generator().manual_seed(seed)
+    labels = torch.randint(0, 10, (n,), generator=g)
+    logits = torch.randn(n, 10, generator=g) + 2.0 * torch.nn.functional.one_hot(labels, 10)
+    return logits * scale, labels
+
+
+def _binned(logits, labels, n_bins=10):
+    from mixrepro.evaluate.calibration import confidence_and_correct
+
+    confidence, correct = confidence_and_correct(logits, labels, from_logits=True)
+    return paired.BinnedCalibration.from_images(confidence.numpy(), correct.numpy(), n_bins)
+
+
+@pytest.mark.parametrize("n_bins", [10, 15])
+@pytest.mark.parametrize("scale", [0.5, 1.0, 3.0])
+def test_binned_calibration_is_ece_with_unit_weights(n_bins, scale):
+    from mixrepro.evaluate.calibration import ece
+
+    logits, labels = _calibration_inputs(scale=scale)
+    assert _binned(logits, labels, n_bins).value() == pytest.approx(100 * ece(logits, labels, n_bins), abs=1e-9)
+
+
+def test_binned_calibration_resample_is_ece_of_the_resampled_images():
+    from mixrepro.evaluate.calibration import ece
+
+    logits, labels = _calibration_inputs(n=500)
+    index = np.random.default_rng(3).integers(0, 500, size=500)
+    weights = np.bincount(index, minlength=500)[None, :].astype(float)
+    resampled = 100 * ece(logits[index], labels[index], 10)
+    assert _binned(logits, labels).weighted(weights)[0] == pytest.approx(resampled, abs=1e-9)
+
+
+def test_image_mean_is_the_mean_in_percent():
+    values = np.array([0.0, 0.5, 1.0, 1.0])
+    assert paired.ImageMean(values).weighted(np.ones((1, 4)))[0] == pytest.approx(62.5)
+    assert paired.ImageMean(values).weighted(np.array([[2.0, 0, 0, 2.0]]))[0] == pytest.approx(50.0)
+
+
+def test_bootstrap_statistic_difference_matches_resampling_indices():
+    from mixrepro.evaluate.calibration import ece
+
+    logits, labels = _calibration_inputs(n=400)
+    a, b = _binned(logits, labels), _binned(logits * 0.6, labels)
+    result = paired.bootstrap_statistic_difference(a, b, n_resamples=300, seed=5, chunk=300)
+    index = np.random.default_rng(5).integers(0, 400, size=(300, 400))
+    by_hand = [100 * (ece(logits[i], labels[i], 10) - ece(0.6 * logits[i], labels[i], 10)) for i in index]
+    assert result.difference == pytest.approx(100 * (ece(logits, labels, 10) - ece(0.6 * logits, labels, 10)))
+    assert (result.low, result.high) == pytest.approx(tuple(np.percentile(by_hand, [2.5, 97.5])), abs=1e-9)
+    assert result.sd == pytest.approx(np.std(by_hand, ddof=1), abs=1e-9)
+
+
+def test_bootstrap_statistic_difference_is_reproducible():
+    logits, labels = _calibration_inputs(n=800)
+    a, b = _binned(logits, labels), _binned(logits * 0.8, labels)
+    one = paired.bootstrap_statistic_difference(a, b, n_resamples=500, seed=1, chunk=500)
+    assert one == paired.bootstrap_statistic_difference(a, b, n_resamples=500, seed=1, chunk=500)
+    assert one != paired.bootstrap_statistic_difference(a, b, n_resamples=500, seed=2, chunk=500)
+    assert one.low < one.difference < one.high
+
+
+def test_bootstrap_statistic_difference_rejects_unequal_images():
+    with pytest.raises(InvalidParameterError, match="same 3 images"):
+        paired.bootstrap_statistic_difference(paired.ImageMean(np.ones(3)), paired.ImageMean(np.ones(4)))
+
+
+def test_check_ranking_one_seed_decided_by_image_bootstrap():
+    logits, labels = _calibration_inputs()
+    low, high = sorted([_binned(logits, labels), _binned(logits * 3.0, labels)], key=lambda s: s.value())
+    assert high.value() - low.value() > 5  # far apart on 3000 images
+    # "a has the lower ECE" is claimed as b > a
+    holds = check_ranking("A", "B", [low.value()], [high.value()], claimed="b>a", images_a=low, images_b=high)
+    assert holds.outcome == "supports" and "paired bootstrap over 3000 test images" in holds.detail
+    fails = check_ranking("A", "B", [high.value()], [low.value()], claimed="b>a", images_a=high, images_b=low)
+    assert fails.outcome == "contradicts"
+    same = check_ranking("A", "B", [low.value()], [low.value()], images_a=low, images_b=low)
+    assert same.outcome == "inconclusive" and same.detectable == 0.0 and "smallest detectable" in same.detail
+    # with two seeds the seeds decide, the images do not
+    two = check_ranking("A", "B", [1.0, 1.2], [1.1, 1.0], images_a=low, images_b=high)
+    assert "bootstrap" not in two.detail
+
+
+def _ece_run(method, seed, logits, labels, stored_shift=0.0):
+    """A stand-in run record whose ECE evaluation and 'confidence' evaluation come from the same logits."""
+    from types import SimpleNamespace
+
+    from mixrepro.config import config_for_budget
+    from mixrepro.evaluate.calibration import calibration_report, confidence_and_correct
+    from mixrepro.evaluate.predictions import encode_confidence
+
+    report = calibration_report(logits, labels, from_logits=True)
+    report["ece_percent_10bins"] += stored_shift
+    evals = {"ece": report, "confidence": encode_confidence(*confidence_and_correct(logits, labels, True))}
+    config = config_for_budget("cpu", method=method, dataset="cifar10-jpeg", seed=seed)
+    return SimpleNamespace(config=config, evaluations={"online": evals, "ema": evals})
+
+
+def test_ece_stats_carry_per_image_calibration_and_one_seed_can_decide():
+    from mixrepro.study.scores import evaluation_stats
+    from mixrepro.study.verdicts import check_order
+
+    logits, labels = _calibration_inputs()
+    runs = {"cutmix": [_ece_run("cutmix", 0, logits, labels)], "mixup": [_ece_run("mixup", 0, 3 * logits, labels)]}
+    ece = evaluation_stats(runs, "ece", "ece_percent_10bins")
+    assert ece["cutmix"].images[0].value() == pytest.approx(ece["cutmix"].mean, abs=1e-4)
+    lower, higher = sorted(ece, key=lambda m: ece[m].mean)
+    check = check_order(lower, ece[lower], higher, ece[higher], higher_is_better=False, quantity="ECE")
+    assert check.outcome == "supports" and "paired bootstrap" in check.detail
+    assert ece["cutmix"].on_seeds([0]).images == ece["cutmix"].images
+    wrong_rule = evaluation_stats(runs, "ece", "ece_percent_10bins_reference_sorted_WRONG")
+    assert wrong_rule["cutmix"].images == ()  # not the ECE the confidences give
+
+
+def test_ece_stats_refuse_confidences_of_another_network():
+    from mixrepro.errors import MixreproError
+    from mixrepro.study.scores import evaluation_stats
+
+    logits, labels = _calibration_inputs()
+    runs = {"cutmix": [_ece_run("cutmix", 0, logits, labels, stored_shift=0.5)]}
+    with pytest.raises(MixreproError, match="re-run its 'confidence' evaluation"):
+        evaluation_stats(runs, "ece", "ece_percent_10bins")
+    assert evaluation_stats(runs, "ece", "ece_percent_15bins")["cutmix"].images  # that number agrees
+
+
+def test_ece_stats_without_confidence_in_every_run_have_no_images():
+    from mixrepro.study.scores import evaluation_stats
+
+    logits, labels = _calibration_inputs()
+    bare = _ece_run("cutmix", 1, logits, labels)
+    bare.evaluations = {net: {"ece": e["ece"]} for net, e in bare.evaluations.items()}
+    runs = {"cutmix": [_ece_run("cutmix", 0, logits, labels), bare]}
+    assert evaluation_stats(runs, "ece", "ece_percent_10bins")["cutmix"].images == ()

@@ -2,7 +2,9 @@
 
 One file per evaluation: ``accuracy`` (top-k, the scored number of a run),
 ``calibration`` (ECE, reliability diagrams), ``fgsm``, ``corruption``,
-``occlusion``, ``mixed_accuracy``. (The cost of a training step is measured by
+``occlusion``, ``mixed_accuracy``; ``confidence`` stores each test image's confidence and
+correctness (``predictions``), so ECEs can be compared by a paired bootstrap over images.
+(The cost of a training step is measured by
 ``mixrepro bench``, in ``mixrepro.training.bench``.)
 
 ``EVALUATIONS`` maps a name to a function
@@ -49,6 +51,16 @@ def _ece(model, test_x, test_y, *, device, generator, batch_size, bins=(10, 15))
     logits, labels = predict_logits(model, array_batches(test_x, test_y, batch_size, device))
     return {"top1": topk_accuracy(logits, labels, ks=(1,))["top1"],
             **calibration_report(logits, labels, bins, from_logits=True)}
+
+
+@EVALUATIONS.register("confidence")
+def _confidence(model, test_x, test_y, *, device, generator, batch_size):
+    """Per test image: confidence and whether it is right (the inputs of ECE, for paired bootstraps)."""
+    from .calibration import confidence_and_correct
+    from .predictions import encode_confidence
+
+    logits, labels = predict_logits(model, array_batches(test_x, test_y, batch_size, device))
+    return encode_confidence(*confidence_and_correct(logits, labels, from_logits=True))
 
 
 @EVALUATIONS.register("fgsm")

@@ -163,6 +163,100 @@ def bootstrap_difference(
     return float(low), float(high)
 
 
+@dataclass(frozen=True)
+class ImageMean:
+    """A score that is the mean of a per-image value, in percent (e.g. the fraction of an image's corrupted
+    versions a network gets right): weights over images give a resampled score."""
+
+    values: np.ndarray
+
+    @property
+    def n_images(self) -> int:
+        return int(self.values.size)
+
+    def weighted(self, weights: np.ndarray) -> np.ndarray:
+        """[R] scores for [R, N] image weights (resample counts)."""
+        return 100.0 * (weights @ self.values) / weights.sum(1)
+
+
+@dataclass(frozen=True)
+class BinnedCalibration:
+    """One network's ECE (percent, equal-width bins) as a function of image weights.
+
+    ECE = sum over bins |sum of (correct - confidence) over the bin's images| / N: an image's bin
+    and its own term do not change when images are resampled, so a resample's ECE is one weighted
+    sum per bin (``mixrepro.evaluate.calibration.ece`` with unit weights, as a test checks).
+    """
+
+    bin_index: np.ndarray  # bin of each image's confidence, (a, b] bins as evaluate.calibration
+    gap: np.ndarray  # correct - confidence per image
+    n_bins: int
+
+    @classmethod
+    def from_images(cls, confidence, correct, n_bins: int) -> "BinnedCalibration":
+        confidence = np.asarray(confidence, dtype=np.float64)
+        correct = np.asarray(correct)
+        if confidence.ndim != 1 or correct.shape != confidence.shape or correct.dtype != np.bool_:
+            raise InvalidParameterError("confidence, correct", (confidence.shape, correct.shape),
+                                        "a 1-D float array and a boolean array of the same length")
+        if isinstance(n_bins, bool) or not isinstance(n_bins, int) or n_bins < 1:
+            raise InvalidParameterError("n_bins", n_bins, "a positive integer")
+        inner_edges = np.linspace(0.0, 1.0, n_bins + 1)[1:-1]
+        return cls(np.searchsorted(inner_edges, confidence, side="left"), correct - confidence, n_bins)
+
+    @property
+    def n_images(self) -> int:
+        return int(self.gap.size)
+
+    def weighted(self, weights: np.ndarray) -> np.ndarray:
+        """[R] ECEs (percent) for [R, N] image weights."""
+        one_hot = np.zeros((self.gap.size, self.n_bins))
+        one_hot[np.arange(self.gap.size), self.bin_index] = 1.0
+        per_bin = (weights * self.gap) @ one_hot
+        return 100.0 * np.abs(per_bin).sum(1) / weights.sum(1)
+
+    def value(self) -> float:
+        return float(self.weighted(np.ones((1, self.gap.size)))[0])
+
+
+@dataclass(frozen=True)
+class BootstrapDifference:
+    """statistic(a) - statistic(b) on the same images with a percentile interval from resampling them."""
+
+    n_images: int
+    difference: float
+    low: float
+    high: float
+    sd: float  # of the resampled differences: the difference's standard error over test images
+
+
+def bootstrap_statistic_difference(a, b, *, n_resamples: int = 2000, seed: int = 0, confidence: float = 0.95,
+                                   chunk: int = 250) -> BootstrapDifference:
+    """Paired percentile bootstrap of ``a`` minus ``b`` (ImageMean, BinnedCalibration: anything with
+    ``weighted`` and ``n_images``) over the test images both were measured on.
+
+    Each resample draws N image indices with replacement, the same for both networks (the pairing),
+    expressed as per-image counts; chunks of resamples keep the [R, N] count matrix small.
+    """
+    if a.n_images != b.n_images or a.n_images < 1:
+        raise InvalidParameterError("b", b.n_images, f"statistics on the same {a.n_images} images as a")
+    if isinstance(n_resamples, bool) or not isinstance(n_resamples, (int, np.integer)) or n_resamples < 1:
+        raise InvalidParameterError("n_resamples", n_resamples, "a positive integer")
+    confidence = _probability("confidence", confidence)
+    n, rng = a.n_images, np.random.default_rng(seed)
+    observed = float(a.weighted(np.ones((1, n)))[0] - b.weighted(np.ones((1, n)))[0])
+    differences = []
+    for start in range(0, int(n_resamples), chunk):
+        rows = min(chunk, int(n_resamples) - start)
+        index = rng.integers(0, n, size=(rows, n)) + n * np.arange(rows)[:, None]
+        weights = np.bincount(index.ravel(), minlength=rows * n).reshape(rows, n).astype(np.float64)
+        differences.append(a.weighted(weights) - b.weighted(weights))
+    differences = np.concatenate(differences)
+    tail = 100.0 * (1.0 - confidence) / 2.0
+    low, high = np.percentile(differences, [tail, 100.0 - tail])
+    return BootstrapDifference(n, observed, float(low), float(high), float(differences.std(ddof=1)))
+
+
 # --------------------------------------------------------------------------- seed-level (the method)
 
 
@@ -329,6 +423,8 @@ def check_ranking(
     claimed: str = "a>b",
     confidence: float = 0.95,
     n_images: int | None = None,
+    images_a=None,
+    images_b=None,
 ) -> Check:
     """Check a claim that one method beats the other, from paired per-seed scores (points).
 
@@ -338,7 +434,9 @@ def check_ranking(
     smallest difference these seeds could have detected. Per-image correctness
     of one seed pair, when given, adds McNemar's p-value to the detail; it only
     decides with a single seed (p < 0.05, then the sign decides), because it
-    compares two networks, not two methods.
+    compares two networks, not two methods. For a score that is not an accuracy (ECE, a mean
+    over corrupted versions) the per-image statistics ``images_a``/``images_b`` of one seed pair
+    (``ImageMean``, ``BinnedCalibration``) play that role by a paired bootstrap over the images.
     """
     if claimed not in CLAIMS:
         raise InvalidParameterError("claimed", claimed, f"one of {CLAIMS}")
@@ -369,6 +467,8 @@ def check_ranking(
         detail += f"; McNemar p <= {bound:.2g} on {n_images} images (bound from the accuracies alone)"
         if bound < 1.0 - confidence and paired.mean_difference != 0:
             outcome = "supports" if sign * paired.mean_difference > 0 else "contradicts"
+    if images_a is not None and paired.n == 1:
+        outcome, detectable, detail = _bootstrap_outcome(images_a, images_b, sign, confidence, detail)
     if correct_a is not None:
         test = mcnemar(correct_a, correct_b)
         detail += (
@@ -384,3 +484,15 @@ def check_ranking(
             else:
                 detail += f"; smallest detectable {_two_significant(detectable)} points"
     return Check(statement=statement, outcome=outcome, detail=detail, detectable=detectable)
+
+
+def _bootstrap_outcome(images_a, images_b, sign: float, confidence: float, detail: str):
+    """(outcome, detectable, detail) of a one-seed check decided by a paired bootstrap over test images."""
+    boot = bootstrap_statistic_difference(images_a, images_b, confidence=confidence)
+    detail += (f"; paired bootstrap over {boot.n_images} test images: {_signed(boot.difference)} points, "
+               f"{100 * confidence:g}% interval [{boot.low:.2f}, {boot.high:.2f}]")
+    if boot.low > 0 or boot.high < 0:
+        return ("supports" if sign * boot.difference > 0 else "contradicts"), None, detail
+    z = float(stats.norm.ppf(1.0 - (1.0 - confidence) / 2.0) + stats.norm.ppf(0.8))
+    detectable = z * boot.sd
+    return "inconclusive", detectable, detail + f"; smallest detectable {_two_significant(detectable)} points"

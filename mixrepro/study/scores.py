@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import re
 import statistics
 from dataclasses import dataclass, field
 
@@ -26,15 +27,21 @@ class SeedStats:
     # The seed of each value, where known: seed-paired checks compare two methods on the seeds
     # both have (a method with more evaluated seeds than another must not pair seed 1 with seed 0).
     seeds: tuple[int, ...] = field(default=(), compare=False)
+    # Per seed, the value as a statistic of per-image results (paired.ImageMean, paired.BinnedCalibration)
+    # where every run stored them: a one-seed comparison of a score that is not an accuracy (ECE)
+    # is then decided by a paired bootstrap over the test images.
+    images: tuple = field(default=(), compare=False, repr=False)
 
     def __post_init__(self):
         if self.seeds and len(self.seeds) != len(self.values):
             raise InvalidParameterError("seeds", self.seeds, f"one seed per value ({len(self.values)} values)")
 
     @classmethod
-    def over_runs(cls, records, value_of, correct: tuple = (), n_images: int | None = None) -> "SeedStats":
+    def over_runs(cls, records, value_of, correct: tuple = (), n_images: int | None = None,
+                  images: tuple = ()) -> "SeedStats":
         """One value per run (``value_of(record)``), labelled with each run's seed."""
-        return cls(tuple(float(value_of(r)) for r in records), correct, n_images, seeds=run_seeds(records))
+        return cls(tuple(float(value_of(r)) for r in records), correct, n_images, seeds=run_seeds(records),
+                   images=images)
 
     def on_seeds(self, seeds) -> "SeedStats":
         """The values of these seeds only, in the order given (per-image results follow them)."""
@@ -44,7 +51,7 @@ class SeedStats:
         index = [self.seeds.index(s) for s in seeds]
         return SeedStats(tuple(self.values[i] for i in index),
                          tuple(self.correct[i] for i in index) if self.correct else (),
-                         self.n_images, tuple(seeds))
+                         self.n_images, tuple(seeds), tuple(self.images[i] for i in index) if self.images else ())
 
     @classmethod
     def constant(cls, value: float, like: "SeedStats") -> "SeedStats":
@@ -180,8 +187,45 @@ def evaluation_stats(runs: dict, name: str, key: str | tuple[str, ...],
         net = network or scored_network(method)
         images = {evaluated_images(r, name, key, net) for r in records}
         stats[method] = SeedStats.over_runs(records, lambda r, net=net: run_evaluation(r, name, key, net),
-                                            n_images=images.pop() if len(images) == 1 else None)
+                                            n_images=images.pop() if len(images) == 1 else None,
+                                            images=per_image_statistics(records, name, key, net))
     return stats
+
+
+def ece_bins(name: str, key: str | tuple[str, ...]) -> int | None:
+    """The bin count of a stored ECE number ('ece', 'ece_percent_15bins' -> 15); None for anything else."""
+    path = key_path(key)
+    if name != "ece" or len(path) != 1:
+        return None
+    match = re.fullmatch(r"ece_percent_(\d+)bins", path[0])
+    return int(match.group(1)) if match else None
+
+
+def per_image_statistics(records, name: str, key: str | tuple[str, ...], network: str) -> tuple:
+    """Per run, ``paired.BinnedCalibration`` of a stored ECE number from the run's 'confidence' evaluation;
+    () unless every run has one. The ECE recomputed from the stored confidences must be the stored ECE:
+    otherwise they are not the same network's (or the same test images'), and the study stops."""
+    from ..evaluate.predictions import decode_confidence
+    from .paired import BinnedCalibration
+
+    bins = ece_bins(name, key)
+    if bins is None or not records or not all("confidence" in r.evaluations.get(network, {}) for r in records):
+        return ()
+    statistics_ = []
+    for record in records:
+        calibration = BinnedCalibration.from_images(*decode_confidence(record.evaluations[network]["confidence"]),
+                                                    bins)
+        stored = run_evaluation(record, name, key, network)
+        if abs(calibration.value() - stored) > ECE_TOLERANCE_POINTS:
+            raise MixreproError(f"run {record.config.key()}: the {network} network's ECE from its stored per-image "
+                                f"confidences is {calibration.value():.6f}, its stored ECE {stored:.6f}; "
+                                f"re-run its 'confidence' evaluation")
+        statistics_.append(calibration)
+    return tuple(statistics_)
+
+
+# float32 confidences against the float64 ECE: far below the 0.01 points the book prints.
+ECE_TOLERANCE_POINTS = 1e-3
 
 
 def test_images(config) -> int:

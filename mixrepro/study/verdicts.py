@@ -56,7 +56,8 @@ def check_order(name_a: str, a: SeedStats, name_b: str, b: SeedStats, *, higher_
 
     ``higher_is_better=False`` states the claim as 'a is lower than b' (ECE, FGSM error);
     ``quantity`` names what is compared in the statement (e.g. 'FGSM error'). Per-image
-    results of the first seed (``SeedStats.correct``) add McNemar's test. Where both know
+    results of the first seed add McNemar's test (``SeedStats.correct``) or, for a score that is not an
+    accuracy (ECE), a paired bootstrap over the images (``SeedStats.images``). Where both know
     their seeds, only the seeds both have are compared (a method with a third evaluated
     seed is not paired against nothing).
     """
@@ -65,11 +66,20 @@ def check_order(name_a: str, a: SeedStats, name_b: str, b: SeedStats, *, higher_
     check = check_ranking(name_a, name_b, a.values, b.values, claimed="a>b" if higher_is_better else "b>a",
                           correct_a=a.correct[0] if paired_images else None,
                           correct_b=b.correct[0] if paired_images else None,
-                          n_images=a.n_images if a.n_images == b.n_images else None)
+                          n_images=a.n_images if a.n_images == b.n_images else None,
+                          **per_image_pair(a, b))
     word = "higher" if higher_is_better else "lower"
     subject = f"{name_a} {quantity}".strip()
     return Check(f"{subject} {word} than {name_b}", check.outcome, check.detail.replace(" points", f" {unit}"),
                  check.detectable)
+
+
+def per_image_pair(a: SeedStats, b: SeedStats) -> dict:
+    """check_ranking's images_a/images_b: the first seed's per-image statistics where both sides have them on
+    the same number of images ({} otherwise)."""
+    if a.images and b.images and a.images[0].n_images == b.images[0].n_images:
+        return {"images_a": a.images[0], "images_b": b.images[0]}
+    return {}
 
 
 def check_close(name: str, ours: SeedStats, paper: float, *, k: float = K_SE,
