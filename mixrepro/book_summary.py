@@ -16,7 +16,6 @@ from typing import Iterable
 from .study.display import markdown_table
 from .study.verdicts import CLAIM_KINDS, VERDICTS, read_verdicts, verdict_word
 
-HELD = ("reproduced", "partly")
 # Why a claim is untested, recognised from the reasons our code writes (study.collect, study.verdicts).
 UNTESTED_CAUSES = (
     ("data not on this machine", ("is not available", "not on this machine", "not here")),
@@ -136,8 +135,10 @@ def summary_markdown(notebook_paths: Iterable, results_root) -> str:
         + provisional_text(tested), "",
         counts_table(verdicts), "",
         *overview_figure(),
-        *outcome_section("What held", [v for v in tested if v["verdict"] in HELD],
+        *outcome_section("What held", [v for v in tested if v["verdict"] == "reproduced"],
                          "No claim of the papers has been reproduced at our budgets yet."),
+        *outcome_section("What held in part", [v for v in tested if v["verdict"] == "partly"],
+                         "No claim of the papers held in part."),
         *outcome_section("What did not hold", [v for v in tested if v["verdict"] == "not reproduced"],
                          "No claim has been contradicted by our runs yet."),
         *outcome_section("What we cannot tell at our budget",

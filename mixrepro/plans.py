@@ -43,9 +43,11 @@ EQUAL_COMPUTE = {"baselines": ("mixup", "cutmix"), "learned": ("automix", "adaut
 # keys do not move when a newer report is committed.
 EQUAL_COMPUTE_BENCH = Path(__file__).resolve().parent.parent / "notebooks" / "results" / "bench" / "cpu" / \
     "20261201T004330Z-d1fe356f9d.json"
-# 'confidence' stores each network's per-image confidence and correctness on the test set (the
-# inputs of its ECE), so one-seed ECE comparisons can be bootstrapped over images.
-STUDY_EVALUATIONS = ("ece", "fgsm", "corruption", "occlusion", "mixed_accuracy", "confidence")
+STUDY_EVALUATIONS = ("ece", "fgsm", "corruption", "occlusion", "mixed_accuracy")
+# Computed where a run's final weights are at hand (a run being trained, or its checkpoint cached), never
+# worth retraining a stored run for: 'confidence' keeps each test image's confidence and correctness (the
+# inputs of its ECE) for a paired bootstrap; runs without it are compared from their reliability diagrams.
+STUDY_OPTIONAL_EVALUATIONS = ("confidence",)
 # Corruption costs 12 corruptions x 5 severities forward passes per network and occlusion one per
 # ratio (10): both on a fixed, class-balanced 2,000-image subset of the test set. On all 10,000
 # images the evaluations of one run took longer than half its training on one core.
@@ -67,6 +69,7 @@ class Plan:
     runtime: dict = field(default_factory=lambda: budget_runtime("cpu"))
     evaluations: tuple[str, ...] = ()
     evaluation_options: dict = field(default_factory=dict)
+    optional_evaluations: tuple[str, ...] = ()  # added only where the final weights are at hand (sweep)
 
 
 def pilot_configs() -> tuple[RunConfig, ...]:
@@ -209,7 +212,8 @@ def pilot_plan() -> Plan:
 def study_plan() -> Plan:
     return Plan("study", "every method at the cpu budget, 3 seeds, evaluated; the equal-compute arm; "
                 "the protocol audit's training arms",
-                study_configs(), evaluations=STUDY_EVALUATIONS, evaluation_options=STUDY_EVALUATION_OPTIONS)
+                study_configs(), evaluations=STUDY_EVALUATIONS, evaluation_options=STUDY_EVALUATION_OPTIONS,
+                optional_evaluations=STUDY_OPTIONAL_EVALUATIONS)
 
 
 def pages_plan_content(recorded_lines) -> dict:
@@ -241,7 +245,8 @@ def pages_plan(path: Path = PAGES_PLAN_FILE) -> Plan:
                             "writes it (it executes every page loading-only and records the runs they miss)")
     content = json.loads(path.read_text())
     return Plan("pages", PAGES_PLAN_ABOUT, tuple(RunConfig.from_dict(c) for c in content["configs"]),
-                evaluations=tuple(content["evaluations"]), evaluation_options=STUDY_EVALUATION_OPTIONS)
+                evaluations=tuple(content["evaluations"]), evaluation_options=STUDY_EVALUATION_OPTIONS,
+                optional_evaluations=STUDY_OPTIONAL_EVALUATIONS)
 
 
 # Plans are built on demand: the study's reads the committed bench report, the pages' its committed file.

@@ -178,7 +178,7 @@ def train_and_evaluate(plan: Plan, store, config: RunConfig, progress: bool = Fa
     from .runs import train_or_load
 
     def attempt():
-        return train_or_load(config, results_root=store.root, evaluations=plan.evaluations,
+        return train_or_load(config, results_root=store.root, evaluations=evaluations_to_run(plan, store, config),
                              evaluation_options=plan.evaluation_options, progress=progress, **plan.runtime)
 
     try:
@@ -187,6 +187,15 @@ def train_and_evaluate(plan: Plan, store, config: RunConfig, progress: bool = Fa
         if not restore_weights(store, config, data_root=plan.runtime.get("data_root"), progress=progress):
             raise
         return attempt()
+
+
+def evaluations_to_run(plan: Plan, store, config: RunConfig) -> tuple[str, ...]:
+    """The plan's evaluations, with its optional ones where the run's final weights are at hand without a
+    retrain: a run still to train (training leaves them in the cache) or one whose checkpoint is cached."""
+    from .training.checkpoint import checkpoint_path
+
+    at_hand = run_state(plan, store, config) == "train" or checkpoint_path(config).exists()
+    return plan.evaluations + plan.optional_evaluations if at_hand else plan.evaluations
 
 
 def restore_weights(store, config: RunConfig, *, data_root=None, progress: bool = False) -> bool:

@@ -65,8 +65,10 @@ def test_provisional_verdicts_are_marked_in_the_summary_and_the_ledger(tmp_path)
     nb = notebook_with(tmp_path / "page.ipynb", [verdict("A", "partly", provisional=True), verdict("B", "reproduced")])
     (tmp_path / "results").mkdir()
     text = book_summary.summary_markdown([nb], tmp_path / "results")
-    held = text.split("### What held")[1].split("###")[0]
-    assert "**partly** (provisional)" in held and "**reproduced** |" in held
+    held = text.split("### What held\n")[1].split("###")[0]
+    in_part = text.split("### What held in part")[1].split("###")[0]
+    assert "**reproduced** |" in held and "partly" not in held  # the claims that held come first
+    assert "**partly** (provisional)" in in_part and text.index("[B]") < text.index("[A]")
     assert "1 of these verdicts is *provisional*" in text
     ledger = claims_ledger_markdown([nb])
     assert "**partly** (provisional)" in ledger and "(1 of the verdicts provisional" in ledger

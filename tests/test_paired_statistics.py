@@ -702,16 +702,62 @@ def test_ece_stats_refuse_confidences_of_another_network():
 
     logits, labels = _calibration_inputs()
     runs = {"cutmix": [_ece_run("cutmix", 0, logits, labels, stored_shift=0.5)]}
-    with pytest.raises(MixreproError, match="re-run its 'confidence' evaluation"):
+    with pytest.raises(MixreproError, match="re-run its 'ece' and 'confidence' evaluations"):
         evaluation_stats(runs, "ece", "ece_percent_10bins")
     assert evaluation_stats(runs, "ece", "ece_percent_15bins")["cutmix"].images  # that number agrees
 
 
-def test_ece_stats_without_confidence_in_every_run_have_no_images():
+def test_ece_stats_of_runs_without_confidences_fall_back_to_their_reliability_diagrams():
     from mixrepro.study.scores import evaluation_stats
 
     logits, labels = _calibration_inputs()
     bare = _ece_run("cutmix", 1, logits, labels)
     bare.evaluations = {net: {"ece": e["ece"]} for net, e in bare.evaluations.items()}
     runs = {"cutmix": [_ece_run("cutmix", 0, logits, labels), bare]}
+    per_image, diagram = evaluation_stats(runs, "ece", "ece_percent_10bins")["cutmix"].images
+    assert isinstance(per_image, paired.BinnedCalibration) and isinstance(diagram, paired.DiagramCalibration)
+    assert diagram.value() == pytest.approx(per_image.value(), abs=1e-6)
+    bare.evaluations = {net: {"ece": {"ece_percent_10bins": e["ece"]["ece_percent_10bins"]}}
+                        for net, e in bare.evaluations.items()}  # neither: no bootstrap for the method
     assert evaluation_stats(runs, "ece", "ece_percent_10bins")["cutmix"].images == ()
+
+
+def _diagram(logits, labels, n_bins=10):
+    from mixrepro.evaluate.calibration import reliability_diagram_data
+
+    return paired.DiagramCalibration.from_diagram(reliability_diagram_data(logits, labels, n_bins, from_logits=True))
+
+
+@pytest.mark.parametrize("n_bins", [10, 15])
+def test_diagram_calibration_is_the_ece_and_resamples_at_least_as_widely_as_the_images(n_bins):
+    from mixrepro.evaluate.calibration import ece
+
+    logits, labels = _calibration_inputs()
+    diagram, images = _diagram(logits, labels, n_bins), _binned(logits, labels, n_bins)
+    assert diagram.value() == pytest.approx(100 * ece(logits, labels, n_bins), abs=1e-9)
+    assert diagram.n_images == images.n_images == 3000
+    rng = np.random.default_rng(0)
+    # the within-bin confidence spread is bounded from above: the simulation varies a little more, never less
+    assert diagram.resampled(rng, 4000).std() >= 0.97 * images.resampled(rng, 4000).std()
+
+
+def test_worst_case_pairing_covers_networks_whose_ece_moves_in_opposite_directions():
+    # an over-confident and an under-confident network on the same images: a harder resample raises one ECE
+    # and lowers the other, so the paired difference varies more than independent resamples would
+    logits, labels = _calibration_inputs(scale=1.0)
+    over, under = _binned(logits * 4.0, labels), _binned(logits * 0.45, labels)
+    paired_result = paired.bootstrap_statistic_difference(over, under)
+    worst = paired.worst_case_bootstrap_difference(over, under)
+    independent = np.std(over.resampled(np.random.default_rng(1), 2000) - under.resampled(
+        np.random.default_rng(2), 2000), ddof=1)
+    assert independent < paired_result.sd <= worst.sd
+    slack = 0.1 * worst.sd  # percentiles of 2000 resamples: here the two are almost perfectly anti-correlated
+    assert worst.low <= paired_result.low + slack and paired_result.high <= worst.high + slack
+    assert worst.difference == pytest.approx(paired_result.difference)
+
+
+def test_check_ranking_with_a_diagram_only_run_says_so_and_decides_a_large_gap():
+    logits, labels = _calibration_inputs()
+    low, high = sorted([_diagram(logits, labels), _binned(logits * 3.0, labels)], key=lambda s: s.value())
+    check = check_ranking("A", "B", [low.value()], [high.value()], claimed="b>a", images_a=low, images_b=high)
+    assert check.outcome == "supports" and "reliability diagram" in check.detail

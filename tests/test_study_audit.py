@@ -151,6 +151,7 @@ def test_the_cosine_floor_finding_needs_a_drop_beyond_seed_noise_and_shows_its_e
     right = np.ones(2000, dtype=bool)
     checks, runs, missing = audit.floor_checks(AUDIT_ARMS, tmp_path, spread=0.5)
     assert checks == [] and runs == [] and "Mixup with floor 0.05, seed 0" in missing
+    assert audit.floor_text(AUDIT_ARMS, tmp_path) == ""
     _stored_run(store, mixup.ours.config(0), 80.0, right)
     _stored_run(store, mixup.reference.config(0), 77.5, right)  # 2.5 points lower: beyond 2√2 x 0.5 = 1.41
     _stored_run(store, cutmix.ours.config(0), 80.0, right)
@@ -159,6 +160,8 @@ def test_the_cosine_floor_finding_needs_a_drop_beyond_seed_noise_and_shows_its_e
     assert [c.outcome for c in checks] == ["supports", "inconclusive"] and missing is None and len(runs) == 4
     assert checks[0].statement == "Mixup scores lower with the cosine floor 0.05 than with its own 0"
     assert checks[0].detectable == pytest.approx(2 * 2 ** 0.5 * 0.5)
+    assert audit.floor_text(AUDIT_ARMS, tmp_path) == ("Mixup 80.00 → 77.50 with floor 0.05 (-2.50); "
+                                                      "CutMix 80.00 → 79.00 with floor 0.05 (-1.00)")
     raised = audit.arm_check("x", {"difference": 3.0, "network": "online"}, 0.5, lowers=True)
     assert raised.outcome == "contradicts"  # beyond noise the other way
     assert audit.arm_check("x", {"difference": -3.0, "network": "online"}, None, lowers=True).outcome == "inconclusive"

@@ -125,6 +125,33 @@ def test_worker_trains_then_adds_missing_evaluations_and_skips_done_runs(tmp_pat
     assert sweep.run_worker(evaluated, results_root=tmp_path) == 0
 
 
+def test_optional_evaluations_run_only_where_the_final_weights_are_at_hand(tmp_path, cache, monkeypatch):
+    import mixrepro.evaluate
+    from mixrepro.training.checkpoint import checkpoint_path
+
+    install_doubles(monkeypatch)
+    seen = []
+
+    def fake_run_evaluations(model, test_x, test_y, names, device, generator, options=None):
+        seen.extend(names)
+        return {name: {"value": 1.0} for name in names}
+
+    monkeypatch.setattr(mixrepro.evaluate, "run_evaluations", fake_run_evaluations, raising=False)
+    old, new = tiny_config(seed=0, epochs=1), tiny_config(seed=1, epochs=1)
+    assert sweep.run_worker(plans.Plan("t", "test", (old,), runtime={}, evaluations=("ece",)),
+                            results_root=tmp_path) == 1
+    checkpoint_path(old).unlink()  # trained and evaluated on another machine: stored, its weights not here
+    seen.clear()
+    plan = plans.Plan("t", "test", (old, new), runtime={}, evaluations=("ece",), optional_evaluations=("confidence",))
+    store = ResultsStore(tmp_path)
+    assert sweep.evaluations_to_run(plan, store, new) == ("ece", "confidence")  # training leaves its weights
+    assert sweep.evaluations_to_run(plan, store, old) == ("ece",)  # never worth a retrain
+    assert sweep.run_worker(plan, results_root=tmp_path) == 1  # the old run is done: no retrain for confidence
+    assert seen == ["ece", "ece", "confidence", "confidence"]  # the new run's two networks
+    assert [sweep.run_state(plan, store, c) for c in (old, new)] == ["done", "done"]
+    assert "confidence" in store.load(new).evaluations["ema"] and "confidence" not in store.load(old).evaluations["ema"]
+
+
 def test_a_failing_run_does_not_stop_the_worker(tmp_path, cache, monkeypatch, capsys):
     import mixrepro.runs
     from mixrepro.errors import MixreproError

@@ -30,7 +30,7 @@ from .scores import SeedStats, comparison_markdown, confidence_gap, evaluation_s
     scored_stats
 from .verdicts import DEFAULT_TOLERANCE, EVIDENCE_BUDGETS, K_SE, VERDICTS, Check, Verdict, check_close, \
     check_identity, check_not_worse, check_order, check_symbolic, closeness_checks, decide_verdict, judge, \
-    glue_verdict_tables, paper_smallest_gain_text, paper_winner_text, read_verdicts, record_verdicts, \
+    glue_verdict_tables, leader_text, paper_smallest_gain_text, paper_winner_text, read_verdicts, record_verdicts, \
     paper_values_text, paper_versus_text, smallest_gain_text, values_text, verdict_word, versus_text, \
     winner_checks, winner_text
 from ..losses.dm_propositions import lambda_sensitivity
@@ -50,5 +50,5 @@ __all__ = [
     "check_order", "check_symbolic", "closeness_checks", "decide_verdict", "judge", "read_verdicts",
     "record_verdicts", "glue_verdict_tables", "verdict_word", "winner_checks", "winner_text", "paper_winner_text",
     "paper_values_text", "paper_versus_text", "smallest_gain_text", "values_text", "versus_text",
-    "paper_smallest_gain_text",
+    "paper_smallest_gain_text", "leader_text",
 ]

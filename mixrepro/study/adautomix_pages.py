@@ -36,7 +36,7 @@ from .paired import Check
 from .paper_tables import PAPER_NUMBERS_DIR, PaperTable, load_paper_table
 from .parameters import NotebookParameters, arm_parameters, validate_parameters
 from .scores import SeedStats, evaluation_stats, scored_stats
-from .verdicts import Verdict, check_order, judge
+from .verdicts import Verdict, check_order, judge, leader_text
 
 WINNER = "adautomix"
 SMOKE_METHODS = ("vanilla", "mixup", "cutmix", "automix", "adautomix")
@@ -235,9 +235,9 @@ def ranking_verdict(claim_id: str, claim: str, source: str, budget: str, stats: 
                     runs: dict, missing: str | None, label: Callable[[str], str], **kwargs) -> Verdict:
     """A '-c10' claim 'AdAutoMix beats each other method' on the stand-in data (kwargs: winner_checks')."""
     checks = winner_checks(stats, label, **kwargs)
+    ours = leader_text(WINNER, stats, label, higher_is_better=kwargs.get("higher_is_better", True))
     return judge(claim_id, claim, source, budget, checks,
-                 untested_reason=needs(stats, WINNER, at_least=2, missing=missing), ours=stats_text(stats, label),
-                 runs=runs)
+                 untested_reason=needs(stats, WINNER, at_least=2, missing=missing), ours=ours, runs=runs)
 
 
 # ----------------------------------------------------------------------------- the paper's data

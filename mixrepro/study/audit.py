@@ -323,12 +323,28 @@ def arm_check(statement: str, row: dict, spread: float | None, lowers: bool) -> 
     return Check(statement, outcome, detail + f"; seed noise {noise:.2f}", detectable=noise)
 
 
+def floor_pairs(audit_arms, results_dir, seed: int = 0) -> list[tuple]:
+    """(arm, our run, the run at the learned mixers' floor) of each floor arm; a run is None where not stored."""
+    return [(arm, *arm_pair(arm, results_dir, seed)) for arm in floor_arms(audit_arms)]
+
+
+def floor_text(audit_arms, results_dir, seed: int = 0) -> str:
+    """'Mixup 80.34 -> 79.80 with floor 0.05 (-0.54); ...': each static mixer's scored top-1 at its own floor and
+    at the learned mixers' (seed ``seed``), for the finding's 'ours' column ('' before any pair is run)."""
+    parts = []
+    for arm, ours, reference in floor_pairs(audit_arms, results_dir, seed):
+        if ours is not None and reference is not None:
+            row = arm_reading(ours, reference)
+            parts.append(f"{method_label(arm.ours.method)} {row['ours']:.2f} → {row['reference']:.2f} with floor "
+                         f"{arm.reference.min_lr:g} ({row['difference']:+.2f})")
+    return "; ".join(parts)
+
+
 def floor_checks(audit_arms, results_dir, spread: float | None, seed: int = 0) -> tuple[list, list, str | None]:
     """(a check per floor arm with both runs: '<method> scores lower with the cosine floor 0.05', the runs,
     why an arm is missing or None)."""
     checks, runs, missing = [], [], []
-    for arm in floor_arms(audit_arms):
-        ours, reference = arm_pair(arm, results_dir, seed)
+    for arm, ours, reference in floor_pairs(audit_arms, results_dir, seed):
         label = method_label(arm.ours.method)
         if ours is None or reference is None:
             missing.append(f"{label} with floor {arm.reference.min_lr:g}, seed {seed} (`mixrepro sweep study`)")
@@ -349,9 +365,10 @@ def floor_margins_markdown(audit_arms, results_dir, learned=("automix", "samix",
     from .scores import run_top1
 
     store = ResultsStore(results_dir)
-    pairs = [(arm.ours.method, *arm_pair(arm, results_dir, seed)) for arm in floor_arms(audit_arms)]
-    static = [(method, run_top1(ours, scored_network(method)), run_top1(reference, scored_network(method)))
-              for method, ours, reference in pairs if ours is not None and reference is not None]
+    static = [(arm.ours.method, run_top1(ours, scored_network(arm.ours.method)),
+               run_top1(reference, scored_network(arm.ours.method)))
+              for arm, ours, reference in floor_pairs(audit_arms, results_dir, seed)
+              if ours is not None and reference is not None]
     rows = []
     for method in learned:
         run = store.load(Arm(method).config(seed))  # the study's run: the method's defaults, its own floor

@@ -163,8 +163,26 @@ def bootstrap_difference(
     return float(low), float(high)
 
 
+def _resample_weights(rng: np.random.Generator, rows: int, n: int) -> np.ndarray:
+    """[rows, n] counts: how often each of n images is drawn in each of ``rows`` resamples with replacement."""
+    index = rng.integers(0, n, size=(rows, n)) + n * np.arange(rows)[:, None]
+    return np.bincount(index.ravel(), minlength=rows * n).reshape(rows, n).astype(np.float64)
+
+
+class PerImageStatistic:
+    """A network's score computed from its per-image results: subclasses give ``n_images`` and
+    ``weighted(weights [R, N]) -> [R]`` (the score with each image counted ``weight`` times)."""
+
+    def value(self) -> float:
+        return float(self.weighted(np.ones((1, self.n_images)))[0])
+
+    def resampled(self, rng: np.random.Generator, rows: int) -> np.ndarray:
+        """[rows] scores of resamples of the images with replacement (nonparametric bootstrap)."""
+        return self.weighted(_resample_weights(rng, rows, self.n_images))
+
+
 @dataclass(frozen=True)
-class ImageMean:
+class ImageMean(PerImageStatistic):
     """A score that is the mean of a per-image value, in percent (e.g. the fraction of an image's corrupted
     versions a network gets right): weights over images give a resampled score."""
 
@@ -180,7 +198,7 @@ class ImageMean:
 
 
 @dataclass(frozen=True)
-class BinnedCalibration:
+class BinnedCalibration(PerImageStatistic):
     """One network's ECE (percent, equal-width bins) as a function of image weights.
 
     ECE = sum over bins |sum of (correct - confidence) over the bin's images| / N: an image's bin
@@ -215,8 +233,48 @@ class BinnedCalibration:
         per_bin = (weights * self.gap) @ one_hot
         return 100.0 * np.abs(per_bin).sum(1) / weights.sum(1)
 
+
+@dataclass(frozen=True)
+class DiagramCalibration:
+    """One network's ECE known only from its stored reliability diagram (per bin: images, accuracy, mean
+    confidence), for runs that kept no per-image confidences.
+
+    Resampling the images is then simulated from the diagram: the bins' image counts are multinomial,
+    a bin's right answers binomial with its accuracy, and its summed confidence normal around the
+    bin's mean with the largest spread confidences confined to the bin can have (half the bin
+    width per image), so the simulated ECE varies at least as much as resampling real images would.
+    """
+
+    count: np.ndarray
+    accuracy: np.ndarray  # 0 where a bin is empty (it never receives images)
+    confidence: np.ndarray
+    bin_width: float
+
+    @classmethod
+    def from_diagram(cls, diagram: dict) -> "DiagramCalibration":
+        count = np.asarray(diagram["count"], dtype=np.float64)
+        if count.ndim != 1 or count.sum() < 1:
+            raise InvalidParameterError("reliability diagram", diagram.get("count"), "per-bin image counts, not all 0")
+
+        def filled(values):
+            return np.array([0.0 if v is None else float(v) for v in values])
+
+        widths = np.asarray(diagram["bin_upper"], dtype=np.float64) - np.asarray(diagram["bin_lower"])
+        return cls(count, filled(diagram["accuracy"]), filled(diagram["confidence"]), float(widths.max()))
+
+    @property
+    def n_images(self) -> int:
+        return int(self.count.sum())
+
     def value(self) -> float:
-        return float(self.weighted(np.ones((1, self.gap.size)))[0])
+        return float(100.0 * np.sum(self.count * np.abs(self.accuracy - self.confidence)) / self.n_images)
+
+    def resampled(self, rng: np.random.Generator, rows: int) -> np.ndarray:
+        n = self.n_images
+        counts = rng.multinomial(n, self.count / n, size=rows).astype(np.float64)
+        right = rng.binomial(counts.astype(np.int64), self.accuracy)
+        summed_confidence = rng.normal(counts * self.confidence, np.sqrt(counts) * self.bin_width / 2.0)
+        return 100.0 * np.abs(right - summed_confidence).sum(1) / n
 
 
 @dataclass(frozen=True)
@@ -238,23 +296,45 @@ def bootstrap_statistic_difference(a, b, *, n_resamples: int = 2000, seed: int =
     Each resample draws N image indices with replacement, the same for both networks (the pairing),
     expressed as per-image counts; chunks of resamples keep the [R, N] count matrix small.
     """
+    _check_bootstrap(a, b, n_resamples)
+    n, rng = a.n_images, np.random.default_rng(seed)
+    differences = []
+    for start in range(0, int(n_resamples), chunk):
+        weights = _resample_weights(rng, min(chunk, int(n_resamples) - start), n)
+        differences.append(a.weighted(weights) - b.weighted(weights))
+    return _percentile_interval(a, b, np.concatenate(differences), confidence)
+
+
+def worst_case_bootstrap_difference(a, b, *, n_resamples: int = 2000, seed: int = 0,
+                                    confidence: float = 0.95) -> BootstrapDifference:
+    """Percentile bootstrap of ``a`` minus ``b`` when the two cannot be resampled together (anything with
+    ``resampled``, ``value`` and ``n_images``; e.g. a DiagramCalibration, which has no per-image results).
+
+    Each network's images are resampled on its own, and the resamples are then paired the other way
+    round by rank (a's largest with b's smallest): of all the ways the two could go together over the
+    images, this one gives a - b the largest variance. Independence would not do: two networks' ECEs on
+    the same images can move in opposite directions (a harder resample raises an over-confident
+    network's ECE and lowers an under-confident one's), which widens the paired interval beyond an
+    independent one (seen on the study's Vanilla and Mixup runs).
+    """
+    _check_bootstrap(a, b, n_resamples)
+    rng_a, rng_b = np.random.default_rng([seed, 0]), np.random.default_rng([seed, 1])
+    differences = np.sort(a.resampled(rng_a, int(n_resamples))) - np.sort(b.resampled(rng_b, int(n_resamples)))[::-1]
+    return _percentile_interval(a, b, differences, confidence)
+
+
+def _check_bootstrap(a, b, n_resamples) -> None:
     if a.n_images != b.n_images or a.n_images < 1:
         raise InvalidParameterError("b", b.n_images, f"statistics on the same {a.n_images} images as a")
     if isinstance(n_resamples, bool) or not isinstance(n_resamples, (int, np.integer)) or n_resamples < 1:
         raise InvalidParameterError("n_resamples", n_resamples, "a positive integer")
-    confidence = _probability("confidence", confidence)
-    n, rng = a.n_images, np.random.default_rng(seed)
-    observed = float(a.weighted(np.ones((1, n)))[0] - b.weighted(np.ones((1, n)))[0])
-    differences = []
-    for start in range(0, int(n_resamples), chunk):
-        rows = min(chunk, int(n_resamples) - start)
-        index = rng.integers(0, n, size=(rows, n)) + n * np.arange(rows)[:, None]
-        weights = np.bincount(index.ravel(), minlength=rows * n).reshape(rows, n).astype(np.float64)
-        differences.append(a.weighted(weights) - b.weighted(weights))
-    differences = np.concatenate(differences)
-    tail = 100.0 * (1.0 - confidence) / 2.0
+
+
+def _percentile_interval(a, b, differences: np.ndarray, confidence: float) -> BootstrapDifference:
+    tail = 100.0 * (1.0 - _probability("confidence", confidence)) / 2.0
     low, high = np.percentile(differences, [tail, 100.0 - tail])
-    return BootstrapDifference(n, observed, float(low), float(high), float(differences.std(ddof=1)))
+    return BootstrapDifference(a.n_images, a.value() - b.value(), float(low), float(high),
+                               float(differences.std(ddof=1)))
 
 
 # --------------------------------------------------------------------------- seed-level (the method)
@@ -487,9 +567,14 @@ def check_ranking(
 
 
 def _bootstrap_outcome(images_a, images_b, sign: float, confidence: float, detail: str):
-    """(outcome, detectable, detail) of a one-seed check decided by a paired bootstrap over test images."""
-    boot = bootstrap_statistic_difference(images_a, images_b, confidence=confidence)
-    detail += (f"; paired bootstrap over {boot.n_images} test images: {_signed(boot.difference)} points, "
+    """(outcome, detectable, detail) of a one-seed check decided by a bootstrap over test images: paired where
+    both networks stored per-image results, else each resampled on its own and paired the worst way."""
+    if isinstance(images_a, PerImageStatistic) and isinstance(images_b, PerImageStatistic):
+        boot, how = bootstrap_statistic_difference(images_a, images_b, confidence=confidence), "paired bootstrap"
+    else:
+        boot = worst_case_bootstrap_difference(images_a, images_b, confidence=confidence)
+        how = "bootstrap from a reliability diagram (a run kept no per-image confidences; worst-case pairing)"
+    detail += (f"; {how} over {boot.n_images} test images: {_signed(boot.difference)} points, "
                f"{100 * confidence:g}% interval [{boot.low:.2f}, {boot.high:.2f}]")
     if boot.low > 0 or boot.high < 0:
         return ("supports" if sign * boot.difference > 0 else "contradicts"), None, detail

@@ -36,7 +36,7 @@ from .facts import method_color, method_label, scored_network
 from .paired import Check
 from .paper_tables import PaperTable
 from .scores import SeedStats, scored_stats
-from .verdicts import Verdict, check_order, judge, paper_values_text  # noqa: F401  (pages call sp.paper_values_text)
+from .verdicts import Verdict, check_order, judge, leader_text, paper_values_text  # noqa: F401  (pages call sp.paper_values_text)
 
 WINNER = "samix"
 SMOKE_METHODS = ("vanilla", "mixup", "cutmix", "automix", "samix")
@@ -295,7 +295,7 @@ def ranking_verdict(claim_id: str, claim: str, source: str, params, runs: dict, 
     if others:
         runs, missing = collect_runs(params, methods=[winner, *others], log=log)
     stats = scored_stats(runs)
-    ours = "; ".join(f"{method_label(m)} {s.mean:.2f} (n={s.n})" for m, s in stats.items())
+    ours = leader_text(winner, stats, method_label)
     return judge(claim_id, claim, source, params.budget, versus_checks(stats, winner, others),
                  untested_reason=needs(stats, winner, *others, at_least=2, missing=missing),
                  paper_value=paper_value, ours=ours, runs=runs)

@@ -27,9 +27,9 @@ class SeedStats:
     # The seed of each value, where known: seed-paired checks compare two methods on the seeds
     # both have (a method with more evaluated seeds than another must not pair seed 1 with seed 0).
     seeds: tuple[int, ...] = field(default=(), compare=False)
-    # Per seed, the value as a statistic of per-image results (paired.ImageMean, paired.BinnedCalibration)
-    # where every run stored them: a one-seed comparison of a score that is not an accuracy (ECE)
-    # is then decided by a paired bootstrap over the test images.
+    # Per seed, the value as a statistic a bootstrap over the test images can resample (ECE:
+    # paired.BinnedCalibration from per-image confidences, or paired.DiagramCalibration from a stored
+    # reliability diagram): a one-seed comparison of a score that is not an accuracy is decided by it.
     images: tuple = field(default=(), compare=False, repr=False)
 
     def __post_init__(self):
@@ -202,26 +202,36 @@ def ece_bins(name: str, key: str | tuple[str, ...]) -> int | None:
 
 
 def per_image_statistics(records, name: str, key: str | tuple[str, ...], network: str) -> tuple:
-    """Per run, ``paired.BinnedCalibration`` of a stored ECE number from the run's 'confidence' evaluation;
-    () unless every run has one. The ECE recomputed from the stored confidences must be the stored ECE:
-    otherwise they are not the same network's (or the same test images'), and the study stops."""
-    from ..evaluate.predictions import decode_confidence
-    from .paired import BinnedCalibration
-
+    """Per run, the stored ECE number as a statistic a bootstrap can resample: ``paired.BinnedCalibration``
+    from the run's 'confidence' evaluation (per-image confidences), else ``paired.DiagramCalibration`` from
+    its stored reliability diagram; () for anything but an ECE number or where a run has neither. Either
+    must give back the stored
+    ECE: otherwise they are not the same network's (or the same test images'), and the study stops."""
     bins = ece_bins(name, key)
-    if bins is None or not records or not all("confidence" in r.evaluations.get(network, {}) for r in records):
+    if bins is None or not records:
         return ()
-    statistics_ = []
-    for record in records:
-        calibration = BinnedCalibration.from_images(*decode_confidence(record.evaluations[network]["confidence"]),
-                                                    bins)
-        stored = run_evaluation(record, name, key, network)
-        if abs(calibration.value() - stored) > ECE_TOLERANCE_POINTS:
-            raise MixreproError(f"run {record.config.key()}: the {network} network's ECE from its stored per-image "
-                                f"confidences is {calibration.value():.6f}, its stored ECE {stored:.6f}; "
-                                f"re-run its 'confidence' evaluation")
-        statistics_.append(calibration)
-    return tuple(statistics_)
+    found = tuple(_ece_statistic(record, name, key, network, bins) for record in records)
+    return () if None in found else found
+
+
+def _ece_statistic(record, name: str, key, network: str, bins: int):
+    from ..evaluate.predictions import decode_confidence
+    from .paired import BinnedCalibration, DiagramCalibration
+
+    stored_results = record.evaluations[network]
+    diagram = stored_results[name].get(f"reliability_{bins}bins")
+    if "confidence" in stored_results:
+        statistic = BinnedCalibration.from_images(*decode_confidence(stored_results["confidence"]), bins)
+    elif diagram is not None:
+        statistic = DiagramCalibration.from_diagram(diagram)
+    else:
+        return None
+    stored = run_evaluation(record, name, key, network)
+    if abs(statistic.value() - stored) > ECE_TOLERANCE_POINTS:
+        raise MixreproError(f"run {record.config.key()}: the {network} network's ECE from its stored "
+                            f"{type(statistic).__name__} is {statistic.value():.6f}, its stored ECE {stored:.6f}; "
+                            f"re-run its 'ece' and 'confidence' evaluations")
+    return statistic
 
 
 # float32 confidences against the float64 ECE: far below the 0.01 points the book prints.

@@ -337,6 +337,13 @@ def paper_smallest_gain_text(baseline: str, table: PaperTable, column: str, meth
             f"{values[method] - values[baseline]:+.{table.digits}f}")
 
 
+def leader_text(winner: str, stats: dict[str, SeedStats], label, *, higher_is_better: bool = True,
+                suffix: str = "") -> str:
+    """'AdAutoMix 81.25 (1 seed); best other: PuzzleMix 81.15 (1 seed)' from seed stats ('' without the
+    winner): the two numbers a ranking claim turns on, for a summary row (``label``: method -> name)."""
+    return _leader_text(winner, stats, label, lambda s: s.text() + suffix, lambda s: s.mean, higher_is_better)
+
+
 def _leader_text(winner: str, values: dict, label, show, score, higher_is_better: bool) -> str:
     if winner not in values:
         return ""
