@@ -309,3 +309,11 @@ def test_arms_a_smoke_execution_skips_say_so_and_what_they_cost(tmp_path):
     assert "at budget 'cpu' it costs about" in skipped["without adversarial"] and "(1 seed)" in skipped[
         "without adversarial"]
     assert pages.skipped_arms(params(tmp_path), all_arms, all_arms) == {}
+
+
+def test_table4_text_quotes_the_papers_text_where_the_table_is_missing():
+    from mixrepro.study import adautomix_pages as pages
+
+    assert pages.table4_text("clean") == "AdAutoMix +1.53 over AutoMix (Sec. 4.3 text)"
+    assert pages.table4_text("corruption") == "AdAutoMix +0.40 over AutoMix (Sec. 4.3 text)"
+    assert "missing from our copy" in pages.table4_text("fgsm_error")

@@ -232,12 +232,15 @@ def stats_text(stats: dict[str, SeedStats], label: Callable[[str], str], suffix:
 
 
 def ranking_verdict(claim_id: str, claim: str, source: str, budget: str, stats: dict[str, SeedStats],
-                    runs: dict, missing: str | None, label: Callable[[str], str], **kwargs) -> Verdict:
-    """A '-c10' claim 'AdAutoMix beats each other method' on the stand-in data (kwargs: winner_checks')."""
+                    runs: dict, missing: str | None, label: Callable[[str], str], paper_value: str = "",
+                    **kwargs) -> Verdict:
+    """A '-c10' claim 'AdAutoMix beats each other method' on the stand-in data (kwargs: winner_checks');
+    ``paper_value``: the paper's numbers it rests on (e.g. ``verdicts.paper_winner_text``)."""
     checks = winner_checks(stats, label, **kwargs)
     ours = leader_text(WINNER, stats, label, higher_is_better=kwargs.get("higher_is_better", True))
     return judge(claim_id, claim, source, budget, checks,
-                 untested_reason=needs(stats, WINNER, at_least=2, missing=missing), ours=ours, runs=runs)
+                 untested_reason=needs(stats, WINNER, at_least=2, missing=missing), paper_value=paper_value,
+                 ours=ours, runs=runs)
 
 
 # ----------------------------------------------------------------------------- the paper's data
@@ -425,6 +428,14 @@ def robustness_stats(runs: dict) -> dict[str, dict[str, SeedStats]]:
     return {"clean": evaluation_stats(runs, "fgsm", "clean_top1"),
             "corruption": evaluation_stats(runs, "corruption", "mean"),
             "fgsm_error": evaluation_stats(runs, "fgsm", "fgsm_error")}
+
+
+def table4_text(key: str) -> str:
+    """The paper's side of a Table 4 claim ('clean', 'corruption', 'fgsm_error'): the table is missing from our
+    copy of the paper, so what Sec. 4.3's text says instead."""
+    gains = extras("adautomix_table4")["text_gains_over_automix"]
+    return (f"AdAutoMix {gains[key]:+.2f} over AutoMix (Sec. 4.3 text)" if key in gains
+            else "lowest, stated in the text (the table is missing from our copy)")
 
 
 def robustness_markdown(stats: dict[str, dict[str, SeedStats]], label: Callable[[str], str]) -> str:
