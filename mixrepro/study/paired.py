@@ -4,7 +4,10 @@ Two kinds of pairing carry the evidence. Runs of two methods with the same seed
 see the same data order and start from the same initialisation, so per-seed
 scores are compared as paired differences (a paired t interval over seeds).
 Runs also store their predicted class on one shared test set, so two networks
-can be compared image by image (McNemar's exact test, a paired bootstrap).
+can be compared image by image (McNemar's exact test, a paired bootstrap); a
+score that is not a rate of right answers (ECE) is compared by resampling the
+images (``bootstrap_statistic_difference`` on per-image confidences, or
+``worst_case_bootstrap_difference`` from a stored reliability diagram).
 The seed comparison is the one that speaks about *methods*: an image-level test
 only says that two particular networks differ, and seed-to-seed variation is
 usually larger than what it detects. It is therefore reported, and only decides

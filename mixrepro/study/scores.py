@@ -205,8 +205,8 @@ def per_image_statistics(records, name: str, key: str | tuple[str, ...], network
     """Per run, the stored ECE number as a statistic a bootstrap can resample: ``paired.BinnedCalibration``
     from the run's 'confidence' evaluation (per-image confidences), else ``paired.DiagramCalibration`` from
     its stored reliability diagram; () for anything but an ECE number or where a run has neither. Either
-    must give back the stored
-    ECE: otherwise they are not the same network's (or the same test images'), and the study stops."""
+    must give back the stored ECE: otherwise they are not the same network's (or the same test images'),
+    and the study stops."""
     bins = ece_bins(name, key)
     if bins is None or not records:
         return ()
