@@ -450,6 +450,9 @@ def cell_text(stats: SeedStats | None) -> str:
     return stats.text(3)
 
 
+FIG4_PAPER_VALUE = "masks shown, no numbers (Fig. 4)"
+
+
 def nontrivial_verdict(claim_id: str, claim: str, source: str, budget: str, runs: dict, missing: str | None
                        ) -> Verdict:
     """'Mix Block+ spreads its masks more than AutoMix's Mix Block', early in training and at the end."""
@@ -459,6 +462,7 @@ def nontrivial_verdict(claim_id: str, claim: str, source: str, budget: str, runs
     last = phases["last epoch"]
     return judge(claim_id, claim, source, budget, checks,
                  untested_reason=needs(last, WINNER, "automix", missing=missing),
+                 paper_value=FIG4_PAPER_VALUE,
                  ours="; ".join(f"{method_label(m)} {s.mean:.2f} % (n={s.n}, last epoch)" for m, s in last.items()),
                  runs=runs)
 
@@ -475,7 +479,7 @@ def lambda_verdict(claim_id: str, claim: str, source: str, budget: str, runs: di
                               SeedStats.constant(floor, gap[WINNER]), higher_is_better=False)]
     ours = f"slope {slope[WINNER].mean:.1f} %, E|m − λ| {gap[WINNER].mean:.2f} %" if WINNER in slope else ""
     return judge(claim_id, claim, source, budget, checks, untested_reason=needs(slope, WINNER, missing=missing),
-                 ours=ours, runs={m: r for m, r in runs.items() if m == WINNER})
+                 paper_value=FIG4_PAPER_VALUE, ours=ours, runs={m: r for m, r in runs.items() if m == WINNER})
 
 
 def plot_mask_diagnostics(runs: dict, floor: float | None = None):
