@@ -43,7 +43,7 @@ def confidence_and_correct(probs_or_logits: torch.Tensor, labels: torch.Tensor, 
     return confidence, prediction == labels.cpu().long()
 
 
-def _bin_index(confidence: torch.Tensor, n_bins: int) -> torch.Tensor:
+def bin_index(confidence: torch.Tensor, n_bins: int) -> torch.Tensor:
     """Index of the (a, b] bin of each confidence; float64 edges linspace(0, 1, n_bins + 1)."""
     inner_edges = torch.linspace(0, 1, n_bins + 1, dtype=torch.float64)[1:-1]
     return torch.bucketize(confidence, inner_edges, right=False)  # edge e < c <= next edge
@@ -53,7 +53,7 @@ def binned_statistics(probs_or_logits, labels, n_bins: int = 10, from_logits: bo
     """Per-bin count, accuracy and mean confidence as float64 tensors (NaN for empty bins)."""
     _check_bins(n_bins)
     confidence, correct = confidence_and_correct(probs_or_logits, labels, from_logits)
-    index = _bin_index(confidence, n_bins)
+    index = bin_index(confidence, n_bins)
     count = torch.zeros(n_bins, dtype=torch.float64).index_add_(0, index, torch.ones_like(confidence))
     hits = torch.zeros(n_bins, dtype=torch.float64).index_add_(0, index, correct.double())
     conf_sum = torch.zeros(n_bins, dtype=torch.float64).index_add_(0, index, confidence)

@@ -28,7 +28,8 @@ A claim's checks are turned into a verdict by this rule, in plain words:
   failure to reproduce, only a statement that the seeds and images we could
   afford cannot tell, together with the smallest difference they could have seen.
 
-Pure functions on numpy arrays (numpy and scipy only, no torch). Differences
+Pure functions on numpy arrays (numpy and scipy only; ``BinnedCalibration.from_images`` borrows
+the ECE's binning from ``evaluate.calibration``, so both use one rule). Differences
 are in percentage points when the inputs are accuracies in percent or boolean
 correctness arrays.
 """
@@ -222,8 +223,12 @@ class BinnedCalibration(PerImageStatistic):
                                         "a 1-D float array and a boolean array of the same length")
         if isinstance(n_bins, bool) or not isinstance(n_bins, int) or n_bins < 1:
             raise InvalidParameterError("n_bins", n_bins, "a positive integer")
-        inner_edges = np.linspace(0.0, 1.0, n_bins + 1)[1:-1]
-        return cls(np.searchsorted(inner_edges, confidence, side="left"), correct - confidence, n_bins)
+        import torch  # the bins are the ECE's own (evaluate.calibration), not a second copy of its edges
+
+        from ..evaluate.calibration import bin_index
+
+        bins = bin_index(torch.from_numpy(confidence), n_bins).numpy()
+        return cls(bins, correct - confidence, n_bins)
 
     @property
     def n_images(self) -> int:
@@ -231,10 +236,8 @@ class BinnedCalibration(PerImageStatistic):
 
     def weighted(self, weights: np.ndarray) -> np.ndarray:
         """[R] ECEs (percent) for [R, N] image weights."""
-        one_hot = np.zeros((self.gap.size, self.n_bins))
-        one_hot[np.arange(self.gap.size), self.bin_index] = 1.0
-        per_bin = (weights * self.gap) @ one_hot
-        return 100.0 * np.abs(per_bin).sum(1) / weights.sum(1)
+        per_bin = [weights[:, self.bin_index == b] @ self.gap[self.bin_index == b] for b in range(self.n_bins)]
+        return 100.0 * np.abs(np.stack(per_bin, axis=1)).sum(1) / weights.sum(1)
 
 
 @dataclass(frozen=True)
