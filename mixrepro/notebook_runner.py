@@ -45,12 +45,15 @@ def notebook_paths(folder=NOTEBOOKS_DIR, only: list[str] | None = None) -> list[
 
 
 def kernel_environment() -> None:
-    """Make the ``python3`` kernel this interpreter, and point it at the data where the study keeps it."""
+    """Make the ``python3`` kernel this interpreter, point it at the data where the study keeps it, and
+    give each kernel one thread: pages are executed the same way on every machine (their runs pin their
+    own recipe's threads; ``--jobs`` uses the cores), and the nbval test checks them at two threads."""
     bin_dir = str(Path(sys.executable).parent)
     os.environ["PATH"] = bin_dir + os.pathsep + os.environ.get("PATH", "")
     if not os.environ.get("MIXREPRO_DATA") and SHARED_DATA.is_dir():
         os.environ["MIXREPRO_DATA"] = str(SHARED_DATA)
     os.environ.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")  # silences a debugger warning on stderr
+    os.environ["OMP_NUM_THREADS"] = "1"
 
 
 def is_stderr_stream(output) -> bool:

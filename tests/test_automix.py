@@ -5,6 +5,9 @@ in learned_helpers.py.
 """
 import copy
 import math
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -333,6 +336,16 @@ def test_ignore_lambda_floor_numbers():
     for bad in ((2.0, 3, "beta"), (1.0, 1, "dirichlet"), (1.0, 3, "uniform")):
         with pytest.raises(InvalidParameterError):
             ignore_lambda_floor(*bad)
+
+
+def test_ignore_lambda_floor_is_the_same_bits_at_any_thread_count():
+    """The pages print this floor (and values derived from it): nbval must pass on a machine of any size.
+    Fresh processes: torch keeps its first thread pool's split of a reduction within one process."""
+    code = ("from mixrepro.methods.mixblock import ignore_lambda_floor as f; "
+            "print(repr(f(2.0, 2, 'beta')), repr(f(1.0, 3, 'normalized_beta')))")
+    outputs = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                              env={**os.environ, "OMP_NUM_THREADS": str(n)}).stdout for n in (1, 2, 3)}
+    assert len(outputs) == 1, outputs
 
 
 def test_lambda_response_recovers_correlation_and_slope_from_averaged_step_logs():

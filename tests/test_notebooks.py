@@ -231,6 +231,14 @@ def test_dm_autograd_checks_pass():
     assert shift["decoupled"] == 0.0 and shift["mce"] > 0.1
 
 
+def test_proof_summary_counts_what_held():
+    ok, bad = study.Check("a", "supports", ""), study.Check("b", "contradicts", "")
+    assert study.proof_summary([ok, ok], [ok]) == ("2 of 2 symbolic identities exact (sympy); "
+                                                   "1 of 1 autograd check within tolerance")
+    assert study.proof_summary([ok, bad], [bad]).startswith("1 of 2 symbolic") and "0 of 1 autograd" in \
+        study.proof_summary([ok, bad], [bad])
+
+
 def test_confidence_gap_is_signed_and_weighted():
     diagram = {"count": [0, 2, 6], "confidence": [None, 0.4, 0.9], "accuracy": [None, 0.5, 0.7]}
     gap = study.confidence_gap({"reliability_10bins": diagram})
@@ -319,9 +327,12 @@ def test_committed_notebooks_record_verdicts():
 
 
 def _nbval(notebook_dir: Path, names: list[str], tmp_path: Path) -> subprocess.CompletedProcess:
-    """``pytest --nbval`` on ``names`` in ``notebook_dir`` with no data and no checkpoint cache."""
+    """``pytest --nbval`` on ``names`` in ``notebook_dir`` with no data and no checkpoint cache.
+
+    At two threads, where the committed pages were executed at one: a page whose numbers depend on
+    the machine's thread count (a torch reduction splits its sum by threads) fails here."""
     env = {**os.environ, "MIXREPRO_DATA": str(tmp_path / "no-data"), "MIXREPRO_CACHE": str(tmp_path / "no-cache"),
-           "OMP_NUM_THREADS": "1", "PYDEVD_DISABLE_FILE_VALIDATION": "1",
+           "OMP_NUM_THREADS": "2", "PYDEVD_DISABLE_FILE_VALIDATION": "1",
            "PATH": str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", "")}
     env.pop("MIXREPRO_RESULTS", None)
     command = [sys.executable, "-m", "pytest", "--nbval", "--nbval-current-env", "--nbval-sanitize-with",
@@ -542,3 +553,17 @@ def test_plan_pages_refuses_only_because_it_would_write_a_partial_plan(capsys):
     with pytest.raises(SystemExit):
         main(["--plan-pages", "--only", "fgsm"])
     assert "partial plan" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_runner_executes_each_page_at_one_thread_whatever_the_machine_sets(tmp_path, monkeypatch):
+    """Pages executed at the machine's thread count would carry its reduction order into their numbers."""
+    from mixrepro.notebook_runner import kernel_environment, run_all
+
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")  # as a user's shell might; restored after the test
+    monkeypatch.setenv("PATH", os.environ.get("PATH", ""))
+    paths = one_cell_notebooks(tmp_path, {"threads": "import torch; open('threads', 'w').write("
+                                                     "str(torch.get_num_threads()))"})
+    kernel_environment()
+    assert run_all({paths[0]: {}}, timeout_s=120, keep_going=False) == []
+    assert (tmp_path / "threads").read_text() == "1"

@@ -227,7 +227,9 @@ def ignore_lambda_floor(alpha: float, num_sources: int = 2, sampler: str = "beta
 
     Deterministic quadrature on quantile grids (midpoint rule in each Beta draw's quantile):
     1-D with 200,000 points for the Beta marginals, N-D with about 4 million points for the
-    normalised draws (error below 1e-3 for N <= 5).
+    normalised draws (error below 1e-3 for N <= 5). In numpy, whose float sums do not depend on
+    the thread count (torch's parallel reductions do: the pages that print this floor must read
+    the same on any machine).
     """
     from scipy.special import betaincinv
 
@@ -238,15 +240,14 @@ def ignore_lambda_floor(alpha: float, num_sources: int = 2, sampler: str = "beta
         raise InvalidParameterError("num_sources", num_sources, "2 for the two-image 'beta' sampler")
     if sampler == "normalized_beta":
         k = max(8, int(round(4e6 ** (1 / num_sources))))
-        q = torch.from_numpy(betaincinv(alpha, alpha, (np.arange(k) + 0.5) / k))
-        grids = torch.meshgrid(*([q] * num_sources), indexing="ij")
-        lam = (grids[0] / sum(grids)).flatten()
+        q = betaincinv(alpha, alpha, (np.arange(k) + 0.5) / k)
+        grids = np.meshgrid(*([q] * num_sources), indexing="ij", sparse=True)
+        lam = (grids[0] / sum(grids)).ravel()
     else:
         k = 200_000
         b = alpha if sampler == "beta" else (num_sources - 1) * alpha
-        lam = torch.from_numpy(betaincinv(alpha, b, (np.arange(k) + 0.5) / k))
-    median = float(np.median(lam.numpy()))
-    return float((lam - median).abs().mean())
+        lam = betaincinv(alpha, b, (np.arange(k) + 0.5) / k)
+    return float(np.abs(lam - np.median(lam)).mean())
 
 
 # ----------------------------------------------------------------------------------------------

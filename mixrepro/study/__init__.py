@@ -25,7 +25,7 @@ from .figures import plot_accuracy_vs_fgsm, plot_paper_table, plot_paper_vs_ours
 from .paper_tables import PAPER_NUMBERS_DIR, PaperTable, comparable_to_paper, load_paper_table, nearest_column, \
     paper_table_markdown
 from .parameters import NotebookParameters, deviations_markdown, open_table_notebook, validate_parameters
-from .propositions import dm_autograd_checks, dm_symbolic_checks
+from .propositions import dm_autograd_checks, dm_symbolic_checks, proof_summary
 from .scores import SeedStats, comparison_markdown, confidence_gap, evaluation_stats, run_evaluation, run_top1, \
     scored_stats
 from .verdicts import DEFAULT_TOLERANCE, EVIDENCE_BUDGETS, K_SE, VERDICTS, Check, Verdict, check_close, \
@@ -44,7 +44,8 @@ __all__ = [
     "plot_reliability",
     "plot_top1_curves", "PAPER_NUMBERS_DIR", "PaperTable", "comparable_to_paper", "load_paper_table",
     "nearest_column", "paper_table_markdown", "NotebookParameters", "deviations_markdown", "validate_parameters",
-    "dm_autograd_checks", "dm_symbolic_checks", "lambda_sensitivity", "SeedStats", "comparison_markdown",
+    "dm_autograd_checks", "dm_symbolic_checks", "proof_summary", "lambda_sensitivity", "SeedStats",
+    "comparison_markdown",
     "confidence_gap", "evaluation_stats", "run_evaluation", "run_top1", "scored_stats", "DEFAULT_TOLERANCE",
     "EVIDENCE_BUDGETS", "K_SE", "VERDICTS", "Check", "Verdict", "check_close", "check_identity", "check_not_worse",
     "check_order", "check_symbolic", "closeness_checks", "decide_verdict", "judge", "read_verdicts",

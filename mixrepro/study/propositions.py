@@ -16,3 +16,15 @@ def dm_autograd_checks(batch: int = 64, num_classes: int = 10, seed: int = 0, to
     """{'prop1': [...], 'prop2': [...]}: autograd against the closed forms, within ``tolerance``."""
     return {prop: [check_identity(statement, difference, tolerance) for statement, difference in items]
             for prop, items in autograd_differences(batch, num_classes, seed).items()}
+
+
+def proof_summary(symbolic: list[Check], numeric: list[Check]) -> str:
+    """The ledger's 'ours' cell of a proposition: how many symbolic and autograd checks hold, e.g.
+    '4 of 4 symbolic identities exact (sympy); 1 of 1 autograd checks within tolerance'."""
+    def held(checks):
+        return sum(c.outcome == "supports" for c in checks)
+
+    identities = "identity" if len(symbolic) == 1 else "identities"
+    checks = "check" if len(numeric) == 1 else "checks"
+    return (f"{held(symbolic)} of {len(symbolic)} symbolic {identities} exact (sympy); "
+            f"{held(numeric)} of {len(numeric)} autograd {checks} within tolerance")
