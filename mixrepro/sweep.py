@@ -145,15 +145,15 @@ def run_worker(plan: Plan, *, results_root=None, progress: bool = False, deadlin
 
     store, done = ResultsStore(results_root), 0
     for config in pending(plan, store):
-        ok, why = fits(store, config, deadline, margin)
-        if not ok:
-            print(f"sweep {plan.name}: not starting {config.method} seed {config.seed} ({config.key()}): {why}",
-                  flush=True)
-            continue
-        claim = try_claim(config)
+        claim = try_claim(config)  # first: a run another worker holds is neither started nor reported
         if claim is None:
             continue
         try:
+            ok, why = fits(store, config, deadline, margin)
+            if not ok:
+                print(f"sweep {plan.name}: not starting {config.method} seed {config.seed} ({config.key()}): "
+                      f"{why}", flush=True)
+                continue
             if run_state(plan, store, config) == "done":  # finished by another worker meanwhile
                 continue
             if unpark(store.root, config):

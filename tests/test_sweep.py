@@ -280,6 +280,12 @@ def test_a_deadline_starts_only_runs_that_can_finish_before_it(tmp_path, cache, 
     plan = plans.Plan("t", "test", configs, runtime={})
     assert sweep.run_worker(plan, results_root=tmp_path, deadline=time.time() + 1.0) == 0
     assert capsys.readouterr().out.count("not starting") == 2
+    held = sweep.claim_dir() / f"{configs[0].key()}.claim"
+    held.write_text(str(os.getppid()))  # another live worker trains the first run: not ours to report
+    assert sweep.run_worker(plan, results_root=tmp_path, deadline=time.time() + 1.0) == 0
+    assert capsys.readouterr().out.count("not starting") == 1 and held.read_text() == str(os.getppid())
+    held.unlink()
+    assert not list(sweep.claim_dir().glob("*.claim"))  # the claim taken to price a run is released
     assert sweep.run_worker(plan, results_root=tmp_path, deadline=time.time() + 3600) == 2
     monkeypatch.setattr(plans, "load_bench_report", lambda: fake_bench(vanilla=0.2))  # cannot price 'tiny'
     assert sweep.fits(store, tiny_config(seed=2, epochs=1), time.time() + 3600, 1.0) == (
