@@ -166,6 +166,16 @@ def test_mask_statistics_from_the_logs():
     assert pages.collapse_check({}) == []
 
 
+def test_one_collapsed_seed_contradicts_no_collapse_whatever_the_mean():
+    """AutoMix seed 1 of the study ended at std 0.0001 beside seed 0's 0.0742: a per-run claim, per seed."""
+    mixed = {"std": study.SeedStats((0.0742, 0.0001), seeds=(0, 1))}
+    checks = pages.no_collapse_check(mixed)
+    assert [c.outcome for c in checks] == ["supports", "contradicts"]
+    assert checks[1].statement.startswith("seed 1:") and "0.0001 (collapsed)" in checks[1].detail
+    assert [c.outcome for c in pages.collapse_check(mixed)] == ["contradicts", "supports"]
+    assert study.decide_verdict(checks) == "partly"
+
+
 def test_lambda_follow_checks():
     response = {"correlation": study.SeedStats((0.8, 0.85, 0.9)), "abs_gap": study.SeedStats((0.05, 0.06, 0.04)),
                 "floor": study.SeedStats((0.1875,) * 3), "slope": study.SeedStats((1.0, 1.0, 1.0))}
