@@ -213,7 +213,11 @@ KERNEL_START_FAILURE = "Kernel died before replying to kernel_info"
 
 
 def execute(path: Path, parameters: dict, timeout_s: int | None) -> tuple[float, str | None]:
-    """Run one notebook: (wall seconds, the error's text or None). Module level, so a worker process can run it."""
+    """Run one notebook: (wall seconds, the error's text or None). Module level, so a worker process can run it.
+    The kernel learns its page's name (``collect.WANTED_PAGE_ENV``): runs it records for a plan name it."""
+    from .study.collect import WANTED_PAGE_ENV
+
+    os.environ[WANTED_PAGE_ENV] = path.stem  # one notebook at a time per process: no other kernel reads it
     start = time.perf_counter()
     for attempt in range(2):
         try:

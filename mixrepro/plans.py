@@ -17,8 +17,9 @@ budgeted (estimate from the committed bench report; book/protocol_pilot).
 
 ``pages``: the runs the book's pages ask for at the ``cpu`` budget that ``study`` does not train:
 ablation arms and sweep points, one seed each (the pages define them; executing every page
-loading-only records what they miss, ``notebook_runner --plan-pages``). Cheapest first; run it
-after ``study``.
+loading-only records what they miss, ``notebook_runner --plan-pages``). A page's claims wait for
+all its runs, so the page whose runs cost the fewest hours comes first (its runs cheapest first);
+run it after ``study``.
 """
 from __future__ import annotations
 
@@ -218,25 +219,39 @@ def study_plan() -> Plan:
 
 def pages_plan_content(recorded_lines) -> dict:
     """The pages plan file's content from the lines the pages recorded (``study.collect.record_wanted``):
-    each run once, without the study plan's own runs, cheapest first by the bench report (so evidence
-    lands early), with every evaluation a page asked for besides the study's."""
-    configs, asked = {}, set()
+    each run once, without the study plan's own runs, with every evaluation a page asked for besides the
+    study's. Ordered so that claims get decided early: a page's claims wait for all of its runs, so the
+    page whose runs cost the fewest hours in total comes first, each page's runs cheapest first (a run
+    two pages ask for goes with the first). ``pages`` lists each page's runs and hours in that order."""
+    configs, asked, by_page = {}, set(), {}
     for line in recorded_lines:
         item = json.loads(line)
         config = RunConfig.from_dict(item["config"])
         asked.update(item["evaluations"])
         if not in_study_plan(config):
             configs[config.key()] = config
+            by_page.setdefault(item.get("page", ""), set()).add(config.key())
     hours = {key: run_hours(config) for key, config in configs.items()}  # each reads the bench report
-    ordered = sorted(configs.values(), key=lambda c: (math.inf if hours[c.key()] is None else hours[c.key()],
-                                                      c.key()))
+
+    def cost(key):
+        return math.inf if hours[key] is None else hours[key]
+
+    page_hours = {page: sum(cost(key) for key in keys) for page, keys in by_page.items()}
+    ordered, pages = [], []
+    for page in sorted(by_page, key=lambda p: (page_hours[p], p)):
+        keys = [key for key in sorted(by_page[page], key=lambda k: (cost(k), k)) if key not in ordered]
+        ordered += keys
+        total = page_hours[page]
+        pages.append({"page": page, "runs": len(by_page[page]), "new_runs": len(keys),
+                      "hours_of_one_core": None if math.isinf(total) else round(total, 1)})
     return {"about": PAGES_PLAN_ABOUT, "hours_of_one_core": round(sum(h for h in hours.values() if h), 1),
             "evaluations": list(STUDY_EVALUATIONS) + sorted(asked - set(STUDY_EVALUATIONS)),
-            "configs": [c.to_dict() for c in ordered]}
+            "pages": pages, "configs": [configs[key].to_dict() for key in ordered]}
 
 
 PAGES_PLAN_ABOUT = ("runs the book's pages ask for at the cpu budget beyond the study plan (ablation arms and "
-                    "sweep points, one seed each); written by `python -m mixrepro.notebook_runner --plan-pages`")
+                    "sweep points, one seed each), the page whose runs cost the fewest hours first; written by "
+                    "`python -m mixrepro.notebook_runner --plan-pages`")
 
 
 def pages_plan(path: Path = PAGES_PLAN_FILE) -> Plan:

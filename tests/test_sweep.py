@@ -1,6 +1,7 @@
 """Sweep plans (which runs, in which order) and the sweep worker (claims, train, evaluate, resume)."""
 from __future__ import annotations
 
+import json
 import os
 
 import pytest
@@ -364,14 +365,37 @@ def test_pages_record_the_runs_they_ask_for_and_the_pages_plan_keeps_those_outsi
     assert content["evaluations"][:len(plans.STUDY_EVALUATIONS)] == list(plans.STUDY_EVALUATIONS)
 
 
-def test_the_committed_pages_plan_is_outside_the_study_plan_and_cheapest_first():
+def test_the_pages_plan_puts_the_page_that_finishes_soonest_first(monkeypatch):
+    """Page b's two 1-hour runs (2 h) come before page a's 3-hour run, though page c's 0.5-hour run is
+    the cheapest of all it comes last: c also needs a 4-hour run. A run two pages share goes with the first."""
+    hours = {"r1": 3.0, "r2": 1.0, "r3": 1.0, "r4": 0.5, "r5": 4.0}
+    configs = {name: RunConfig(method="mixup", dataset=plans.DATASET, method_params={"alpha": 0.1 * (i + 1)})
+               for i, name in enumerate(hours)}
+    by_key = {c.key(): hours[name] for name, c in configs.items()}
+    monkeypatch.setattr(plans, "run_hours", lambda c: by_key[c.key()])
+
+    def line(page, name):
+        return json.dumps({"config": configs[name].to_dict(), "evaluations": ["ece"], "page": page})
+
+    asked = [("a", "r1"), ("b", "r2"), ("b", "r3"), ("c", "r4"), ("c", "r5"), ("c", "r2")]
+    content = plans.pages_plan_content([line(page, name) for page, name in asked])
+    order = [next(n for n, c in configs.items() if c.key() == RunConfig.from_dict(d).key()) for d in content["configs"]]
+    assert order == ["r2", "r3", "r1", "r4", "r5"]
+    assert [(p["page"], p["runs"], p["new_runs"], p["hours_of_one_core"]) for p in content["pages"]] == [
+        ("b", 2, 2, 2.0), ("a", 1, 1, 3.0), ("c", 3, 2, 5.5)]
+
+
+def test_the_committed_pages_plan_is_outside_the_study_plan_and_ordered_by_page():
     plan = plans.get_plan("pages")
     assert plan.configs and len({c.key() for c in plan.configs}) == len(plan.configs)
     assert not any(plans.in_study_plan(c) for c in plan.configs)
     assert all(c.dataset == plans.DATASET and c.epochs == 120 for c in plan.configs)
-    hours = [plans.run_hours(c) for c in plan.configs]
-    priced = [h for h in hours if h is not None]
-    assert priced == sorted(priced) and None not in hours[:len(priced)]
+    pages = json.loads(plans.PAGES_PLAN_FILE.read_text())["pages"]
+    totals = [p["hours_of_one_core"] for p in pages]
+    priced = [t for t in totals if t is not None]
+    assert priced == sorted(priced) and None not in totals[:len(priced)]
+    assert sum(p["new_runs"] for p in pages) == len(plan.configs)
+    assert all(p["page"] for p in pages)  # every line named the page that asked (the runner sets it)
 
 
 def test_a_worker_given_several_plans_goes_on_to_the_next_when_one_is_done(tmp_path, cache, monkeypatch):

@@ -14,6 +14,9 @@ SHARED_EVALUATIONS = ("ece", "fgsm")  # computed for every run, so notebooks sha
 # A file each page appends every study-dataset run it asks for to, stored or not, one JSON line per run
 # (``notebook_runner --plan-pages`` sets it and turns the lines into the ``pages`` sweep plan).
 WANTED_RUNS_ENV = "MIXREPRO_RECORD_WANTED"
+# The page executing (its notebook's stem, set by the runner): each recorded line names the page that
+# asked, so the pages plan can order its runs by page.
+WANTED_PAGE_ENV = "MIXREPRO_RECORD_PAGE"
 DM_CE_PARAMS = {"loss": "dm_ce"}  # method_params that train a method with DM(CE) instead of MCE
 
 
@@ -93,7 +96,8 @@ def record_wanted(config, evaluations: Sequence[str]) -> None:
     """Append a run a page asks for to the file named by $MIXREPRO_RECORD_WANTED, if set."""
     path = os.environ.get(WANTED_RUNS_ENV)
     if path:
-        line = json.dumps({"config": config.to_dict(), "evaluations": list(evaluations)}, sort_keys=True)
+        line = json.dumps({"config": config.to_dict(), "evaluations": list(evaluations),
+                           "page": os.environ.get(WANTED_PAGE_ENV, "")}, sort_keys=True)
         with open(path, "a") as handle:  # O_APPEND: lines from pages executed at once stay whole
             handle.write(line + "\n")
 
