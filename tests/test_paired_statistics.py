@@ -395,7 +395,7 @@ def test_check_order_pairs_only_the_seeds_both_methods_have():
     assert "+0.50 ± 0.00" in check.detail and "over 2 paired seeds" in check.detail
 
 
-def test_check_order_with_one_shared_seed_falls_back_to_the_single_seed_rule():
+def test_check_order_with_one_shared_seed_compares_every_network_with_every_network():
     from mixrepro.study.verdicts import check_order
 
     correct_a = [np.array([True, True, False]), np.array([True, True, True])]
@@ -403,9 +403,26 @@ def test_check_order_with_one_shared_seed_falls_back_to_the_single_seed_rule():
     a = _stats([80.0, 82.0], seeds=[1, 0], correct=correct_a)
     b = _stats([79.0], seeds=[0], correct=correct_b)
     check = check_order("A", a, "B", b)
-    assert "+3.00 points (1 seed" in check.detail  # seed 0: 82.0 - 79.0, not seed 1's 80.0
-    # McNemar on seed 0's networks: A right on all 3, B on 1 -> only A right 2
-    assert "only A right 2, only B right 0" in check.detail
+    seed1, seed0 = check.detail.split("; seed 0 vs seed 0: ")
+    assert seed1.startswith("every network against every network: seed 1 vs seed 0:")
+    assert "+1.00 points (1 seed" in seed1 and "only A right 1, only B right 0" in seed1  # A's seed 1: 80.0
+    assert "+3.00 points (1 seed" in seed0 and "only A right 2, only B right 0" in seed0  # A's seed 0: 82.0
+
+
+def test_one_seed_against_a_method_whose_seeds_disagree_is_inconclusive():
+    """The study's FGSM error: AdAutoMix (seed 0 only) 71.78; AutoMix 76.96 (seed 0) and 65.68 (seed 1).
+    Seed 0 alone said 'lower', significantly; AutoMix's seed-1 network says the opposite."""
+    from mixrepro.study.verdicts import check_order
+
+    adautomix = SeedStats((71.78,), n_images=10_000, seeds=(0,))
+    automix = SeedStats((76.96, 65.68), n_images=10_000, seeds=(0, 1))
+    check = check_order("AdAutoMix", adautomix, "AutoMix", automix, higher_is_better=False)
+    assert check.outcome == "inconclusive"
+    assert "seed 0 vs seed 0: supports" in check.detail and "seed 0 vs seed 1: contradicts" in check.detail
+    assert check_order("AdAutoMix", adautomix, "AutoMix", SeedStats((76.96, 79.0), n_images=10_000, seeds=(0, 1)),
+                       higher_is_better=False).outcome == "supports"  # beats both networks: supported
+    assert check_order("AdAutoMix", adautomix, "AutoMix", SeedStats((60.0, 65.68), n_images=10_000, seeds=(0, 1)),
+                       higher_is_better=False).outcome == "contradicts"
 
 
 def test_a_constant_takes_the_seeds_of_what_it_is_compared_with():

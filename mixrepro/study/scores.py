@@ -53,6 +53,12 @@ class SeedStats:
                          tuple(self.correct[i] for i in index) if self.correct else (),
                          self.n_images, tuple(seeds), tuple(self.images[i] for i in index) if self.images else ())
 
+    def network(self, seed: int) -> "SeedStats":
+        """The network of one seed as a one-value SeedStats that does not name its seed, so a check can
+        compare it with another method's network of a different seed (per image, on the same test set)."""
+        one = self.on_seeds((seed,))
+        return SeedStats(one.values, one.correct, one.n_images, (), one.images)
+
     @classmethod
     def constant(cls, value: float, like: "SeedStats") -> "SeedStats":
         """A fixed threshold with ``like``'s seeds, so a seed-paired check tests ``like``'s values against it
