@@ -448,29 +448,25 @@ def mask_std_checks(stats: dict[str, SeedStats], collapsed: bool) -> list[Check]
     TRIVIAL_MASK_STD)? ``collapsed`` is what the claim says. Per run, not over seeds: "the pipeline
     prevents collapse" is a claim about every run, so one collapsed seed contradicts it whatever the
     mean; the std is an average over a whole epoch's masks, so it is no noisier than its digits."""
+    word = "below" if collapsed else "above"
+    return [Check(f"seed {seed}: final spatial mask std {word} {TRIVIAL_MASK_STD} (trivial, Mixup-like)",
+                  "supports" if (value < TRIVIAL_MASK_STD) == collapsed else "contradicts",
+                  f"final spatial mask std {text}") for seed, value, text in _final_stds(stats)]
+
+
+def _final_stds(stats: dict[str, SeedStats]) -> list[tuple[int, float, str]]:
+    """(seed, final mask std, '0.0001 (collapsed)') per run; empty without runs."""
     if "std" not in stats:
         return []
     std = stats["std"]
-    seeds = std.seeds or tuple(range(len(std.values)))
-    checks = []
-    for seed, value in zip(seeds, std.values):
-        is_trivial = value < TRIVIAL_MASK_STD
-        word = "below" if collapsed else "above"
-        checks.append(Check(f"seed {seed}: final spatial mask std {word} {TRIVIAL_MASK_STD} (trivial, Mixup-like)",
-                            "supports" if is_trivial == collapsed else "contradicts",
-                            f"final spatial mask std {value:.4f}" + (" (collapsed)" if is_trivial else "")))
-    return checks
+    return [(seed, value, f"{value:.4f}" + (" (collapsed)" if value < TRIVIAL_MASK_STD else ""))
+            for seed, value in zip(std.seeds or range(std.n), std.values)]
 
 
 def mask_std_text(stats: dict[str, SeedStats]) -> str:
     """The ledger's 'ours' cell: each seed's final spatial mask std, e.g. 'seed 0: 0.0742; seed 1: 0.0001
     (collapsed)' (empty without runs)."""
-    if "std" not in stats:
-        return ""
-    std = stats["std"]
-    seeds = std.seeds or tuple(range(len(std.values)))
-    return "; ".join(f"seed {seed}: {value:.4f}" + (" (collapsed)" if value < TRIVIAL_MASK_STD else "")
-                     for seed, value in zip(seeds, std.values))
+    return "; ".join(f"seed {seed}: {text}" for seed, _, text in _final_stds(stats))
 
 
 def no_collapse_check(stats: dict[str, SeedStats]) -> list[Check]:
