@@ -39,3 +39,18 @@ def test_audit_arms_are_rows_of_their_own_not_extra_seeds_of_the_method():
     assert arms["Mixup, cosine floor 0.05"].planned == 1
     assert arms["SaliencyMix, saliency_input=reference-float"].planned == 1
     assert arms["AdAutoMix, cosine_sign=reference"].planned == 1 and arms["AdAutoMix, lam_margin=0.03"].planned == 1
+
+
+def test_pools_table_has_a_row_per_metric_and_the_vanilla_pair_in_its_spread():
+    from mixrepro.study.pooled import pool_over_study
+    from mixrepro.study.scores import run_top1
+
+    table = overview.pools_table(STORE)
+    assert [line.split(" | ")[0].lstrip("| ") for line in table.splitlines()[2:]] == [
+        label for label, _, _ in overview.POOLED_METRICS]
+    # Vanilla's two committed seeds (79.385, 80.105, the pilot's small-data runs) are in the pool: an arm
+    # with seeds 0 and 1 adds half its squared (seed 1 - seed 0 - fitted seed effect) to the residual sum.
+    pool = pool_over_study(STORE, "online top-1", lambda r: run_top1(r, "online"))
+    assert "Vanilla" in pool.arms and pool.dof >= 1
+    effect = dict(pool.seed_effects).get(1, 0.0)
+    assert pool.variance * pool.dof >= (80.105 - 79.385 - effect) ** 2 / 2 - 1e-9

@@ -242,13 +242,15 @@ def seed_spread(runs: dict) -> tuple[float | None, int]:
     """(pooled standard deviation of the scored top-1 over seeds, methods it pools) of the study's runs.
 
     A choice's effect is measured by one run each, so the question is whether the difference is larger
-    than two runs of one method differ by seed alone.
+    than two runs of one method differ by seed alone. The spread is the study's pooled one
+    (``pooled.pool_seed_variance``: seed effects removed, an arm that spreads far more left out).
     """
-    from .scores import scored_stats
+    from .pooled import pool_seed_variance
+    from .scores import run_top1
 
-    spreads = [(stats.n - 1, stats.std ** 2) for stats in scored_stats(runs).values() if stats.n > 1]
-    dof = sum(d for d, _ in spreads)
-    return (math.sqrt(sum(d * v for d, v in spreads) / dof) if dof else None), len(spreads)
+    pool = pool_seed_variance({method: {int(r.config.seed): run_top1(r, scored_network(method)) for r in records}
+                               for method, records in runs.items()}, "top-1 of the scored network")
+    return (pool.sd if pool.dof else None), sum(1 for n in pool.seeds_per_arm if n > 1)
 
 
 def seed_noise(spread: float) -> float:

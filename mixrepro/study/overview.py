@@ -148,3 +148,30 @@ def equal_compute_checks(arms: list[Arm]) -> tuple[list, str | None]:
     reason = (f"not run (or not evaluated) yet at this budget: {', '.join(missing)}; `mixrepro sweep study` "
               "trains them") if missing and not checks else None
     return checks, reason
+
+
+POOLED_METRICS = (("top-1 (scored network)", None, None), *METRICS, ("mixed-sample top-1", "mixed_accuracy", "top1"))
+
+
+def pools_table(results_root) -> str:
+    """One row per metric: the seed spread pooled over the study's arms (``mixrepro.study.pooled``), the seed
+    effects it removed, the arms it left out, and the smallest gap it detects between two methods of three
+    seeds each (80 % power, 95 % two-sided)."""
+    from .paired import detectable_noncentrality
+    from .pooled import pool_over_study
+
+    rows = []
+    for label, name, key in POOLED_METRICS:
+        def value_of(r, name=name, key=key):
+            network = scored_network(r.config.method)
+            return run_top1(r, network) if name is None else run_evaluation(r, name, key, network)
+
+        pool = pool_over_study(results_root, label, value_of)
+        effects = ", ".join(f"seed {seed}: {effect:+.2f}" for seed, effect in pool.seed_effects) or "–"
+        left_out = ", ".join(f"{arm} (p = {p:.2g})" for arm, p in pool.left_out) or "none"
+        gap = f"{detectable_noncentrality(pool.dof) * pool.sd * (2 / 3) ** 0.5:.2f}" if pool.dof >= 1 else "–"
+        rows.append([label, sum(1 for n in pool.seeds_per_arm if n > 1), f"{pool.sd:.2f}", pool.dof, effects,
+                     left_out, gap if pool.usable else f"({gap}: too few df, per-pair rule)"])
+    headers = ["metric", "arms with 2+ seeds", "pooled seed sd", "df", "seed effect vs seed 0", "left out",
+               "smallest detectable gap, 3 vs 3 seeds, this pool"]
+    return markdown_table(headers, rows)

@@ -11,7 +11,9 @@ images (``bootstrap_statistic_difference`` on per-image confidences, or
 The seed comparison is the one that speaks about *methods*: an image-level test
 only says that two particular networks differ, and seed-to-seed variation is
 usually larger than what it detects. It is therefore reported, and only decides
-when there is a single seed.
+when there is a single seed. (For the main table's methods at the cpu budget the seed
+comparison itself is replaced by one against the spread pooled over all the study's arms:
+``mixrepro.study.pooled``.)
 
 Every check of a claim ends in one of three outcomes: "supports",
 "contradicts" or "inconclusive" (the data cannot tell at this budget; the
@@ -421,7 +423,12 @@ def minimal_detectable_difference(
         return None
     if not np.isfinite(sd_difference) or sd_difference < 0:
         raise InvalidParameterError("sd_difference", sd_difference, "a finite number >= 0, or None")
-    dof = int(n) - 1
+    return detectable_noncentrality(int(n) - 1, alpha=alpha, power=power, exact=exact) * sd_difference / math.sqrt(n)
+
+
+def detectable_noncentrality(dof: int, *, alpha: float = 0.05, power: float = 0.8, exact: bool = True) -> float:
+    """The true difference, in standard errors, that a two-sided t test on ``dof`` degrees of freedom detects
+    with this power (see :func:`minimal_detectable_difference` for ``exact``)."""
     t_crit = float(stats.t.ppf(1.0 - alpha / 2.0, dof))
     noncentrality = t_crit + float(stats.t.ppf(power, dof))
     if exact:
@@ -429,7 +436,7 @@ def minimal_detectable_difference(
         while _paired_t_power(high, dof, t_crit) < power:
             high *= 2.0
         noncentrality = optimize.brentq(lambda x: _paired_t_power(x, dof, t_crit) - power, 0.0, high, xtol=1e-10)
-    return float(noncentrality * sd_difference / math.sqrt(n))
+    return float(noncentrality)
 
 
 def minimal_detectable_difference_images(

@@ -4,7 +4,7 @@ from __future__ import annotations
 import math
 import re
 import statistics
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from ..errors import InvalidParameterError, MixreproError
 from ..results import NETWORKS
@@ -31,6 +31,9 @@ class SeedStats:
     # paired.BinnedCalibration from per-image confidences, or paired.DiagramCalibration from a stored
     # reliability diagram): a one-seed comparison of a score that is not an accuracy is decided by it.
     images: tuple = field(default=(), compare=False, repr=False)
+    # The study's pooled seed spread of this metric and this method's arm in it (pooled.PoolMember), where
+    # the pool covers the arm: a check of two methods in the same pool uses it (verdicts.check_order).
+    pooled: object = field(default=None, compare=False, repr=False)
 
     def __post_init__(self):
         if self.seeds and len(self.seeds) != len(self.values):
@@ -51,7 +54,8 @@ class SeedStats:
         index = [self.seeds.index(s) for s in seeds]
         return SeedStats(tuple(self.values[i] for i in index),
                          tuple(self.correct[i] for i in index) if self.correct else (),
-                         self.n_images, tuple(seeds), tuple(self.images[i] for i in index) if self.images else ())
+                         self.n_images, tuple(seeds), tuple(self.images[i] for i in index) if self.images else (),
+                         self.pooled)
 
     def network(self, seed: int) -> "SeedStats":
         """The network of one seed as a one-value SeedStats that does not name its seed, so a check can
@@ -143,9 +147,28 @@ def scored_stats(runs: dict, value_of=None) -> dict[str, SeedStats]:
     with the scored network's per-image results where every run stored them."""
     if value_of is not None:
         return {m: SeedStats.over_runs(records, lambda r, m=m: value_of(r, m)) for m, records in runs.items()}
-    return {m: SeedStats.over_runs(records, lambda r, m=m: run_top1(r, scored_network(m)),
-                                   per_image_correct(records, scored_network(m)))
-            for m, records in runs.items()}
+    stats = {m: SeedStats.over_runs(records, lambda r, m=m: run_top1(r, scored_network(m)),
+                                    per_image_correct(records, scored_network(m)))
+             for m, records in runs.items()}
+    return with_study_pool(stats, runs, "top-1 of the scored network",
+                           lambda r: run_top1(r, scored_network(r.config.method)))
+
+
+def with_study_pool(stats: dict[str, SeedStats], runs: dict, metric: str, value_of) -> dict[str, SeedStats]:
+    """``stats`` with the study's pooled seed spread of ``metric`` (``value_of(record)``) on every method
+    whose runs are all the study plan's and whose arm the pool covers (``pooled.study_pool``); the others
+    (an ablation arm, another budget) are left as they are and compared by the per-pair rule."""
+    from ..plans import in_study_plan
+    from .pooled import PoolMember, arm_of, study_pool
+
+    in_plan = {m: records for m, records in runs.items()
+               if m in stats and records and all(in_study_plan(r.config) for r in records)}
+    pool = study_pool(next(iter(in_plan.values())), metric, value_of) if in_plan else None
+    if pool is None:
+        return stats
+    arms = {m: arm_of(records[0]) for m, records in in_plan.items()}
+    return {m: replace(s, pooled=PoolMember(pool, arms[m])) if m in arms and pool.covers(arms[m]) else s
+            for m, s in stats.items()}
 
 
 def per_image_correct(records, network: str) -> tuple:
@@ -195,7 +218,9 @@ def evaluation_stats(runs: dict, name: str, key: str | tuple[str, ...],
         stats[method] = SeedStats.over_runs(records, lambda r, net=net: run_evaluation(r, name, key, net),
                                             n_images=images.pop() if len(images) == 1 else None,
                                             images=per_image_statistics(records, name, key, net))
-    return stats
+    label = f"{name} {'/'.join(key_path(key))} of the {network or 'scored'} network"
+    return with_study_pool(stats, runs, label,
+                           lambda r: run_evaluation(r, name, key, network or scored_network(r.config.method)))
 
 
 def ece_bins(name: str, key: str | tuple[str, ...]) -> int | None:

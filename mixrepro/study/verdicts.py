@@ -6,12 +6,18 @@ Every check ends in one of three outcomes: *supports*, *contradicts* or
 *inconclusive* (the numbers we could afford cannot tell; the check then prints the
 smallest difference its seeds could have detected).
 
-* ``check_order(a, b)`` ("a beats b"): seeds are paired (same seed = same data order
-  and initialisation), so with two or more seeds per method the paired t interval of
-  the per-seed differences decides (95 %): wholly on the claimed side supports, wholly
-  on the other side contradicts, otherwise inconclusive. With one seed, McNemar's
-  exact test on the two networks' per-image results decides when it is significant
-  (p < 0.05), else the check is inconclusive (``mixrepro.study.paired``).
+* ``check_order(a, b)`` ("a beats b"), for two arms of the study plan at the cpu budget
+  that the study's pooled seed spread of the metric covers (``mixrepro.study.pooled``):
+  the t interval of the difference of the two methods' means, with the standard error
+  from the spread pooled over every arm's seeds, decides (95 %): wholly on the claimed
+  side supports, wholly on the other side contradicts, otherwise inconclusive.
+* ``check_order(a, b)`` otherwise (an arm whose seeds spread more than the pool allows, an
+  ablation arm, another budget): seeds are paired (same seed = same data order and
+  initialisation), so with two or more shared seeds the paired t interval of the per-seed
+  differences decides in the same way. With one seed, McNemar's exact test on the two
+  networks' per-image results decides when it is significant (p < 0.05), else the check
+  is inconclusive (``mixrepro.study.paired``); a one-seed method against one with more
+  seeds is compared network by network (``check_against_every_network``).
 * ``check_close(ours, paper)`` supports when ``|mean - paper| <= max(2 SE, tol)``
   (tol 0.5 points by default) and contradicts otherwise. It is only made where our
   protocol equals the paper's (:func:`comparable_to_paper`).
@@ -42,6 +48,7 @@ from ..errors import InvalidParameterError
 from .display import fmt, glue, markdown_table
 from .paired import VERDICTS, Check, check_ranking, decide  # noqa: F401  (VERDICTS: the ledger reads it here)
 from .paper_tables import PaperTable, comparable_to_paper
+from .pooled import check_pooled
 from .scores import SeedStats
 
 EVIDENCE_BUDGETS = ("cpu", "cpu-short", "gpu", "paper")  # budgets whose numbers count as evidence
@@ -52,7 +59,8 @@ DEFAULT_TOLERANCE = 0.5
 
 def check_order(name_a: str, a: SeedStats, name_b: str, b: SeedStats, *, higher_is_better: bool = True,
                 unit: str = "points", quantity: str = "") -> Check:
-    """'a is better than b' (the paper's claim), paired over seeds (module rule).
+    """'a is better than b' (the paper's claim): by the pooled seed spread where both carry the same pool,
+    else paired over seeds (module rule).
 
     ``higher_is_better=False`` states the claim as 'a is lower than b' (ECE, FGSM error);
     ``quantity`` names what is compared in the statement (e.g. 'FGSM error'). Per-image
@@ -61,21 +69,29 @@ def check_order(name_a: str, a: SeedStats, name_b: str, b: SeedStats, *, higher_
     their seeds, only the seeds both have are compared (a method with a third evaluated
     seed is not paired against nothing).
     """
-    shared_a, shared_b = a.paired_with(b)
-    if shared_a.n == 1 and max(a.n, b.n) > 1 and a.seeds and b.seeds:
-        return check_against_every_network(name_a, a, name_b, b, higher_is_better=higher_is_better, unit=unit,
-                                           quantity=quantity)
-    a, b = shared_a, shared_b
-    paired_images = a.correct and b.correct and len(a.correct[0]) == len(b.correct[0])
-    check = check_ranking(name_a, name_b, a.values, b.values, claimed="a>b" if higher_is_better else "b>a",
-                          correct_a=a.correct[0] if paired_images else None,
-                          correct_b=b.correct[0] if paired_images else None,
-                          n_images=a.n_images if a.n_images == b.n_images else None,
-                          **per_image_pair(a, b))
+    claimed = "a>b" if higher_is_better else "b>a"
+    if a.pooled is not None and b.pooled is not None and a.pooled.pool == b.pooled.pool:
+        check = check_pooled(name_a, a.pooled.arm, name_b, b.pooled.arm, a.pooled.pool, claimed=claimed)
+    else:
+        shared_a, shared_b = a.paired_with(b)
+        if shared_a.n == 1 and max(a.n, b.n) > 1 and a.seeds and b.seeds:
+            return check_against_every_network(name_a, a, name_b, b, higher_is_better=higher_is_better, unit=unit,
+                                               quantity=quantity)
+        check = _check_paired(name_a, shared_a, name_b, shared_b, claimed)
     word = "higher" if higher_is_better else "lower"
     subject = f"{name_a} {quantity}".strip()
     return Check(f"{subject} {word} than {name_b}", check.outcome, check.detail.replace(" points", f" {unit}"),
                  check.detectable)
+
+
+def _check_paired(name_a: str, a: SeedStats, name_b: str, b: SeedStats, claimed: str) -> Check:
+    """check_ranking of the seeds both methods have, with the first seed's per-image results."""
+    paired_images = a.correct and b.correct and len(a.correct[0]) == len(b.correct[0])
+    return check_ranking(name_a, name_b, a.values, b.values, claimed=claimed,
+                         correct_a=a.correct[0] if paired_images else None,
+                         correct_b=b.correct[0] if paired_images else None,
+                         n_images=a.n_images if a.n_images == b.n_images else None,
+                         **per_image_pair(a, b))
 
 
 def check_against_every_network(name_a: str, a: SeedStats, name_b: str, b: SeedStats, **options) -> Check:
