@@ -348,6 +348,22 @@ def test_run_evaluations_json_able_reproducible_and_generator_untouched():
     assert positional["occlusion"] == r["occlusion"]  # device and generator may be given positionally
 
 
+def test_the_forward_batch_size_changes_no_number():
+    # Evaluations run in batches of 100 for speed (EVALUATION_BATCH_SIZE); the study's runs evaluated
+    # before used 500: every result must be the same whatever the batch (mixed-sample pairs come from
+    # their own fixed batches).
+    from mixrepro.evaluate import EVALUATION_BATCH_SIZE
+
+    model, (x, y) = tiny_model(), tiny_data(n=60)
+    names = ["accuracy", "ece", "confidence", "fgsm", "occlusion", "corruption", "mixed_accuracy"]
+    options = {"occlusion": {"ratios": (0.0, 0.3, 0.5), "grid": 8},
+               "corruption": {"corruptions": ["gaussian_noise", "defocus_blur", "jpeg_compression"], "severities": [2]},
+               "mixed_accuracy": {"mixer": "mixup", "mixer_params": {"alpha": 1.0}}}
+    results = [run_evaluations(model, x, y, names, generator=torch.Generator().manual_seed(4), batch_size=size,
+                               options=options) for size in (7, 60, EVALUATION_BATCH_SIZE)]
+    assert results[0] == results[1] == results[2]
+
+
 def test_run_evaluations_rejects_unknown_names_before_running():
     model, (x, y) = tiny_model(), tiny_data(n=4)
     with pytest.raises(UnknownNameError):
