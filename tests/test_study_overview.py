@@ -54,3 +54,22 @@ def test_pools_table_has_a_row_per_metric_and_the_vanilla_pair_in_its_spread():
     assert "Vanilla" in pool.arms and pool.dof >= 1
     effect = dict(pool.seed_effects).get(1, 0.0)
     assert pool.variance * pool.dof >= (80.105 - 79.385 - effect) ** 2 / 2 - 1e-9
+
+
+def test_equal_compute_checks_compare_every_seed_by_the_pool_once_the_arms_have_landed(tmp_path):
+    from landed_store import landed_store
+
+    from mixrepro.study.scores import SCORED_TOP1, scored_top1
+    from mixrepro.study.pooled import pool_over_study
+
+    landed_store(STORE, tmp_path / "results", [plans.study_plan()])
+    arms = overview.plan_arms(plans.get_plan("study"), tmp_path / "results")
+    checks, reason = overview.equal_compute_checks(arms)
+    assert reason is None and len(checks) == len(overview.equal_compute_pairs()) == 4
+    pool = pool_over_study(tmp_path / "results", SCORED_TOP1, scored_top1)
+    for (learned, _, baseline_label), check in zip(overview.equal_compute_pairs(), checks):
+        if pool.covers(baseline_label) and pool.covers(overview.method_label(learned)):
+            assert "means over 3 and 1 seeds" in check.detail  # every seed of the learned method
+        else:
+            assert "paired" in check.detail or "every network" in check.detail
+    assert any("means over 3 and 1 seeds" in check.detail for check in checks)

@@ -7,12 +7,13 @@ Loads only (never trains), so the page shows the sweep as far as it has come.
 from __future__ import annotations
 
 import statistics
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ..config import BUDGETS
 from ..results import ResultsStore
 from .display import markdown_table
 from .facts import method_color, method_label, scored_network
+from .pooled import PoolMember
 from .scores import run_evaluation, run_top1
 
 METRICS = (  # (column, evaluation, key); all on the scored network (short headers: the page explains them)
@@ -128,6 +129,18 @@ def seed_stats(records: list, method: str):
     return SeedStats.over_runs(records, lambda r: run_top1(r, network), per_image_correct(records, network))
 
 
+def scored_pool(records):
+    """The study's pool of the scored network's top-1 (``pooled.pool_over_study``) over the store that holds
+    ``records``, where it is usable; else None."""
+    from .pooled import pool_over_study, results_root_of
+    from .scores import SCORED_TOP1, scored_top1
+
+    if not records or records[0].run_dir is None:
+        return None
+    pool = pool_over_study(results_root_of(records[0]), SCORED_TOP1, scored_top1)
+    return pool if pool.usable else None
+
+
 def equal_compute_checks(arms: list[Arm]) -> tuple[list, str | None]:
     """'learned method beats the baseline trained for the same CPU time', one check per pair with runs
     on common seeds (same seed: same data order and initialisation); the reason when none has."""
@@ -142,8 +155,14 @@ def equal_compute_checks(arms: list[Arm]) -> tuple[list, str | None]:
         if not seeds:
             missing.append(f"{method_label(learned)} vs {baseline_label}")
             continue
-        a = seed_stats([r for r in a_arm.records if r.config.seed in seeds], learned)
-        b = seed_stats([r for r in b_arm.records if r.config.seed in seeds], baseline)
+        pool = scored_pool(a_arm.records)
+        if pool is not None and pool.covers(a_arm.label) and pool.covers(b_arm.label):
+            # the pooled rule compares every seed of each arm (seed effects taken off by the pool's fit)
+            a = replace(seed_stats(a_arm.records, learned), pooled=PoolMember(pool, a_arm.label))
+            b = replace(seed_stats(b_arm.records, baseline), pooled=PoolMember(pool, b_arm.label))
+        else:
+            a = seed_stats([r for r in a_arm.records if r.config.seed in seeds], learned)
+            b = seed_stats([r for r in b_arm.records if r.config.seed in seeds], baseline)
         checks.append(check_order(method_label(learned), a, baseline_label, b))
     reason = (f"not run (or not evaluated) yet at this budget: {', '.join(missing)}; `mixrepro sweep study` "
               "trains them") if missing and not checks else None

@@ -215,12 +215,17 @@ def study_pool(records: Sequence, metric: str, value_of: Callable) -> SeedPool |
     if (not records or getattr(records[0], "run_dir", None) is None
             or not all(in_study_plan(r.config) for r in records)):
         return None
-    root = Path(records[0].run_dir).parents[2]  # ResultsStore: root / dataset / method / key
+    root = results_root_of(records[0])
     try:
         pool = pool_over_study(root, metric, value_of)
     except MixreproError:  # a number the study's evaluations do not store: no pool for it
         return None
     return pool if pool.usable else None
+
+
+def results_root_of(record) -> Path:
+    """The results store a stored run is in (``ResultsStore``: root / dataset / method / key)."""
+    return Path(record.run_dir).parents[2]
 
 
 def pool_over_study(root, metric: str, value_of: Callable) -> SeedPool:
@@ -232,14 +237,13 @@ def pool_over_study(root, metric: str, value_of: Callable) -> SeedPool:
 
 @functools.lru_cache(maxsize=4)
 def _study_arm_records(root: Path) -> dict[str, list]:
-    """{arm label: its evaluated runs} of the study plan's three-seed settings stored under ``root`` (the
-    main table's methods; the audit's and equal-compute arms run one seed by design)."""
-    from ..plans import cpu_seeds, study_plan
+    """{arm label: its evaluated runs} of the study plan's arms stored under ``root``: the main table's
+    three-seed settings give the spread; the equal-compute and audit arms, one seed by design, add an
+    estimate each (and no degree of freedom), so they can be compared by the same pool."""
+    from ..plans import study_plan
     from .overview import plan_arms
 
-    plan = study_plan()
-    multi_seed = replace(plan, configs=tuple(c for c in plan.configs if len(cpu_seeds(c)) > 1))
-    return {arm.label: arm.records for arm in plan_arms(multi_seed, root) if arm.records}
+    return {arm.label: arm.records for arm in plan_arms(study_plan(), root) if arm.records}
 
 
 def arm_of(record) -> str:

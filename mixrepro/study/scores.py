@@ -147,11 +147,17 @@ def scored_stats(runs: dict, value_of=None) -> dict[str, SeedStats]:
     with the scored network's per-image results where every run stored them."""
     if value_of is not None:
         return {m: SeedStats.over_runs(records, lambda r, m=m: value_of(r, m)) for m, records in runs.items()}
-    stats = {m: SeedStats.over_runs(records, lambda r, m=m: run_top1(r, scored_network(m)),
-                                    per_image_correct(records, scored_network(m)))
+    stats = {m: SeedStats.over_runs(records, scored_top1, per_image_correct(records, scored_network(m)))
              for m, records in runs.items()}
-    return with_study_pool(stats, runs, "top-1 of the scored network",
-                           lambda r: run_top1(r, scored_network(r.config.method)))
+    return with_study_pool(stats, runs, SCORED_TOP1, scored_top1)
+
+
+SCORED_TOP1 = "top-1 of the scored network"  # the metric's name in the study's pools
+
+
+def scored_top1(record) -> float:
+    """A run's top-1 by the paper's rule, of the network the paper scores for its method."""
+    return run_top1(record, scored_network(record.config.method))
 
 
 def with_study_pool(stats: dict[str, SeedStats], runs: dict, metric: str, value_of) -> dict[str, SeedStats]:
