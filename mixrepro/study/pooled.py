@@ -3,29 +3,32 @@
 A paired t interval over two seeds has one degree of freedom (its 95 % critical value is 12.7), so
 a comparison of two methods with two or three seeds each detects only differences of several
 points, far larger than the gaps the papers' claims are about. Yet every arm of the study is
-trained by the same loop on the same data at the same budget, and its seeds spread alike: the
-sample variances of all arms estimate one seed variance with as many degrees of freedom as they
-have together (sum of seeds - 1 over the arms; the pooled error term of a one-way analysis of
-variance). With it, a difference of two method means has the standard error
-``sqrt(s²_pooled · (1/n_a + 1/n_b))`` and a t interval on the pooled degrees of freedom.
+trained by the same loop on the same data at the same budget, and its seeds spread alike. So each
+metric is modelled over all the study's runs as
+
+    value(arm, seed) = arm effect + seed effect + noise,
+
+fitted by least squares (a two-way analysis of variance without interaction). The seed effect is
+what a seed does to every arm alike: its data order and initialisation, and, for the mixed-sample
+evaluation, the seeded mixes themselves (seed 1's are about a point harder than seed 0's for every
+method). Taking it off keeps a comparison fair when one method has a seed the other lacks. The
+residual variance estimates the seed-to-seed noise with as many degrees of freedom as the runs
+exceed the effects; a difference of two arms' effects gets its standard error from it
+(``s · sqrt(2/n)`` for two arms of n seeds each, the same seeds) and a t interval on those
+degrees of freedom. With two arms only, this is the paired t test over seeds.
 
 Where the assumption fails. An arm whose seeds spread more than the others' (AutoMix's FGSM error:
 76.96 at seed 0, 65.68 at seed 1, when its Mix Block collapsed) would get too small a standard
-error from the pool. So each arm with two or more seeds is tested against the pool of the others
-(one-sided F test of its variance; 5 % for all arms together, Bonferroni); such an arm is left out
-of the pool and its comparisons keep the per-pair rule of ``verdicts.check_order``. A spread
+error from the pool. So each arm with two or more seeds is tested against the model fitted to the
+other arms (one-sided F test of its variance; 5 % for all arms together, Bonferroni); such an arm is
+left out and its comparisons keep the per-pair rule of ``verdicts.check_order``. A spread
 *smaller* than the pool's costs nothing but power and is kept. An arm with one seed has no spread
 of its own and takes the pool's.
 
-The comparison is not paired over seeds: a seed's data order and initialisation are shared, but two
-methods' networks part ways after the first mixed batch, and pairing would only narrow the interval
-if seed effects were large, which the per-seed differences of the study do not show. Leaving the
-pairing out is the conservative side.
-
 The pool is made per metric (top-1 of the scored network, an evaluation number of a named
-network) over the arms of the study plan at the cpu budget (``mixrepro.plans.study_plan``), and only
-for a page whose runs are all in that plan: at the smoke budget, or for an ablation arm of one seed,
-the per-pair rule applies.
+network) over the arms of the study plan at the cpu budget (``mixrepro.plans.study_plan``), for the
+methods of a page whose runs are all in that plan, and for the study's equal-compute arms; at the
+smoke budget, or for a page's ablation arm, the per-pair rule applies.
 """
 from __future__ import annotations
 

@@ -8,9 +8,10 @@ smallest difference its seeds could have detected).
 
 * ``check_order(a, b)`` ("a beats b"), for two arms of the study plan at the cpu budget
   that the study's pooled seed spread of the metric covers (``mixrepro.study.pooled``):
-  the t interval of the difference of the two methods' means, with the standard error
-  from the spread pooled over every arm's seeds, decides (95 %): wholly on the claimed
-  side supports, wholly on the other side contradicts, otherwise inconclusive.
+  the t interval of the difference of the two arms' effects (their means with every seed's
+  shared effect taken off), with the standard error from the residual spread of all arms'
+  seeds, decides (95 %): wholly on the claimed side supports, wholly on the other side
+  contradicts, otherwise inconclusive.
 * ``check_order(a, b)`` otherwise (an arm whose seeds spread more than the pool allows, an
   ablation arm, another budget): seeds are paired (same seed = same data order and
   initialisation), so with two or more shared seeds the paired t interval of the per-seed
