@@ -13,8 +13,8 @@ from ..config import BUDGETS
 from ..results import ResultsStore
 from .display import markdown_table
 from .facts import method_color, method_label, scored_network
-from .pooled import PoolMember
-from .scores import run_evaluation, run_top1
+from .pooled import PoolMember, usable_pool_beside
+from .scores import SCORED_TOP1, run_evaluation, run_top1, scored_top1
 
 METRICS = (  # (column, evaluation, key); all on the scored network (short headers: the page explains them)
     ("ECE", "ece", "ece_percent_15bins"),
@@ -125,20 +125,7 @@ def equal_compute_pairs(budget: str = "cpu") -> list[tuple[str, str, str]]:
 def seed_stats(records: list, method: str):
     from .scores import SeedStats, per_image_correct
 
-    network = scored_network(method)
-    return SeedStats.over_runs(records, lambda r: run_top1(r, network), per_image_correct(records, network))
-
-
-def scored_pool(records):
-    """The study's pool of the scored network's top-1 (``pooled.pool_over_study``) over the store that holds
-    ``records``, where it is usable; else None."""
-    from .pooled import pool_over_study, results_root_of
-    from .scores import SCORED_TOP1, scored_top1
-
-    if not records or records[0].run_dir is None:
-        return None
-    pool = pool_over_study(results_root_of(records[0]), SCORED_TOP1, scored_top1)
-    return pool if pool.usable else None
+    return SeedStats.over_runs(records, scored_top1, per_image_correct(records, scored_network(method)))
 
 
 def equal_compute_checks(arms: list[Arm]) -> tuple[list, str | None]:
@@ -155,7 +142,7 @@ def equal_compute_checks(arms: list[Arm]) -> tuple[list, str | None]:
         if not seeds:
             missing.append(f"{method_label(learned)} vs {baseline_label}")
             continue
-        pool = scored_pool(a_arm.records)
+        pool = usable_pool_beside(a_arm.records[0], SCORED_TOP1, scored_top1)
         if pool is not None and pool.covers(a_arm.label) and pool.covers(b_arm.label):
             # the pooled rule compares every seed of each arm (seed effects taken off by the pool's fit)
             a = replace(seed_stats(a_arm.records, learned), pooled=PoolMember(pool, a_arm.label))
@@ -182,8 +169,7 @@ def pools_table(results_root) -> str:
     rows = []
     for label, name, key in POOLED_METRICS:
         def value_of(r, name=name, key=key):
-            network = scored_network(r.config.method)
-            return run_top1(r, network) if name is None else run_evaluation(r, name, key, network)
+            return scored_top1(r) if name is None else run_evaluation(r, name, key, scored_network(r.config.method))
 
         pool = pool_over_study(results_root, label, value_of)
         effects = ", ".join(f"seed {seed}: {effect:+.2f}" for seed, effect in pool.seed_effects) or "–"

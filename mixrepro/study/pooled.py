@@ -215,12 +215,18 @@ def study_pool(records: Sequence, metric: str, value_of: Callable) -> SeedPool |
     ``records`` (a page's runs) is a run of that plan; None otherwise (the per-pair rule applies)."""
     from ..plans import in_study_plan
 
-    if (not records or getattr(records[0], "run_dir", None) is None
-            or not all(in_study_plan(r.config) for r in records)):
+    if not records or not all(in_study_plan(r.config) for r in records):
         return None
-    root = results_root_of(records[0])
+    return usable_pool_beside(records[0], metric, value_of)
+
+
+def usable_pool_beside(record, metric: str, value_of: Callable) -> SeedPool | None:
+    """The pool of ``metric`` over the study's arms in the store that holds ``record``, where it is usable;
+    None for a run that is not stored, a number the study's evaluations do not store, or too few df."""
+    if getattr(record, "run_dir", None) is None:
+        return None
     try:
-        pool = pool_over_study(root, metric, value_of)
+        pool = pool_over_study(results_root_of(record), metric, value_of)
     except MixreproError:  # a number the study's evaluations do not store: no pool for it
         return None
     return pool if pool.usable else None
