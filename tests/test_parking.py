@@ -129,3 +129,18 @@ def test_a_stored_runs_checkpoint_is_parked_only_when_it_holds_the_final_weights
     with pytest.raises(TrainingInterrupted):
         fit(CONFIG, results_root=tmp_path / "scratch", progress=False, stop_after_step=5)
     assert parking.park(tmp_path, CONFIG) is False  # that retrain starts over anyway (mixrepro.verify)
+
+
+def test_parked_checkpoints_of_the_committed_results_are_not_git_ignored():
+    """A new machine starts with empty caches: a parked run only reaches it if git tracks its files."""
+    import shutil
+    import subprocess
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    if shutil.which("git") is None or not (repo / ".git").exists():
+        pytest.skip("not a git checkout")
+    folder = Path("notebooks/results") / parking.PARKED_DIR
+    for name in (f"{CONFIG.key()}.pt", f"{CONFIG.key()}.json"):
+        ignored = subprocess.run(["git", "check-ignore", "-q", str(folder / name)], cwd=repo)
+        assert ignored.returncode == 1, f"{folder / name} is git-ignored: parked runs would be lost with the machine"
