@@ -9,10 +9,16 @@ it). Then every per-epoch number (losses, method logs, test scores; wall times a
 and the final per-image predictions are compared: on the CPU with the same thread count,
 precision and torch build they must be bit-identical; otherwise the report says how far
 each column moved.
+
+``--epochs N`` retrains only the first N epochs and compares those: a check in minutes that this
+machine computes the same bits as the one that trained the run, before a long rerun or before
+resuming a parked checkpoint here (a resumed run equals an uninterrupted one only where both
+machines compute the same bits).
 """
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import tempfile
 from dataclasses import dataclass, field
@@ -26,12 +32,15 @@ class Verification:
     run_dir: str
     runtime: dict
     identical: bool
-    predictions_identical: bool | None
+    predictions_identical: bool | None  # None: not compared (none stored, or only the first epochs retrained)
     max_abs_difference: dict[str, float] = field(default_factory=dict)  # per column that differs
+    epochs_compared: int | None = None  # None: the whole run
 
     def summary(self) -> str:
         where = (f"{self.runtime.get('device_type', 'cpu')}, {self.runtime.get('precision', 'fp32')}, "
                  f"{self.runtime.get('threads')} thread(s)")
+        if self.epochs_compared is not None:
+            where += f", first {self.epochs_compared} epoch(s) only"
         if self.identical:
             return f"{self.run_dir}: reproduced bit for bit ({where})"
         worst = sorted(self.max_abs_difference.items(), key=lambda kv: -kv[1])[:5]
@@ -67,16 +76,21 @@ def column_differences(stored: list[dict], again: list[dict]) -> dict[str, float
     return differences
 
 
-def verify_run(run_dir, *, data_root=None, progress: bool = False, keep_weights: bool = False) -> Verification:
+def verify_run(run_dir, *, data_root=None, progress: bool = False, keep_weights: bool = False,
+               epochs: int | None = None) -> Verification:
     """Retrain the run in ``run_dir`` from scratch under its recorded runtime and compare.
 
     ``keep_weights``: retrain into the real checkpoint cache instead of a scratch one, so a
     stored run whose final weights were lost (a new machine) can be evaluated again; the
     weights are kept only when the retrain reproduced the stored numbers bit for bit, since
-    evaluations of other weights would not belong to the stored run.
+    evaluations of other weights would not belong to the stored run. ``epochs``: retrain and
+    compare only the first ``epochs`` epochs (the final predictions are then not compared).
     """
     record = ResultsStore.load_dir(run_dir)
     runtime = recorded_runtime(record)
+    epochs = validate_epochs(epochs, record, keep_weights)
+    if epochs is not None:
+        return _verify_first_epochs(record, runtime, str(run_dir), epochs, data_root, progress)
     if runtime["device_type"] == "cuda":
         import torch
 
@@ -96,7 +110,42 @@ def verify_run(run_dir, *, data_root=None, progress: bool = False, keep_weights:
     return result
 
 
-def _retrain(record: RunRecord, runtime: dict, results_root: str, cache: str | None, data_root, progress: bool):
+def validate_epochs(epochs, record: RunRecord, keep_weights: bool) -> int | None:
+    """``epochs`` checked against the stored run; None when the whole run is to be retrained."""
+    if epochs is None:
+        return None
+    total = len(record.epochs)
+    if isinstance(epochs, bool) or not isinstance(epochs, int) or not 1 <= epochs <= total:
+        raise InvalidParameterError("epochs", epochs, f"an integer from 1 to {total} (the epochs the run stored)")
+    if keep_weights and epochs < total:
+        raise InvalidParameterError("keep_weights", keep_weights,
+                                    "False when only the first epochs are retrained (they are not the final weights)")
+    return None if epochs == total else epochs
+
+
+def _verify_first_epochs(record: RunRecord, runtime: dict, run_dir: str, epochs: int, data_root,
+                         progress: bool) -> Verification:
+    """Retrain ``record``'s first ``epochs`` epochs into scratch stores and compare their rows."""
+    import torch
+
+    from .training.checkpoint import checkpoint_path
+    from .training.loop import TrainingInterrupted
+
+    steps = math.ceil(record.epochs[0]["train_images"] / record.config.batch_size)
+    with tempfile.TemporaryDirectory(prefix="mixrepro-verify-") as scratch:
+        cache = os.path.join(scratch, "cache")
+        try:
+            _retrain(record, runtime, os.path.join(scratch, "results"), cache, data_root, progress,
+                     stop_after_step=epochs * steps)
+        except TrainingInterrupted:
+            pass  # the first step of epoch epochs + 1: the checkpoint holds exactly the epochs wanted
+        saved = torch.load(checkpoint_path(record.config, cache), map_location="cpu", weights_only=True)
+    differences = column_differences(record.epochs[:epochs], saved["state"]["epochs"])
+    return Verification(run_dir, runtime, not differences, None, differences, epochs_compared=epochs)
+
+
+def _retrain(record: RunRecord, runtime: dict, results_root: str, cache: str | None, data_root, progress: bool,
+             stop_after_step: int | None = None):
     """``fit`` of the record's config under ``runtime``; checkpoints go to ``cache`` (None: the usual cache)."""
     from .training import fit
 
@@ -106,7 +155,8 @@ def _retrain(record: RunRecord, runtime: dict, results_root: str, cache: str | N
     try:
         return fit(record.config, results_root=results_root, device=runtime["device_type"],
                    amp=runtime["precision"] == "bf16", channels_last=runtime["channels_last"],
-                   threads=runtime["threads"], resume=False, progress=progress, data_root=data_root)
+                   threads=runtime["threads"], resume=False, progress=progress, data_root=data_root,
+                   stop_after_step=stop_after_step)
     finally:
         if previous_cache is None:
             os.environ.pop("MIXREPRO_CACHE", None)
@@ -117,7 +167,7 @@ def _retrain(record: RunRecord, runtime: dict, results_root: str, cache: str | N
 def cli_verify(args) -> int:
     """Exit status 0 when every run reproduced bit for bit, 1 otherwise."""
     results = [verify_run(run_dir, data_root=args.data_root, progress=not args.no_progress,
-                          keep_weights=args.keep_weights) for run_dir in args.run_dirs]
+                          keep_weights=args.keep_weights, epochs=args.epochs) for run_dir in args.run_dirs]
     for result in results:
         print(result.summary())
     return 0 if all(r.identical for r in results) else 1
@@ -127,6 +177,9 @@ def add_verify_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="a stored run directory")
     parser.add_argument("--data-root", default=None, help="data root (default: $MIXREPRO_DATA, else ./data)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    parser.add_argument("--epochs", type=int, default=None,
+                        help="retrain and compare only the first EPOCHS epochs: minutes instead of the run's hours, "
+                             "to check that this machine computes the same bits as the one that trained it")
     parser.add_argument("--keep-weights", action="store_true",
                         help="keep the retrained final weights in the checkpoint cache when they reproduce the run "
                              "(restores a run's weights for evaluations on a new machine)")

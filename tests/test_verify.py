@@ -8,8 +8,10 @@ import pytest
 
 from mixrepro import cli
 from mixrepro.config import config_for_budget
+from mixrepro.errors import InvalidParameterError
 from mixrepro.results import ResultsStore
 from mixrepro.training import fit
+from mixrepro.training.checkpoint import checkpoint_path
 from mixrepro.verify import column_differences, recorded_runtime, verify_run
 from doubles import install_doubles, tiny_config
 
@@ -38,6 +40,45 @@ def test_verify_reproduces_a_run_and_catches_a_changed_number(tmp_path, monkeypa
     assert not changed.identical and set(changed.max_abs_difference) == {"train_loss"}
     assert changed.max_abs_difference["train_loss"] == pytest.approx(1e-9, rel=1e-3)
     assert cli.main(["verify", str(record.run_dir), "--no-progress"]) == 1
+
+
+def _tamper_epoch(run_dir, epoch: int, column: str, delta: float) -> None:
+    path = run_dir / "epochs.csv"
+    rows = list(csv.DictReader(path.open()))
+    rows[epoch - 1][column] = repr(float(rows[epoch - 1][column]) + delta)
+    with path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def test_verify_first_epochs_compares_exactly_those(tmp_path, monkeypatch, capsys):
+    """``--epochs 1`` of a two-epoch run: a change in epoch 2 goes unseen, one in epoch 1 is caught."""
+    install_doubles(monkeypatch)
+    monkeypatch.setenv("MIXREPRO_CACHE", str(tmp_path / "cache"))
+    record = fit(tiny_config(epochs=2), results_root=tmp_path / "store", progress=False, threads=1)
+    final_weights = checkpoint_path(record.config).read_bytes()
+    _tamper_epoch(record.run_dir, 2, "train_loss", 1e-9)
+    assert not verify_run(record.run_dir).identical  # the whole run sees epoch 2
+    first = verify_run(record.run_dir, epochs=1)
+    assert first.identical and first.epochs_compared == 1 and first.predictions_identical is None
+    assert "first 1 epoch(s) only" in first.summary()
+    _tamper_epoch(record.run_dir, 1, "online_top1", 0.01)
+    caught = verify_run(record.run_dir, epochs=1)
+    assert not caught.identical and set(caught.max_abs_difference) == {"online_top1"}
+    assert cli.main(["verify", str(record.run_dir), "--epochs", "1", "--no-progress"]) == 1
+    assert checkpoint_path(record.config).read_bytes() == final_weights  # retrained into a scratch cache only
+
+
+@pytest.mark.parametrize("epochs", [0, 3, 1.5, True])
+def test_verify_refuses_an_epoch_count_the_run_does_not_have(tmp_path, monkeypatch, epochs):
+    install_doubles(monkeypatch)
+    monkeypatch.setenv("MIXREPRO_CACHE", str(tmp_path / "cache"))
+    record = fit(tiny_config(epochs=2), results_root=tmp_path / "store", progress=False, threads=1)
+    with pytest.raises(InvalidParameterError, match="from 1 to 2"):
+        verify_run(record.run_dir, epochs=epochs)
+    with pytest.raises(InvalidParameterError, match="keep_weights"):
+        verify_run(record.run_dir, epochs=1, keep_weights=True)
 
 
 def test_column_differences_ignore_wall_times_and_name_missing_columns():
