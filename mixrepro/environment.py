@@ -49,6 +49,12 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+def cpu_capability() -> str:
+    """The CPU kernel set torch dispatches to (e.g. AVX512, AVX2): two machines with the same torch build
+    compute the same CPU bits when it agrees, and may round differently when it does not."""
+    return torch.backends.cpu.get_cpu_capability()
+
+
 def device_name(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
@@ -73,6 +79,7 @@ def collect_environment(device: torch.device | str = "cpu", world_size: int = 1)
         "device_name": device_name(device),
         "world_size": world_size,
         "cpu_count": os.cpu_count(),
+        "cpu_capability": cpu_capability(),
         "torch_threads": torch.get_num_threads(),
         "git": git_revision(),
     }

@@ -24,9 +24,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sys
 from pathlib import Path
 
 from .config import RunConfig
+from .environment import cpu_capability
 from .errors import ChecksumError, MixreproError
 from .io import atomic_write_bytes, atomic_write_json
 
@@ -88,7 +90,7 @@ def park(results_root, config: RunConfig) -> bool:
     atomic_write_bytes(checkpoint_file, data)
     atomic_write_json(manifest_path, {"key": config.key(), "epoch": epoch, "epochs": config.epochs,
                                       "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest(),
-                                      "config": config.to_dict()})
+                                      "cpu_capability": cpu_capability(), "config": config.to_dict()})
     return True
 
 
@@ -107,6 +109,7 @@ def unpark(results_root, config: RunConfig) -> bool:
     actual = hashlib.sha256(data).hexdigest()
     if actual != manifest["sha256"]:
         raise ChecksumError(checkpoint_file, manifest["sha256"], actual)
+    warn_if_other_kernels(config, manifest)
     target = checkpoint_path(config)
     atomic_write_bytes(target, data)
     try:
@@ -115,6 +118,15 @@ def unpark(results_root, config: RunConfig) -> bool:
         target.unlink(missing_ok=True)
         raise
     return True
+
+
+def warn_if_other_kernels(config: RunConfig, manifest: dict) -> None:
+    """Say so when the parked run was trained with another CPU kernel set than this machine's: it resumes,
+    but need not end bit-identical to an uninterrupted run (``mixrepro verify --epochs`` tells)."""
+    parked_on, here = manifest.get("cpu_capability"), cpu_capability()
+    if parked_on is not None and parked_on != here:
+        print(f"mixrepro: run {config.key()} was parked on a {parked_on} machine and resumes on a {here} one: "
+              "it need not end bit-identical to an uninterrupted run", file=sys.stderr, flush=True)
 
 
 def remove_parked(results_root, config: RunConfig) -> bool:

@@ -144,3 +144,19 @@ def test_parked_checkpoints_of_the_committed_results_are_not_git_ignored():
     for name in (f"{CONFIG.key()}.pt", f"{CONFIG.key()}.json"):
         ignored = subprocess.run(["git", "check-ignore", "-q", str(folder / name)], cwd=repo)
         assert ignored.returncode == 1, f"{folder / name} is git-ignored: parked runs would be lost with the machine"
+
+
+def test_a_run_parked_on_another_cpu_kernel_set_resumes_with_a_warning(tmp_path, monkeypatch, capsys):
+    install_doubles(monkeypatch)
+    machine(monkeypatch, tmp_path / "first")
+    killed_in_second_epoch(tmp_path)
+    parking.park(tmp_path, CONFIG)
+    assert parking.read_manifest(tmp_path, CONFIG)["cpu_capability"] == parking.cpu_capability()
+    machine(monkeypatch, tmp_path / "same-kind")
+    assert parking.unpark(tmp_path, CONFIG) is True
+    assert "bit-identical" not in capsys.readouterr().err  # same kernels: nothing to say
+    machine(monkeypatch, tmp_path / "other-kind")
+    monkeypatch.setattr(parking, "cpu_capability", lambda: "SOME_OTHER_ISA")
+    assert parking.unpark(tmp_path, CONFIG) is True
+    err = capsys.readouterr().err
+    assert "SOME_OTHER_ISA" in err and "need not end bit-identical" in err

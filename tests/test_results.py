@@ -147,6 +147,7 @@ def test_environment_names_versions_device_and_commit_but_no_host():
     env = collect_environment("cpu")
     assert env["torch"] == torch.__version__ and env["device_type"] == "cpu"
     assert env["cuda"] is None and env["cpu_count"] >= 1 and env["world_size"] == 1
+    assert env["cpu_capability"] == torch.backends.cpu.get_cpu_capability() and env["cpu_capability"]
     assert set(env["git"]) == {"commit", "dirty"}
     host = platform.node()
     assert len(host) < 6 or host not in json.dumps(env)  # a very short name could occur by chance
