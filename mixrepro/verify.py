@@ -14,6 +14,11 @@ each column moved.
 machine computes the same bits as the one that trained the run, before a long rerun or before
 resuming a parked checkpoint here (a resumed run equals an uninterrupted one only where both
 machines compute the same bits).
+
+``--record`` keeps the outcome: ``<results root>/verifications/<key>-<time>.json`` names the run, the
+epochs compared, the columns that moved, and both machines (the one that trained the run, from its
+``environment.json``, and this one), so the book can show on which machines the committed runs came
+back bit for bit (:func:`load_verifications`).
 """
 from __future__ import annotations
 
@@ -23,8 +28,13 @@ import os
 import tempfile
 from dataclasses import dataclass, field
 
+from pathlib import Path
+
 from .errors import InvalidParameterError
 from .results import TIMING_COLUMNS, ResultsStore, RunRecord
+
+VERIFICATIONS_DIR = "verifications"
+MACHINE_FIELDS = ("device_name", "cpu_capability", "platform", "torch")  # what decides the bits, and the CPU's name
 
 
 @dataclass
@@ -164,12 +174,53 @@ def _retrain(record: RunRecord, runtime: dict, results_root: str, cache: str | N
             os.environ["MIXREPRO_CACHE"] = previous_cache
 
 
+def record_verification(result: Verification, results_root=None) -> Path:
+    """Write ``result`` with both machines' descriptions under ``<results root>/verifications/`` (the root
+    the run is stored in when None); returns the file."""
+    import datetime
+
+    from .environment import collect_environment
+    from .io import atomic_write_json
+
+    run_dir = Path(result.run_dir)
+    record = ResultsStore.load_dir(run_dir)
+    root = Path(results_root) if results_root is not None else run_dir.parents[2]  # <root>/<dataset>/<method>/<key>
+    here = collect_environment("cpu")
+    now = datetime.datetime.now(datetime.timezone.utc)
+    entry = {
+        "key": record.config.key(), "method": record.config.method, "seed": record.config.seed,
+        "run_dir": run_dir.resolve().relative_to(root.resolve()).as_posix(),
+        "epochs_compared": result.epochs_compared or len(record.epochs), "epochs": len(record.epochs),
+        "identical": result.identical, "predictions_identical": result.predictions_identical,
+        "max_abs_difference": result.max_abs_difference, "runtime": result.runtime,
+        "trained_on": {name: record.environment.get(name) for name in MACHINE_FIELDS},
+        "verified_on": {**{name: here[name] for name in MACHINE_FIELDS}, "commit": here["git"]["commit"]},
+        "verified_at": now.isoformat(timespec="seconds"),
+    }
+    path = root / VERIFICATIONS_DIR / f"{entry['key']}-{now.strftime('%Y%m%dT%H%M%S.%fZ')}.json"
+    atomic_write_json(path, entry)
+    return path
+
+
+def load_verifications(results_root) -> list[dict]:
+    """Every recorded verification under ``results_root``, oldest first."""
+    import json
+
+    folder = Path(results_root) / VERIFICATIONS_DIR
+    entries = [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))] if folder.is_dir() else []
+    return sorted(entries, key=lambda e: (e["verified_at"], e["key"]))
+
+
 def cli_verify(args) -> int:
     """Exit status 0 when every run reproduced bit for bit, 1 otherwise."""
-    results = [verify_run(run_dir, data_root=args.data_root, progress=not args.no_progress,
-                          keep_weights=args.keep_weights, epochs=args.epochs) for run_dir in args.run_dirs]
-    for result in results:
-        print(result.summary())
+    results = []
+    for run_dir in args.run_dirs:  # each outcome printed and recorded as it comes: a kill keeps the finished ones
+        result = verify_run(run_dir, data_root=args.data_root, progress=not args.no_progress,
+                            keep_weights=args.keep_weights, epochs=args.epochs)
+        print(result.summary(), flush=True)
+        if args.record:
+            print(f"  recorded in {record_verification(result)}", flush=True)
+        results.append(result)
     return 0 if all(r.identical for r in results) else 1
 
 
@@ -177,6 +228,9 @@ def add_verify_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="a stored run directory")
     parser.add_argument("--data-root", default=None, help="data root (default: $MIXREPRO_DATA, else ./data)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    parser.add_argument("--record", action="store_true",
+                        help="keep the outcome with both machines' descriptions in <results root>/verifications/ "
+                             "(the study overview page lists them)")
     parser.add_argument("--epochs", type=int, default=None,
                         help="retrain and compare only the first EPOCHS epochs: minutes instead of the run's hours, "
                              "to check that this machine computes the same bits as the one that trained it")

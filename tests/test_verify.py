@@ -81,6 +81,28 @@ def test_verify_refuses_an_epoch_count_the_run_does_not_have(tmp_path, monkeypat
         verify_run(record.run_dir, epochs=1, keep_weights=True)
 
 
+def test_a_recorded_verification_names_the_run_the_outcome_and_both_machines(tmp_path, monkeypatch, capsys):
+    from mixrepro.environment import cpu_capability
+    from mixrepro.study.overview import verifications_table
+    from mixrepro.verify import load_verifications
+
+    install_doubles(monkeypatch)
+    monkeypatch.setenv("MIXREPRO_CACHE", str(tmp_path / "cache"))
+    record = fit(tiny_config(epochs=2), results_root=tmp_path / "store", progress=False, threads=1)
+    assert "No verification is recorded yet" in verifications_table(tmp_path / "store")
+    assert cli.main(["verify", str(record.run_dir), "--epochs", "1", "--record", "--no-progress"]) == 0
+    assert "recorded in" in capsys.readouterr().out
+    _tamper_epoch(record.run_dir, 1, "train_loss", 1e-6)
+    assert cli.main(["verify", str(record.run_dir), "--epochs", "1", "--record", "--no-progress"]) == 1
+    first, second = load_verifications(tmp_path / "store")
+    assert first["key"] == record.config.key() and first["run_dir"] == f"fake/tiny/{record.config.key()}"
+    assert first["identical"] and (first["epochs_compared"], first["epochs"]) == (1, 2)
+    assert not second["identical"] and set(second["max_abs_difference"]) == {"train_loss"}
+    assert first["trained_on"]["cpu_capability"] == first["verified_on"]["cpu_capability"] == cpu_capability()
+    table = verifications_table(tmp_path / "store")
+    assert "**bit for bit**" in table and "**differs**: train_loss by 1e-06" in table and "1 of 2" in table
+
+
 def test_column_differences_ignore_wall_times_and_name_missing_columns():
     a = [{"epoch": 1, "train_loss": 1.0, "epoch_time_s": 3.0}]
     b = [{"epoch": 1, "train_loss": 1.0, "epoch_time_s": 9.0, "online_top1": 10.0}]

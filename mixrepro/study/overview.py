@@ -180,3 +180,35 @@ def pools_table(results_root) -> str:
     headers = ["metric", "arms with 2+ seeds", "pooled seed sd", "df", "seed effect vs seed 0", "left out",
                "smallest detectable gap, 3 vs 3 seeds, this pool"]
     return markdown_table(headers, rows)
+
+
+def machine_text(machine: dict) -> str:
+    """'AMD EPYC, AVX512, torch 2.13.0+cpu'; a field a run did not record reads 'kernels not recorded'."""
+    kernels = machine.get("cpu_capability") or "kernels not recorded"
+    return f"{machine.get('device_name') or 'unknown CPU'}, {kernels}, torch {machine.get('torch') or '?'}"
+
+
+def verification_outcome(entry: dict) -> str:
+    if entry["identical"]:
+        return "**bit for bit**"
+    moved = sorted(entry["max_abs_difference"].items(), key=lambda kv: -kv[1])[:3]
+    return "**differs**: " + ", ".join(f"{column} by {gap:.3g}" for column, gap in moved)
+
+
+def verifications_table(results_root) -> str:
+    """One row per recorded ``mixrepro verify --record``: the run, the epochs retrained, whether every
+    per-epoch number came back bit for bit, the machine that trained it and the one that retrained it."""
+    from ..verify import load_verifications
+
+    store, budget_epochs = ResultsStore(results_root), BUDGETS.get("cpu").overrides["epochs"]
+    rows = []
+    for entry in load_verifications(results_root):
+        record = store.load_dir(store.root / entry["run_dir"])
+        rows.append([f"{arm_label(record.config, budget_epochs)}, seed {entry['seed']} (`{entry['key']}`)",
+                     f"{entry['epochs_compared']} of {entry['epochs']}", verification_outcome(entry),
+                     machine_text(entry["trained_on"]), machine_text(entry["verified_on"]), entry["verified_at"][:10]])
+    if not rows:
+        return ("No verification is recorded yet: `mixrepro verify --epochs 2 --record RUN_DIR` retrains a run's "
+                "first two epochs here and records the outcome.")
+    headers = ["run", "epochs retrained", "outcome", "trained on", "retrained on", "date"]
+    return markdown_table(headers, rows)
