@@ -5,12 +5,8 @@ machine may be a new one next time, and a run longer than a session (AdAutoMix a
 about 3.5 hours of one core) would then start over every session and never finish.
 ``mixrepro sweep PLAN --park`` copies the checkpoint of every run of the plan that is not done
 (half-trained, or trained and not yet evaluated) to ``<results root>/parked/<key>.pt``, beside a
-manifest ``<key>.json`` with its epoch, size and sha256. The folder is committed with the results:
-a session's machine is often a new one whose caches are empty (what is not committed is lost), and a
-run longer than a session can only finish if its checkpoint travels in the repository. The cost is
-the repository's size: about 8.5 MB per parked width-16 ResNet-18 run (weights, EMA weights and SGD
-momentum, which barely compress), each version kept by git's history; the files of a run are deleted
-when it lands, so a checkout holds at most one per unfinished run. A sweep worker on any machine
+manifest ``<key>.json`` with its epoch, size, sha256 and CPU kernel set. The folder is git-ignored
+(checkpoints are never committed): copy it to the next machine's results root. A sweep worker on any machine
 restores a parked checkpoint into its cache before it takes the run (:func:`unpark`), when the
 cache holds nothing further along: the sha256 is checked before a byte is unpickled, and the file
 is loaded weights-only by the trainer. When the run is stored with its evaluations, its parked

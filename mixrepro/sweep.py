@@ -267,7 +267,7 @@ def park_plan(plan: Plan, results_root=None) -> None:
     for config in parked:
         print(f"parked {describe(config)}")
     print(f"sweep {plan.name}: parked {len(parked)} checkpoint(s) under {store.root / 'parked'}"
-          + (" (commit it, or copy the folder to the machine that goes on)" if parked else ""))
+          + (" (git-ignored: copy the folder to the machine that goes on)" if parked else ""))
 
 
 def add_sweep_arguments(parser: argparse.ArgumentParser) -> None:
@@ -278,7 +278,7 @@ def add_sweep_arguments(parser: argparse.ArgumentParser) -> None:
                              "(half-trained checkpoint in the cache) or train")
     parser.add_argument("--park", action="store_true",
                         help="copy the checkpoint of every run not done yet into <results root>/parked "
-                             "(committed with the results, or copied: a worker on a new machine resumes from it)")
+                             "(git-ignored; copy it to a new machine and its worker resumes from it)")
     parser.add_argument("--out", default=None, help="results root (default: $MIXREPRO_RESULTS, else notebooks/results)")
     parser.add_argument("--progress", action="store_true", help="progress bars")
     parser.add_argument("--hours", type=_positive, default=None,

@@ -45,6 +45,7 @@ class Verification:
     predictions_identical: bool | None  # None: not compared (none stored, or only the first epochs retrained)
     max_abs_difference: dict[str, float] = field(default_factory=dict)  # per column that differs
     epochs_compared: int | None = None  # None: the whole run
+    record: RunRecord | None = field(default=None, repr=False, compare=False)  # the stored run (for --record)
 
     def summary(self) -> str:
         where = (f"{self.runtime.get('device_type', 'cpu')}, {self.runtime.get('precision', 'fp32')}, "
@@ -112,7 +113,7 @@ def verify_run(run_dir, *, data_root=None, progress: bool = False, keep_weights:
     differences = column_differences(record.epochs, again.epochs)
     predictions = (record.predictions == again.predictions) if record.predictions else None
     result = Verification(str(run_dir), runtime, not differences and predictions is not False, predictions,
-                          differences)
+                          differences, record=record)
     if keep_weights and not result.identical:
         from .training.checkpoint import checkpoint_path
 
@@ -151,7 +152,7 @@ def _verify_first_epochs(record: RunRecord, runtime: dict, run_dir: str, epochs:
             pass  # the first step of epoch epochs + 1: the checkpoint holds exactly the epochs wanted
         saved = torch.load(checkpoint_path(record.config, cache), map_location="cpu", weights_only=True)
     differences = column_differences(record.epochs[:epochs], saved["state"]["epochs"])
-    return Verification(run_dir, runtime, not differences, None, differences, epochs_compared=epochs)
+    return Verification(run_dir, runtime, not differences, None, differences, epochs_compared=epochs, record=record)
 
 
 def _retrain(record: RunRecord, runtime: dict, results_root: str, cache: str | None, data_root, progress: bool,
@@ -182,8 +183,7 @@ def record_verification(result: Verification, results_root=None) -> Path:
     from .environment import collect_environment
     from .io import atomic_write_json
 
-    run_dir = Path(result.run_dir)
-    record = ResultsStore.load_dir(run_dir)
+    run_dir, record = Path(result.run_dir), result.record
     root = Path(results_root) if results_root is not None else run_dir.parents[2]  # <root>/<dataset>/<method>/<key>
     here = collect_environment("cpu")
     now = datetime.datetime.now(datetime.timezone.utc)

@@ -16,10 +16,12 @@ from mixrepro.verify import column_differences, recorded_runtime, verify_run
 from doubles import install_doubles, tiny_config
 
 
-def _tamper(run_dir, column: str, delta: float) -> None:
+def _tamper(run_dir, column: str, delta: float, epoch: int | None = None) -> None:
+    """Add ``delta`` to ``column`` of 1-based ``epoch`` (None: the last) in the stored epochs.csv."""
     path = run_dir / "epochs.csv"
     rows = list(csv.DictReader(path.open()))
-    rows[-1][column] = repr(float(rows[-1][column]) + delta)
+    row = rows[-1] if epoch is None else rows[epoch - 1]
+    row[column] = repr(float(row[column]) + delta)
     with path.open("w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]), lineterminator="\n")
         writer.writeheader()
@@ -42,28 +44,18 @@ def test_verify_reproduces_a_run_and_catches_a_changed_number(tmp_path, monkeypa
     assert cli.main(["verify", str(record.run_dir), "--no-progress"]) == 1
 
 
-def _tamper_epoch(run_dir, epoch: int, column: str, delta: float) -> None:
-    path = run_dir / "epochs.csv"
-    rows = list(csv.DictReader(path.open()))
-    rows[epoch - 1][column] = repr(float(rows[epoch - 1][column]) + delta)
-    with path.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]), lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(rows)
-
-
 def test_verify_first_epochs_compares_exactly_those(tmp_path, monkeypatch, capsys):
     """``--epochs 1`` of a two-epoch run: a change in epoch 2 goes unseen, one in epoch 1 is caught."""
     install_doubles(monkeypatch)
     monkeypatch.setenv("MIXREPRO_CACHE", str(tmp_path / "cache"))
     record = fit(tiny_config(epochs=2), results_root=tmp_path / "store", progress=False, threads=1)
     final_weights = checkpoint_path(record.config).read_bytes()
-    _tamper_epoch(record.run_dir, 2, "train_loss", 1e-9)
+    _tamper(record.run_dir, "train_loss", 1e-9, epoch=2)
     assert not verify_run(record.run_dir).identical  # the whole run sees epoch 2
     first = verify_run(record.run_dir, epochs=1)
     assert first.identical and first.epochs_compared == 1 and first.predictions_identical is None
     assert "first 1 epoch(s) only" in first.summary()
-    _tamper_epoch(record.run_dir, 1, "online_top1", 0.01)
+    _tamper(record.run_dir, "online_top1", 0.01, epoch=1)
     caught = verify_run(record.run_dir, epochs=1)
     assert not caught.identical and set(caught.max_abs_difference) == {"online_top1"}
     assert cli.main(["verify", str(record.run_dir), "--epochs", "1", "--no-progress"]) == 1
@@ -92,7 +84,7 @@ def test_a_recorded_verification_names_the_run_the_outcome_and_both_machines(tmp
     assert "No verification is recorded yet" in verifications_table(tmp_path / "store")
     assert cli.main(["verify", str(record.run_dir), "--epochs", "1", "--record", "--no-progress"]) == 0
     assert "recorded in" in capsys.readouterr().out
-    _tamper_epoch(record.run_dir, 1, "train_loss", 1e-6)
+    _tamper(record.run_dir, "train_loss", 1e-6, epoch=1)
     assert cli.main(["verify", str(record.run_dir), "--epochs", "1", "--record", "--no-progress"]) == 1
     first, second = load_verifications(tmp_path / "store")
     assert first["key"] == record.config.key() and first["run_dir"] == f"fake/tiny/{record.config.key()}"
