@@ -226,17 +226,32 @@ def describe(config: RunConfig) -> str:
 def cli_sweep(args) -> int:
     """``mixrepro sweep PLAN [PLAN ...]``: each plan in turn (a worker that finishes one goes on to the next)."""
     plans = [get_plan(name) for name in args.plan]  # an unknown name fails before any work
+    if args.overtime and args.hours is None:
+        from .errors import InvalidParameterError
+
+        raise InvalidParameterError("--overtime", "without --hours", "only together with --hours H (overtime goes past that deadline)")
+    if args.list or args.park:
+        for plan in plans:
+            (list_plan if args.list else park_plan)(plan, args.out)
+        return 0
     deadline = None if args.hours is None else time.time() + args.hours * 3600
-    for plan in plans:
-        if args.list:
-            list_plan(plan, args.out)
-        elif args.park:
-            park_plan(plan, args.out)
-        else:
-            done = run_worker(plan, results_root=args.out, progress=args.progress, deadline=deadline,
+    for limit in work_passes(deadline, args.overtime):
+        for plan in plans:
+            if limit is None and deadline is not None:
+                print(f"sweep {plan.name}: past the runs that end before the deadline, going on with the rest "
+                      "(overtime: their checkpoints carry on where this machine persists)", flush=True)
+            done = run_worker(plan, results_root=args.out, progress=args.progress, deadline=limit,
                               margin=args.margin)
             print(f"sweep {plan.name}: this worker trained or evaluated {done} run(s)", file=sys.stderr)
     return 0
+
+
+def work_passes(deadline: float | None, overtime: bool) -> list[float | None]:
+    """The deadlines of a worker's passes over its plans: the runs that end before ``deadline`` in
+    every plan first; with ``overtime``, then the rest. A core left idle at a session's end earns
+    nothing, while a run started anyway is checkpointed each epoch and resumes on a machine that
+    persists (it is lost only with a new machine, which would have lost the idle time too)."""
+    return [deadline, None] if overtime and deadline is not None else [deadline]
 
 
 def list_plan(plan: Plan, results_root=None) -> None:
@@ -284,6 +299,10 @@ def add_sweep_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--hours", type=_positive, default=None,
                         help="only start runs estimated to finish within this many hours (bench report x "
                              "--margin): a session's last hours go to runs that end")
+    parser.add_argument("--overtime", action="store_true",
+                        help="with --hours: once no run of any plan ends before the deadline, go on with the rest "
+                             "in plan order, half-trained first (checkpointed each epoch; they resume next "
+                             "session where the machine persists)")
     parser.add_argument("--margin", type=_positive, default=1.25,
                         help="safety factor on the run-time estimate under --hours (default 1.25)")
 

@@ -153,3 +153,14 @@ def install_doubles(monkeypatch, dataset: FakeDataset | None = None) -> dict:
 def tiny_config(**changes) -> RunConfig:
     base = dict(method="tiny", dataset="fake", model="tiny", epochs=2, batch_size=16, seed=0)
     return RunConfig(**{**base, **changes})
+
+
+def sweep_args(*argv: str):
+    """``mixrepro sweep`` arguments parsed by the command's own parser (every option at its default)."""
+    import argparse
+
+    from mixrepro.sweep import add_sweep_arguments
+
+    parser = argparse.ArgumentParser()
+    add_sweep_arguments(parser)
+    return parser.parse_args(list(argv))

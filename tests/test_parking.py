@@ -2,11 +2,10 @@
 from __future__ import annotations
 
 import json
-from types import SimpleNamespace
 
 import pytest
 
-from doubles import install_doubles, tiny_config
+from doubles import install_doubles, sweep_args, tiny_config
 from mixrepro import parking, plans, sweep
 from mixrepro.errors import ChecksumError, MixreproError
 from mixrepro.results import ResultsStore
@@ -40,8 +39,7 @@ def test_a_parked_run_resumes_on_a_new_machine_as_if_never_interrupted(tmp_path,
     machine(monkeypatch, tmp_path / "first")
     killed_in_second_epoch(results)
     monkeypatch.setattr(sweep, "get_plan", lambda name: plan)
-    assert sweep.cli_sweep(SimpleNamespace(plan=["t"], list=False, park=True, hours=None, out=str(results),
-                                           progress=False)) == 0
+    assert sweep.cli_sweep(sweep_args("t", "--park", "--out", str(results))) == 0
     assert "parked 1 checkpoint(s)" in capsys.readouterr().out
     manifest = parking.read_manifest(results, CONFIG)
     assert manifest["epoch"] == 1 and manifest["sha256"]
@@ -113,8 +111,7 @@ def test_hours_left_and_the_list_count_a_parked_checkpoint(tmp_path, monkeypatch
     full = 2 * 4 * 0.36 / 3600
     assert sweep.hours_left(ResultsStore(tmp_path), CONFIG) == pytest.approx(full * (0.5 + sweep.EVALUATION_SHARE))
     monkeypatch.setattr(sweep, "get_plan", lambda name: plans.Plan(name, "test", (CONFIG,), runtime={}))
-    sweep.cli_sweep(SimpleNamespace(plan=["t"], list=True, park=False, hours=None, out=str(tmp_path),
-                                    progress=False))
+    sweep.cli_sweep(sweep_args("t", "--list", "--out", str(tmp_path)))
     assert capsys.readouterr().out.split()[0] == "resume"
 
 

@@ -7,7 +7,7 @@ import os
 import pytest
 import torch
 
-from doubles import install_doubles, tiny_config
+from doubles import install_doubles, sweep_args, tiny_config
 from mixrepro import plans, sweep
 from mixrepro.config import RunConfig, config_for_budget
 from mixrepro.errors import InvalidParameterError, UnknownNameError
@@ -188,8 +188,6 @@ def test_half_trained_runs_come_before_plan_order(tmp_path, cache):
 
 
 def test_list_names_each_runs_state(tmp_path, cache, monkeypatch, capsys):
-    from types import SimpleNamespace
-
     from mixrepro.training.checkpoint import checkpoint_path
 
     configs = tuple(tiny_config(seed=s, epochs=1) for s in range(2))
@@ -197,8 +195,7 @@ def test_list_names_each_runs_state(tmp_path, cache, monkeypatch, capsys):
     path = checkpoint_path(configs[1])
     path.parent.mkdir(parents=True)
     path.write_bytes(b"")
-    assert sweep.cli_sweep(SimpleNamespace(plan=["t"], list=True, park=False, hours=None, out=str(tmp_path),
-                                           progress=False)) == 0
+    assert sweep.cli_sweep(sweep_args("t", "--list", "--out", str(tmp_path))) == 0
     *rows, total = capsys.readouterr().out.splitlines()
     assert [line.split()[0] for line in rows] == ["train", "resume"]
     assert total == "2 runs to go: about 0.0 hours of one core by the bench report (2 unpriced)"  # no 'tiny' row
@@ -307,14 +304,10 @@ def test_hours_left_counts_what_a_checkpoint_has_done(tmp_path, cache, monkeypat
 
 
 def test_hours_must_be_a_positive_number():
-    import argparse
-
-    parser = argparse.ArgumentParser()
-    sweep.add_sweep_arguments(parser)
-    assert parser.parse_args(["study", "--hours", "2.5"]).hours == 2.5
+    assert sweep_args("study", "--hours", "2.5").hours == 2.5
     for bad in ("0", "-1", "soon", "inf"):
         with pytest.raises(SystemExit):
-            parser.parse_args(["study", "--hours", bad])
+            sweep_args("study", "--hours", bad)
 
 
 def test_a_run_being_trained_elsewhere_is_waited_for_not_trained_twice(tmp_path, cache, monkeypatch):
@@ -399,17 +392,33 @@ def test_the_committed_pages_plan_is_outside_the_study_plan_and_ordered_by_page(
 
 
 def test_a_worker_given_several_plans_goes_on_to_the_next_when_one_is_done(tmp_path, cache, monkeypatch):
-    import argparse
-
     install_doubles(monkeypatch)
     first, second = (tiny_config(seed=0, epochs=1),), (tiny_config(seed=1, epochs=1),)
     named = {"a": plans.Plan("a", "test", first, runtime={}), "b": plans.Plan("b", "test", second, runtime={})}
     monkeypatch.setattr(sweep, "get_plan", lambda name: named[name] if name in named else plans.get_plan(name))
-    parser = argparse.ArgumentParser()
-    sweep.add_sweep_arguments(parser)
-    assert sweep.cli_sweep(parser.parse_args(["a", "b", "--out", str(tmp_path)])) == 0
+    assert sweep.cli_sweep(sweep_args("a", "b", "--out", str(tmp_path))) == 0
     store = ResultsStore(tmp_path)
     assert store.load(first[0]) is not None and store.load(second[0]) is not None
     with pytest.raises(UnknownNameError):  # a misspelt plan fails before any work
-        sweep.cli_sweep(parser.parse_args(["a", "studdy", "--out", str(tmp_path / "other")]))
+        sweep.cli_sweep(sweep_args("a", "studdy", "--out", str(tmp_path / "other")))
     assert not (tmp_path / "other").exists()
+
+
+def test_overtime_trains_the_runs_that_miss_the_deadline_after_those_that_meet_it(tmp_path, cache, monkeypatch, capsys):
+    install_doubles(monkeypatch)
+    monkeypatch.setattr(plans, "load_bench_report", lambda: fake_bench(tiny=0.36))
+    long_run = tiny_config(seed=0, epochs=1, train_subset=160)  # 10 steps: about 5 s with the margin
+    short_run = tiny_config(seed=1, epochs=1, train_subset=16)  # 1 step: about 0.5 s
+    monkeypatch.setattr(sweep, "get_plan", lambda name: plans.Plan(name, "test", (long_run, short_run), runtime={}))
+    hours = str(3 / 3600)
+
+    assert sweep.cli_sweep(sweep_args("t", "--out", str(tmp_path), "--hours", hours)) == 0
+    store = ResultsStore(tmp_path)
+    assert store.load(short_run) is not None and store.load(long_run) is None  # without overtime: left for later
+    store_dir = tmp_path / "overtime"
+    assert sweep.cli_sweep(sweep_args("t", "--out", str(store_dir), "--hours", hours, "--overtime")) == 0
+    finished = [line for line in capsys.readouterr().out.splitlines() if "finished" in line]
+    assert [short_run.key() in line for line in finished[-2:]] == [True, False]  # the run that fits first
+    assert ResultsStore(store_dir).load(long_run) is not None
+    with pytest.raises(InvalidParameterError, match="--hours"):  # overtime of what deadline?
+        sweep.cli_sweep(sweep_args("t", "--out", str(store_dir), "--overtime"))
