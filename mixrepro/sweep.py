@@ -229,7 +229,8 @@ def cli_sweep(args) -> int:
     if args.overtime and args.hours is None:
         from .errors import InvalidParameterError
 
-        raise InvalidParameterError("--overtime", "without --hours", "only together with --hours H (overtime goes past that deadline)")
+        raise InvalidParameterError("--overtime", "without --hours",
+                                    "only together with --hours H (overtime goes past that deadline)")
     if args.list or args.park:
         for plan in plans:
             (list_plan if args.list else park_plan)(plan, args.out)

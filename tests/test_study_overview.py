@@ -14,7 +14,7 @@ def test_arms_group_a_plans_seeds_and_label_other_epochs():
     assert [(a.label, a.planned, len(a.records)) for a in arms] == [
         ("Vanilla, 24 epochs", 2, 2), ("Mixup, 24 epochs", 2, 2), ("Vanilla", 2, 2), ("Mixup", 2, 2)]
     table = overview.overview_table(arms)
-    assert "| Vanilla | 2/2 | **79.75 ± 0.51** |" in table  # 79.385 and 80.105, the pilot's small-data runs
+    assert "| Vanilla | 2/2 | **79.75\u00a0±\u00a00.51** |" in table  # 79.385 and 80.105, the pilot's small-data runs
     assert table.count("**") == 2 * 4  # one bold top-1 per arm: the scored network's (online for these)
 
 

@@ -63,11 +63,12 @@ def plan_arms(plan, results_root) -> list[Arm]:
 
 
 def mean_sd(values: list[float]) -> str:
+    """'mean ± sd' joined by no-break spaces, so a narrow table cell never splits it over three lines."""
     if not values:
         return "–"
     if len(values) == 1:
         return f"{values[0]:.2f}"
-    return f"{statistics.fmean(values):.2f} ± {statistics.stdev(values):.2f}"
+    return f"{statistics.fmean(values):.2f}\u00a0±\u00a0{statistics.stdev(values):.2f}"
 
 
 def arm_row(arm: Arm) -> list:
