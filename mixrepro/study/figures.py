@@ -1,6 +1,7 @@
 """The study's figures, built on matplotlib's pyplot-free Figure (no global backend state)."""
 from __future__ import annotations
 
+import contextlib
 import math
 import statistics
 
@@ -21,6 +22,28 @@ def new_figure(width: float = 6.0, height: float = 3.2, ncols: int = 1, nrows: i
         fig = Figure(figsize=(width, height), dpi=FIGURE_DPI)
         axes = fig.subplots(nrows, ncols, squeeze=False).ravel()  # row by row
     return fig, axes
+
+
+def seed_dots(ax, frame, seed: int = 0, **stripplot_options) -> None:
+    """seaborn's stripplot on ``ax``, its jitter drawn from a fixed seed: stripplot jitters with numpy's
+    global generator, so without this a page's figure changed bytes on every execution of the same runs."""
+    import seaborn as sns
+
+    with fixed_numpy_global_seed(seed):
+        sns.stripplot(frame, ax=ax, **stripplot_options)
+
+
+@contextlib.contextmanager
+def fixed_numpy_global_seed(seed: int):
+    """numpy's global generator seeded for the block, the caller's state restored after it."""
+    import numpy as np
+
+    state = np.random.get_state()
+    np.random.seed(seed)
+    try:
+        yield
+    finally:
+        np.random.set_state(state)
 
 
 def label_axes(ax, xlabel: str, ylabel: str = "test top-1 (%)", legend_size: int = 6) -> None:
@@ -126,8 +149,8 @@ def plot_paper_vs_ours(table: PaperTable, column: str, stats: dict[str, SeedStat
     if not ours.empty:
         sns.pointplot(ours, x="value", y="method", hue="method", palette=palette, order=order, ax=right,
                       errorbar="sd", linestyle="none", legend=False)
-        sns.stripplot(ours, x="value", y="method", hue="method", palette=palette, order=order, ax=right,
-                      size=3, alpha=0.5, legend=False)
+        seed_dots(right, ours, x="value", y="method", hue="method", palette=palette, order=order, size=3, alpha=0.5,
+                  legend=False)
     right.set(title="ours: mean ± sd, dots = seeds", xlabel=quantity, ylabel="")
     right.tick_params(labelleft=False)
     fig.tight_layout()

@@ -96,7 +96,7 @@ def plot_overview(arms: list[Arm]):
     import pandas as pd
     import seaborn as sns
 
-    from .figures import new_figure
+    from .figures import new_figure, seed_dots
 
     rows = [{"arm": a.label, "top1": run_top1(r, scored_network(a.method))} for a in arms for r in a.records]
     done = [a for a in arms if a.records]
@@ -107,7 +107,7 @@ def plot_overview(arms: list[Arm]):
         palette = {a.label: method_color(a.method) for a in done}
         sns.pointplot(frame, x="top1", y="arm", hue="arm", order=order, palette=palette, errorbar=None,
                       markers="|", markersize=14, linestyle="none", legend=False, ax=ax)
-        sns.stripplot(frame, x="top1", y="arm", hue="arm", order=order, palette=palette, size=5, legend=False, ax=ax)
+        seed_dots(ax, frame, x="top1", y="arm", hue="arm", order=order, palette=palette, size=5, legend=False)
     ax.set(xlabel="test top-1 of the scored network (%), median of the last 10 epochs", ylabel="")
     fig.tight_layout()
     return fig
