@@ -6,6 +6,8 @@
 #   make reproduce BUDGET=smoke RESULTS=/tmp/fresh  ... with runs stored in (an empty) RESULTS: retrains them all
 #   make reproduce JOBS=4        notebooks executed at once (default 2; each kernel trains on one thread)
 #   make book                    build the book from the committed notebooks (never trains)
+#   make land                    after sweep runs land: re-execute the pages executed at budget cpu
+#                                (loading only) and build the book
 VENV    ?= .venv
 PYTHON  ?= python3
 BUDGET  ?= committed
@@ -14,7 +16,7 @@ JOBS    ?= 2
 PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed
 
-.PHONY: install test test-fast lint reproduce book notebooks clean-book
+.PHONY: install test test-fast lint reproduce book notebooks clean-book land
 
 install: $(STAMP)
 
@@ -38,6 +40,10 @@ notebooks: $(STAMP)
 	$(PY) -m mixrepro.notebook_runner --budget $(BUDGET) --jobs $(JOBS) $(if $(RESULTS),--results-dir $(RESULTS))
 
 reproduce: notebooks book
+
+land: $(STAMP)
+	$(PY) -m mixrepro.notebook_runner --executed-at cpu --no-train --jobs $(JOBS) --keep-going
+	$(PY) -m mixrepro.book_build
 
 book: $(STAMP)
 	$(PY) -m mixrepro.book_build

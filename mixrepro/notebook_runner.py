@@ -100,6 +100,10 @@ def main(argv: list[str] | None = None) -> int:
                              "parameters it was last executed with, so a rerun changes nothing when nothing changed")
     parser.add_argument("--only", nargs="*", help="notebook names (without .ipynb) to run; default all")
     parser.add_argument("--no-train", action="store_true", help="load stored runs only; a missing run is an error")
+    parser.add_argument("--executed-at", default=None, metavar="BUDGET",
+                        help="only the notebooks last executed at this budget (with --only: of those named); "
+                             "'--executed-at cpu' re-executes every page that reads the study's runs, e.g. after "
+                             "a sweep run lands")
     parser.add_argument("--folder", default=str(NOTEBOOKS_DIR), help="notebooks folder (default notebooks/)")
     parser.add_argument("--results-dir", default=None,
                         help="store and read runs here instead of notebooks/results (an empty folder retrains "
@@ -125,6 +129,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.budget != COMMITTED:
             BUDGETS.get(args.budget)
         paths = notebook_paths(args.folder, args.only)
+        if args.executed_at is not None:
+            paths = executed_at(paths, args.executed_at)
         plans = {path: notebook_parameters(path, args.budget, args.no_train, args.results_dir) for path in paths}
     except MixreproError as err:
         print(f"notebook_runner: error: {err}", file=sys.stderr)
@@ -292,6 +298,12 @@ def committed_parameters(path: Path) -> dict:
         raise InvalidParameterError("notebook", path.name, "a notebook executed by the runner (it has no injected "
                                     "parameters); give --budget")
     return injected
+
+
+def executed_at(paths: list[Path], budget: str) -> list[Path]:
+    """The notebooks among ``paths`` last executed at ``budget`` (one of the budgets' names)."""
+    BUDGETS.get(budget)
+    return [path for path in paths if committed_parameters(path).get("budget") == budget]
 
 
 def notebook_parameters(path: Path, budget: str, no_train: bool, results_dir: str | None = None) -> dict:

@@ -5,6 +5,8 @@ import csv
 import json
 from pathlib import Path
 
+import pytest
+
 from mixrepro import book_build, book_staging
 
 STORE = Path(__file__).resolve().parent.parent / "notebooks" / "results"
@@ -57,6 +59,19 @@ def test_runner_reruns_each_notebook_with_the_parameters_it_was_last_executed_wi
     fresh = notebook_parameters(pilot, "smoke", False, "some/dir")
     assert fresh == {"budget": "smoke", "results_dir": str(Path("some/dir").resolve())}
     assert notebook_parameters(smoke, "smoke", False, "some/dir") == {"budget": "smoke"}  # it stores no runs
+
+
+def test_runner_selects_the_notebooks_last_executed_at_a_budget():
+    from mixrepro.errors import UnknownNameError
+    from mixrepro.notebook_runner import executed_at, notebook_paths
+
+    paths = notebook_paths()
+    cpu, smoke = executed_at(paths, "cpu"), executed_at(paths, "smoke")
+    names = {p.stem for p in cpu}
+    assert names >= {"protocol_pilot", "study_overview"} and "dm_propositions" not in names
+    assert sorted(cpu + smoke) == paths  # the committed pages are executed at one of these two
+    with pytest.raises(UnknownNameError):
+        executed_at(paths, "cpuu")
 
 
 def test_glued_figures_get_alt_text_from_their_caption():
