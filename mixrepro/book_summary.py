@@ -46,6 +46,22 @@ def provisional_text(verdicts: list[dict]) -> str:
             "while the study's sweep runs the rest (each one's reason names the runs still to come).")
 
 
+def chance_text(verdicts: list[dict]) -> str:
+    """How many of the tested verdicts' method-against-method tests came out decisive, beside how many
+    would by chance alone if no method differed from any other (each two-sided test at the 5 % level:
+    5 % of them). Empty when no verdict rests on such a test."""
+    tests = [c for v in verdicts if v["verdict"] != "not tested here" for c in v.get("checks", []) if c.get("test")]
+    if not tests:
+        return ""
+    decisive = sum(c["outcome"] != "inconclusive" for c in tests)
+    return (f"**Chance.** The tested verdicts rest on {len(tests)} tests of one method against another (paired "
+            f"or pooled t over seeds, McNemar or a bootstrap over test images, each two-sided at the 5 % level); "
+            f"{decisive} came out decisive (supports or contradicts). If no method differed from any other, "
+            f"about {0.05 * len(tests):.0f} would still have, by chance alone. The tests share runs, so this is a "
+            "scale for the whole table rather than a correction: a verdict that rests on a single decisive "
+            "test whose interval only just excludes zero is the likeliest to be chance.")
+
+
 def untested_cause(reason: str) -> str:
     for cause, phrases in UNTESTED_CAUSES:
         if any(phrase in reason for phrase in phrases):
@@ -134,6 +150,7 @@ def summary_markdown(notebook_paths: Iterable, results_root) -> str:
         "training budget; the rest are listed below by why they are untested."
         + provisional_text(tested), "",
         counts_table(verdicts), "",
+        *([chance, ""] if (chance := chance_text(verdicts)) else []),
         *overview_figure(),
         *outcome_section("What held", [v for v in tested if v["verdict"] == "reproduced"],
                          "No claim of the papers has been reproduced at our budgets yet."),

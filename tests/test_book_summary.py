@@ -84,3 +84,21 @@ def test_the_findings_open_with_the_overview_figure_the_overview_page_glues(tmp_
     glued = [o["metadata"]["scrapbook"]["name"] for cell in json.loads(page.read_text())["cells"]
              for o in cell.get("outputs", []) if "scrapbook" in o.get("metadata", {})]
     assert book_summary.OVERVIEW_FIGURE in glued  # the key the directive pastes exists on that page
+
+
+def test_chance_counts_the_decisive_method_tests_of_tested_verdicts_against_five_percent():
+    from mixrepro.study.paired import Check, check_ranking
+
+    def check(outcome, test=""):
+        return {"statement": "s", "outcome": outcome, "detail": "", "detectable": None, "test": test}
+
+    tests = [check("supports", "pooled t")] * 30 + [check("inconclusive", "paired t")] * 9 + [check("contradicts",
+                                                                                                     "McNemar")]
+    verdicts = [verdict("A", "reproduced", checks=tests + [check("supports")]),  # a paper-number check: no test
+                verdict("B", "not tested here", checks=[check("supports", "paired t")] * 5)]  # untested: not counted
+    text = book_summary.chance_text(verdicts)
+    assert "rest on 40 tests" in text and "31 came out decisive" in text and "about 2 would" in text
+    assert book_summary.chance_text([verdict("C", "reproduced", checks=[check("supports")])]) == ""
+    # the tests name themselves where they are made: two seeds each, a paired t interval
+    assert check_ranking("a", "b", [81.0, 80.0], [79.0, 78.5]).test == "paired t"
+    assert Check("identity", "supports", "").test == ""

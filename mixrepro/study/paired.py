@@ -470,6 +470,10 @@ class Check:
     outcome: str  # one of OUTCOMES
     detail: str
     detectable: float | None = None
+    # The two-sided test at the 5 % level that decided the comparison of two methods (or could have:
+    # 'paired t', 'pooled t', 'McNemar', 'bootstrap'); '' for checks that are not such a test (a number
+    # against a paper's, an identity, a timing). The ledger counts these to say what chance alone would give.
+    test: str = ""
 
     def __post_init__(self):
         if self.outcome not in OUTCOMES:
@@ -541,7 +545,9 @@ def check_ranking(
     statement = f"{name_a} > {name_b}" if claimed == "a>b" else f"{name_b} > {name_a}"
     level = f"{100 * confidence:g}%"
 
+    deciding_test = ""
     if paired.n >= 2:
+        deciding_test = "paired t"
         detectable = minimal_detectable_difference(paired.sd_difference, paired.n, alpha=1.0 - confidence)
         low, high = sign * paired.ci_low, sign * paired.ci_high
         low, high = min(low, high), max(low, high)
@@ -558,10 +564,12 @@ def check_ranking(
     if correct_a is None and paired.n == 1 and n_images:
         bound = mcnemar_bound(round(scores_a[0] * n_images / 100), round(scores_b[0] * n_images / 100), n_images)
         detail += f"; McNemar p <= {bound:.2g} on {n_images} images (bound from the accuracies alone)"
+        deciding_test = "McNemar"
         if bound < 1.0 - confidence and paired.mean_difference != 0:
             outcome = "supports" if sign * paired.mean_difference > 0 else "contradicts"
     if images_a is not None and paired.n == 1:
         outcome, detectable, detail = _bootstrap_outcome(images_a, images_b, sign, confidence, detail)
+        deciding_test = "bootstrap"
     if correct_a is not None:
         test = mcnemar(correct_a, correct_b)
         detail += (
@@ -569,6 +577,7 @@ def check_ranking(
             f"only {name_b} right {test.only_b}, p = {test.p_value:.2g}"
         )
         if paired.n == 1:
+            deciding_test = "McNemar"
             detectable = minimal_detectable_difference_images(
                 (test.only_a + test.only_b) / test.n_images, test.n_images, alpha=1.0 - confidence
             )
@@ -576,7 +585,7 @@ def check_ranking(
                 outcome = "supports" if sign * test.difference_points > 0 else "contradicts"
             else:
                 detail += f"; smallest detectable {_two_significant(detectable)} points"
-    return Check(statement=statement, outcome=outcome, detail=detail, detectable=detectable)
+    return Check(statement=statement, outcome=outcome, detail=detail, detectable=detectable, test=deciding_test)
 
 
 def _bootstrap_outcome(images_a, images_b, sign: float, confidence: float, detail: str):

@@ -204,7 +204,7 @@ def check_pooled(name_a: str, arm_a: str, name_b: str, arm_b: str, pool: SeedPoo
               f"{counts[arm_b]} seeds; {pool.text()}), {100 * confidence:g}% CI [{low:.2f}, {high:.2f}]; "
               f"smallest detectable {_two_significant(detectable)} points")
     statement = f"{name_a} > {name_b}" if claimed == "a>b" else f"{name_b} > {name_a}"
-    return Check(statement, outcome, detail, detectable)
+    return Check(statement, outcome, detail, detectable, test="pooled t")
 
 
 # --------------------------------------------------------------------------- the study's pools

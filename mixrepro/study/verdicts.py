@@ -82,7 +82,7 @@ def check_order(name_a: str, a: SeedStats, name_b: str, b: SeedStats, *, higher_
     word = "higher" if higher_is_better else "lower"
     subject = f"{name_a} {quantity}".strip()
     return Check(f"{subject} {word} than {name_b}", check.outcome, check.detail.replace(" points", f" {unit}"),
-                 check.detectable)
+                 check.detectable, check.test)
 
 
 def _check_paired(name_a: str, a: SeedStats, name_b: str, b: SeedStats, claimed: str) -> Check:
@@ -109,7 +109,9 @@ def check_against_every_network(name_a: str, a: SeedStats, name_b: str, b: SeedS
     detail = "every network against every network: " + "; ".join(
         f"seed {sa} vs seed {sb}: {check.outcome} ({check.detail})" for sa, sb, check in pairs)
     detectable = [check.detectable for _, _, check in pairs if check.detectable is not None]
-    return Check(pairs[0][2].statement, outcome, detail, max(detectable) if detectable else None)
+    # decisive only when every pair's test agrees: no likelier by chance than one of them
+    return Check(pairs[0][2].statement, outcome, detail, max(detectable) if detectable else None,
+                 "every network pair" if any(check.test for _, _, check in pairs) else "")
 
 
 def per_image_pair(a: SeedStats, b: SeedStats) -> dict:
