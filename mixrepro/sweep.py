@@ -237,10 +237,10 @@ def cli_sweep(args) -> int:
         return 0
     deadline = None if args.hours is None else time.time() + args.hours * 3600
     for limit in work_passes(deadline, args.overtime):
+        if limit is not deadline:
+            print("sweep: past the runs that end before the deadline, going on with the rest (overtime: their "
+                  "checkpoints carry on where this machine persists)", flush=True)
         for plan in plans:
-            if limit is None and deadline is not None:
-                print(f"sweep {plan.name}: past the runs that end before the deadline, going on with the rest "
-                      "(overtime: their checkpoints carry on where this machine persists)", flush=True)
             done = run_worker(plan, results_root=args.out, progress=args.progress, deadline=limit,
                               margin=args.margin)
             print(f"sweep {plan.name}: this worker trained or evaluated {done} run(s)", file=sys.stderr)
