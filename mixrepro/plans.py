@@ -68,9 +68,23 @@ class Plan:
     description: str
     configs: tuple[RunConfig, ...]
     runtime: dict = field(default_factory=lambda: budget_runtime("cpu"))
-    evaluations: tuple[str, ...] = ()
+    evaluations: tuple[str, ...] = ()  # every run's, unless ``run_evaluations`` names the run
     evaluation_options: dict = field(default_factory=dict)
     optional_evaluations: tuple[str, ...] = ()  # added only where the final weights are at hand (sweep)
+    # {config key: evaluations}: runs that need only their own (the pages plan: what the pages asking for
+    # a run use; corruption and occlusion are most of a run's evaluation time, and most pages use neither).
+    run_evaluations: dict = field(default_factory=dict)
+
+    def evaluations_for(self, config: RunConfig) -> tuple[str, ...]:
+        """The evaluations ``config``'s run needs before the plan counts it done."""
+        return tuple(self.run_evaluations.get(config.key(), self.evaluations))
+
+    def all_evaluations(self) -> tuple[str, ...]:
+        """Every evaluation some run of the plan needs, the plan's own first."""
+        named = dict.fromkeys(self.evaluations)
+        for names in self.run_evaluations.values():
+            named.update(dict.fromkeys(names))
+        return tuple(named)
 
 
 def pilot_configs() -> tuple[RunConfig, ...]:
@@ -108,6 +122,54 @@ def run_hours(config: RunConfig) -> float | None:
         return None
     images = config.train_subset or DATASETS.get(config.dataset).num_train
     return config.epochs * math.ceil(images / config.batch_size) * per_step / 3600
+
+
+# What a run costs besides its training steps, in training steps of Vanilla (the bench report's row), so
+# it scales with the machine like the steps do. Measured on this study's cpu runs (width 16, one core
+# each, beside two sweep workers on two cores): scoring both networks on all 10,000 test images in a
+# scored epoch (``training.loop.scored_epoch``) took 60-66 Vanilla steps (the 120-epoch Vanilla runs'
+# epoch logs); each final evaluation of both networks (fp32, the study's options), timed alone on a
+# finished run between two timings of 40 Vanilla steps (0.133-0.161 s each), took the Vanilla steps
+# below over the test images it reads (corruption and occlusion: the 2,000-image subset).
+SCORING_VANILLA_STEPS_PER_IMAGE = 62 / 10000
+EVALUATION_VANILLA_STEPS = {"accuracy": (111, 10000), "confidence": (101, 10000), "ece": (92, 10000),
+                            "fgsm": (405, 10000), "corruption": (1434, 2000), "occlusion": (203, 2000),
+                            "mixed_accuracy": (142, 10000)}  # name: (Vanilla steps, test images read)
+EVALUATION_VANILLA_STEPS_PER_IMAGE = {name: steps / images
+                                      for name, (steps, images) in EVALUATION_VANILLA_STEPS.items()}
+
+
+def overhead_hours(config: RunConfig, evaluations=()) -> tuple[float, float] | None:
+    """(hours of one core scoring ``config``'s networks in its scored epochs, hours of its ``evaluations``),
+    at the bench report's Vanilla step time; None when the report is missing or lacks Vanilla, or the
+    dataset is not one mixrepro knows (its test set's size is unknown)."""
+    from .data import DATASETS
+    from .training.loop import scored_epoch
+
+    try:
+        vanilla_step = step_seconds(load_bench_report()).get("vanilla")
+        test_images = config.test_subset or DATASETS.get(config.dataset).num_test
+    except MixreproError:
+        return None
+    if vanilla_step is None:
+        return None
+    scored = sum(scored_epoch(epoch, config.epochs) for epoch in range(1, config.epochs + 1))
+    scoring = scored * test_images * SCORING_VANILLA_STEPS_PER_IMAGE
+    evaluating = sum(evaluation_images(name, test_images) * EVALUATION_VANILLA_STEPS_PER_IMAGE[name]
+                     for name in evaluations)
+    return scoring * vanilla_step / 3600, evaluating * vanilla_step / 3600
+
+
+def evaluation_images(name: str, test_images: int) -> int:
+    """Test images evaluation ``name`` reads with the study's options (a fixed subset, or all of them)."""
+    subset = STUDY_EVALUATION_OPTIONS.get(name, {}).get("images")
+    return min(subset, test_images) if subset else test_images
+
+
+def run_cost_hours(config: RunConfig, evaluations=()) -> float | None:
+    """Hours of one core for the whole run: training (:func:`run_hours`), scoring and ``evaluations``."""
+    training, overhead = run_hours(config), overhead_hours(config, evaluations)
+    return None if training is None or overhead is None else training + sum(overhead)
 
 
 def equal_compute_epochs(base_epochs: int, bench_report: dict, learned: str, baseline: str) -> int:
@@ -219,19 +281,21 @@ def study_plan() -> Plan:
 
 def pages_plan_content(recorded_lines) -> dict:
     """The pages plan file's content from the lines the pages recorded (``study.collect.record_wanted``):
-    each run once, without the study plan's own runs, with every evaluation a page asked for besides the
-    study's. Ordered so that claims get decided early: a page's claims wait for all of its runs, so the
+    each run once, without the study plan's own runs, with the evaluations the pages that ask for it use
+    (``run_evaluations``: a run is not paid the study's corruption and occlusion unless a page reads
+    them). Ordered so that claims get decided early: a page's claims wait for all of its runs, so the
     page whose runs cost the fewest hours in total comes first, each page's runs cheapest first (a run
     two pages ask for goes with the first). ``pages`` lists each page's runs and hours in that order."""
-    configs, asked, by_page = {}, set(), {}
+    configs, asked, by_page = {}, {}, {}
     for line in recorded_lines:
         item = json.loads(line)
         config = RunConfig.from_dict(item["config"])
-        asked.update(item["evaluations"])
         if not in_study_plan(config):
-            configs[config.key()] = config
-            by_page.setdefault(item.get("page", ""), set()).add(config.key())
-    hours = {key: run_hours(config) for key, config in configs.items()}  # each reads the bench report
+            key = config.key()
+            configs[key] = config
+            asked.setdefault(key, set()).update(item["evaluations"])
+            by_page.setdefault(item.get("page", ""), set()).add(key)
+    hours = {key: run_cost_hours(config, asked[key]) for key, config in configs.items()}  # each reads the bench report
 
     def cost(key):
         return math.inf if hours[key] is None else hours[key]
@@ -245,8 +309,13 @@ def pages_plan_content(recorded_lines) -> dict:
         pages.append({"page": page, "runs": len(by_page[page]), "new_runs": len(keys),
                       "hours_of_one_core": None if math.isinf(total) else round(total, 1)})
     return {"about": PAGES_PLAN_ABOUT, "hours_of_one_core": round(sum(h for h in hours.values() if h), 1),
-            "evaluations": list(STUDY_EVALUATIONS) + sorted(asked - set(STUDY_EVALUATIONS)),
+            "run_evaluations": {key: canonical_order(asked[key]) for key in ordered},
             "pages": pages, "configs": [configs[key].to_dict() for key in ordered]}
+
+
+def canonical_order(names) -> list[str]:
+    """Evaluation names in the study's order, any others after them alphabetically."""
+    return [n for n in STUDY_EVALUATIONS if n in names] + sorted(set(names) - set(STUDY_EVALUATIONS))
 
 
 PAGES_PLAN_ABOUT = ("runs the book's pages ask for at the cpu budget beyond the study plan (ablation arms and "
@@ -259,9 +328,12 @@ def pages_plan(path: Path = PAGES_PLAN_FILE) -> Plan:
         raise MixreproError(f"the pages plan {path} is missing; `python -m mixrepro.notebook_runner --plan-pages` "
                             "writes it (it executes every page loading-only and records the runs they miss)")
     content = json.loads(path.read_text())
+    if "run_evaluations" not in content:
+        raise MixreproError(f"the pages plan {path} predates per-run evaluations (it has no 'run_evaluations'); "
+                            "`python -m mixrepro.notebook_runner --plan-pages` rewrites it")
     return Plan("pages", PAGES_PLAN_ABOUT, tuple(RunConfig.from_dict(c) for c in content["configs"]),
-                evaluations=tuple(content["evaluations"]), evaluation_options=STUDY_EVALUATION_OPTIONS,
-                optional_evaluations=STUDY_OPTIONAL_EVALUATIONS)
+                evaluation_options=STUDY_EVALUATION_OPTIONS, optional_evaluations=STUDY_OPTIONAL_EVALUATIONS,
+                run_evaluations={key: tuple(names) for key, names in content["run_evaluations"].items()})
 
 
 # Plans are built on demand: the study's reads the committed bench report, the pages' its committed file.

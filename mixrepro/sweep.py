@@ -68,7 +68,8 @@ def run_state(plan: Plan, store, config: RunConfig) -> str:
     record = store.load(config)
     if record is None or is_stale(record):
         return "train"
-    missing = [name for name in plan.evaluations for net in NETWORKS if name not in record.evaluations.get(net, {})]
+    missing = [name for name in plan.evaluations_for(config) for net in NETWORKS
+               if name not in record.evaluations.get(net, {})]
     return "evaluate" if missing else "done"
 
 
@@ -89,37 +90,37 @@ def half_trained(store, config: RunConfig) -> bool:
     return started and store.load(config) is None
 
 
-# Evaluations of a trained run (ECE, FGSM, corruption and occlusion on 2,000 images, mixed accuracy),
-# as a fraction of its training time: about a tenth at the cpu budget (measured on the study's runs).
-EVALUATION_SHARE = 0.1
-
-
-def hours_left(store, config: RunConfig) -> float | None:
-    """Estimated hours of one core to finish ``config`` (bench report): the training its checkpoint has
-    not done yet plus its evaluations; evaluations alone for a stored run whose weights are here; None
-    when the bench report cannot price its method."""
+def hours_left(store, config: RunConfig, evaluations=()) -> float | None:
+    """Estimated hours of one core to finish ``config`` (``plans.run_cost_hours``): the training and test
+    scoring its checkpoint has not done yet plus the ``evaluations`` its record lacks; evaluations alone
+    for a stored run whose weights are here; None when the bench report cannot price its method."""
     from .parking import epochs_done
-    from .plans import run_hours
+    from .plans import overhead_hours, run_hours
+    from .runs import missing_evaluations
 
-    full = run_hours(config)
-    if full is None:
+    training, overhead = run_hours(config), overhead_hours(config, ())
+    if training is None or overhead is None:
         return None
+    record = store.load(config)
     done = (epochs_done(store.root, config) or 0) / config.epochs
-    if store.load(config) is not None and done < 1.0:  # stored, weights lost: a verified retrain first
+    if record is not None and done < 1.0:  # stored, weights lost: a verified retrain first
         done = 0.0
-    return (1.0 - done + EVALUATION_SHARE) * full
+    missing = missing_evaluations(record, evaluations) if record is not None else list(evaluations)
+    return (1.0 - done) * (training + overhead[0]) + overhead_hours(config, missing)[1]
 
 
-def fits(store, config: RunConfig, deadline: float | None, margin: float) -> tuple[bool, str]:
-    """(whether ``config`` can finish before ``deadline`` with ``margin`` x its estimate, why not)."""
+def fits(store, config: RunConfig, deadline: float | None, margin: float, evaluations=()) -> tuple[bool, str]:
+    """(whether ``config`` and its ``evaluations`` can finish before ``deadline`` with ``margin`` x the
+    estimate, why not)."""
     if deadline is None:
         return True, ""
-    hours = hours_left(store, config)
+    hours = hours_left(store, config, evaluations)
     left = (deadline - time.time()) / 3600
     if hours is None:
         return False, "the bench report cannot price it"
     if margin * hours > left:
-        return False, f"about {hours:.2f} h of one core (x{margin:g} margin) and {max(left, 0):.2f} h are left"
+        return False, (f"it needs about {hours:.2f} h of one core, {margin * hours:.2f} h with the x{margin:g} "
+                       f"margin, and {max(left, 0):.2f} h are left")
     return True, ""
 
 
@@ -149,7 +150,7 @@ def run_worker(plan: Plan, *, results_root=None, progress: bool = False, deadlin
         if claim is None:
             continue
         try:
-            ok, why = fits(store, config, deadline, margin)
+            ok, why = fits(store, config, deadline, margin, evaluations_to_run(plan, store, config))
             if not ok:
                 print(f"sweep {plan.name}: not starting {config.method} seed {config.seed} ({config.key()}): "
                       f"{why}", flush=True)
@@ -190,12 +191,13 @@ def train_and_evaluate(plan: Plan, store, config: RunConfig, progress: bool = Fa
 
 
 def evaluations_to_run(plan: Plan, store, config: RunConfig) -> tuple[str, ...]:
-    """The plan's evaluations, with its optional ones where the run's final weights are at hand without a
-    retrain: a run still to train (training leaves them in the cache) or one whose checkpoint is cached."""
+    """The run's evaluations in the plan, with the plan's optional ones where its final weights are at hand
+    without a retrain: a run still to train (training leaves them in the cache) or one whose checkpoint is cached."""
     from .training.checkpoint import checkpoint_path
 
     at_hand = run_state(plan, store, config) == "train" or checkpoint_path(config).exists()
-    return plan.evaluations + plan.optional_evaluations if at_hand else plan.evaluations
+    needed = plan.evaluations_for(config)
+    return needed + plan.optional_evaluations if at_hand else needed
 
 
 def restore_weights(store, config: RunConfig, *, data_root=None, progress: bool = False) -> bool:
@@ -264,7 +266,7 @@ def list_plan(plan: Plan, results_root=None) -> None:
     for config in plan.configs:
         state = run_state(plan, store, config)
         state = "resume" if state == "train" and half_trained(store, config) else state
-        hours = hours_left(store, config) if state != "done" else 0.0
+        hours = hours_left(store, config, evaluations_to_run(plan, store, config)) if state != "done" else 0.0
         if state != "done":
             left.append(hours)
         print(f"{state:8s} {describe(config)} {'?' if hours is None else f'{hours:5.2f}'} h left")

@@ -64,10 +64,10 @@ def landed_store(source_root: Path, target_root: Path, plans) -> int:
     committed = ResultsStore(source_root).runs()  # read once for every plan
     for plan in plans:
         dataset = plan.configs[0].dataset
-        donors = donors_by_method([r for r in committed if r.config.dataset == dataset], plan.evaluations)
+        donors = donors_by_method([r for r in committed if r.config.dataset == dataset], plan.all_evaluations())
         for config in plan.configs:
             stored = store.load(config)
-            if not has_evaluations(stored, plan.evaluations):
+            if not has_evaluations(stored, plan.evaluations_for(config)):
                 write_placeholder(store, config, donors.get(config.method) or donors[FALLBACK_DONOR])
                 written += 1
     return written

@@ -104,12 +104,13 @@ def test_hours_left_and_the_list_count_a_parked_checkpoint(tmp_path, monkeypatch
 
     install_doubles(monkeypatch)
     monkeypatch.setattr(plans, "load_bench_report", lambda: fake_bench(tiny=0.36))
+    monkeypatch.setattr(plans, "overhead_hours", lambda config, evaluations=(): (0.0, 0.0))  # training alone
     machine(monkeypatch, tmp_path / "first")
     killed_in_second_epoch(tmp_path)
     parking.park(tmp_path, CONFIG)
     machine(monkeypatch, tmp_path / "second")
     full = 2 * 4 * 0.36 / 3600
-    assert sweep.hours_left(ResultsStore(tmp_path), CONFIG) == pytest.approx(full * (0.5 + sweep.EVALUATION_SHARE))
+    assert sweep.hours_left(ResultsStore(tmp_path), CONFIG) == pytest.approx(full * 0.5)
     monkeypatch.setattr(sweep, "get_plan", lambda name: plans.Plan(name, "test", (CONFIG,), runtime={}))
     sweep.cli_sweep(sweep_args("t", "--list", "--out", str(tmp_path)))
     assert capsys.readouterr().out.split()[0] == "resume"

@@ -10,7 +10,7 @@ import torch
 from doubles import install_doubles, sweep_args, tiny_config
 from mixrepro import plans, sweep
 from mixrepro.config import RunConfig, config_for_budget
-from mixrepro.errors import InvalidParameterError, UnknownNameError
+from mixrepro.errors import InvalidParameterError, MixreproError, UnknownNameError
 from mixrepro.results import ResultsStore
 
 
@@ -267,11 +267,12 @@ def test_a_deadline_starts_only_runs_that_can_finish_before_it(tmp_path, cache, 
     import time
 
     install_doubles(monkeypatch)
-    monkeypatch.setattr(plans, "load_bench_report", lambda: fake_bench(tiny=0.36))
-    configs = (tiny_config(seed=0, epochs=1, train_subset=160), tiny_config(seed=1, epochs=1, train_subset=160))
+    monkeypatch.setattr(plans, "load_bench_report", lambda: fake_bench(tiny=0.36, vanilla=0.2))
+    configs = tuple(tiny_config(seed=seed, epochs=1, train_subset=160, test_subset=32) for seed in (0, 1))
     store = ResultsStore(tmp_path)
-    full = 1 * 10 * 0.36 / 3600  # one epoch of 160 images at batch 16
-    assert sweep.hours_left(store, configs[0]) == pytest.approx(full * (1 + sweep.EVALUATION_SHARE))
+    training = 1 * 10 * 0.36 / 3600  # one epoch of 160 images at batch 16
+    scoring = 32 * plans.SCORING_VANILLA_STEPS_PER_IMAGE * 0.2 / 3600  # its one epoch is scored
+    assert sweep.hours_left(store, configs[0]) == pytest.approx(training + scoring)
     assert sweep.fits(store, configs[0], None, 1.25) == (True, "")
     ok, why = sweep.fits(store, configs[0], time.time() + 1.0, 1.25)  # a second left
     assert not ok and "margin" in why
@@ -286,7 +287,7 @@ def test_a_deadline_starts_only_runs_that_can_finish_before_it(tmp_path, cache, 
     assert not list(sweep.claim_dir().glob("*.claim"))  # the claim taken to price a run is released
     assert sweep.run_worker(plan, results_root=tmp_path, deadline=time.time() + 3600) == 2
     monkeypatch.setattr(plans, "load_bench_report", lambda: fake_bench(vanilla=0.2))  # cannot price 'tiny'
-    assert sweep.fits(store, tiny_config(seed=2, epochs=1), time.time() + 3600, 1.0) == (
+    assert sweep.fits(store, tiny_config(seed=2, epochs=1, test_subset=32), time.time() + 3600, 1.0) == (
         False, "the bench report cannot price it")
 
 
@@ -295,12 +296,42 @@ def test_hours_left_counts_what_a_checkpoint_has_done(tmp_path, cache, monkeypat
     from mixrepro.training.loop import TrainingInterrupted
 
     install_doubles(monkeypatch)
-    monkeypatch.setattr(plans, "load_bench_report", lambda: fake_bench(tiny=0.36))
-    config = tiny_config(seed=0, epochs=2, train_subset=64)  # all 64 fake images: 4 steps of 16 per epoch
+    monkeypatch.setattr(plans, "load_bench_report", lambda: fake_bench(tiny=0.36, vanilla=0.2))
+    config = tiny_config(seed=0, epochs=2, train_subset=64, test_subset=32)  # 4 steps of 16 per epoch
     with pytest.raises(TrainingInterrupted):  # killed in its second epoch
         fit(config, results_root=tmp_path, progress=False, stop_after_step=5)
-    full = 2 * 4 * 0.36 / 3600
-    assert sweep.hours_left(ResultsStore(tmp_path), config) == pytest.approx(full * (0.5 + sweep.EVALUATION_SHARE))
+    training = 2 * 4 * 0.36 / 3600
+    scoring = 2 * 32 * plans.SCORING_VANILLA_STEPS_PER_IMAGE * 0.2 / 3600  # both epochs are scored
+    fgsm = 32 * plans.EVALUATION_VANILLA_STEPS_PER_IMAGE["fgsm"] * 0.2 / 3600
+    store = ResultsStore(tmp_path)
+    assert sweep.hours_left(store, config) == pytest.approx(0.5 * (training + scoring))
+    assert sweep.hours_left(store, config, ("fgsm",)) == pytest.approx(0.5 * (training + scoring) + fgsm)
+
+
+def test_hours_left_of_a_stored_run_are_the_evaluations_it_lacks(tmp_path, cache, monkeypatch):
+    install_doubles(monkeypatch)
+    monkeypatch.setattr(plans, "load_bench_report", lambda: fake_bench(tiny=0.36, vanilla=0.2))
+    config = tiny_config(seed=0, epochs=1, train_subset=64, test_subset=32)
+    plan = plans.Plan("t", "test", (config,), runtime={}, evaluations=("ece",))
+    assert sweep.run_worker(plan, results_root=tmp_path) == 1
+    per_image = plans.EVALUATION_VANILLA_STEPS_PER_IMAGE
+    assert sweep.hours_left(ResultsStore(tmp_path), config, ("ece", "corruption")) == pytest.approx(
+        32 * per_image["corruption"] * 0.2 / 3600)  # ece is stored; corruption reads all 32 (under 2,000)
+
+
+def test_a_runs_cost_counts_its_scored_epochs_and_the_images_each_evaluation_reads(monkeypatch):
+    monkeypatch.setattr(plans, "load_bench_report", lambda: fake_bench(vanilla=0.5, mixup=0.5))
+    config = RunConfig(method="mixup", dataset=plans.DATASET, epochs=120, train_subset=1000)
+    training = 120 * 10 * 0.5 / 3600
+    scored = 21  # the last 11 epochs, every 12th before them and the first (training.loop.scored_epoch)
+    scoring = scored * 10000 * plans.SCORING_VANILLA_STEPS_PER_IMAGE * 0.5 / 3600
+    per_image = plans.EVALUATION_VANILLA_STEPS_PER_IMAGE
+    evaluations = (10000 * per_image["fgsm"] + 2000 * per_image["corruption"]) * 0.5 / 3600
+    assert plans.overhead_hours(config, ("fgsm", "corruption")) == pytest.approx((scoring, evaluations))
+    assert plans.run_cost_hours(config, ("fgsm", "corruption")) == pytest.approx(training + scoring + evaluations)
+    assert plans.run_cost_hours(config) < plans.run_cost_hours(config, ("fgsm",))
+    monkeypatch.setattr(plans, "load_bench_report", lambda: fake_bench(mixup=0.5))  # no Vanilla row
+    assert plans.run_cost_hours(config) is None
 
 
 def test_hours_must_be_a_positive_number():
@@ -355,7 +386,46 @@ def test_pages_record_the_runs_they_ask_for_and_the_pages_plan_keeps_those_outsi
     assert [(c.method, c.method_params, c.seed) for c in configs] == [("mixup", {"alpha": 2.0}, 0)]
     assert not plans.in_study_plan(configs[0]) and configs[0].key() == arm.config("mixup", 0,
                                                                                   method_params={"alpha": 2.0}).key()
-    assert content["evaluations"][:len(plans.STUDY_EVALUATIONS)] == list(plans.STUDY_EVALUATIONS)
+    assert content["run_evaluations"] == {configs[0].key(): list(study.collect.SHARED_EVALUATIONS)}
+
+
+def test_a_pages_run_is_evaluated_for_what_the_pages_asking_for_it_use(monkeypatch):
+    """Two pages ask for one run (ece + fgsm; occlusion + ece): it gets the union in the study's order; a
+    run only one page asks for gets that page's; the plan file carries them and the sweep reads them."""
+    monkeypatch.setattr(plans, "run_cost_hours", lambda config, evaluations=(): 1.0)
+    shared, own = (RunConfig(method="mixup", dataset=plans.DATASET, method_params={"alpha": a}) for a in (0.3, 0.7))
+
+    def line(page, config, evaluations):
+        return json.dumps({"config": config.to_dict(), "evaluations": evaluations, "page": page})
+
+    content = plans.pages_plan_content([line("a", shared, ["ece", "fgsm"]), line("b", shared, ["occlusion", "ece"]),
+                                        line("b", own, ["ece"])])
+    assert content["run_evaluations"] == {shared.key(): ["ece", "fgsm", "occlusion"], own.key(): ["ece"]}
+    plan = plans.Plan("pages", "test", (shared, own), runtime={}, evaluations=plans.STUDY_EVALUATIONS,
+                      run_evaluations={k: tuple(v) for k, v in content["run_evaluations"].items()})
+    assert plan.evaluations_for(own) == ("ece",)
+    assert plan.evaluations_for(RunConfig(method="vanilla", dataset=plans.DATASET)) == plans.STUDY_EVALUATIONS
+    assert plan.all_evaluations() == plans.STUDY_EVALUATIONS
+
+
+def test_a_pages_run_with_its_own_evaluations_counts_as_done(tmp_path, cache, monkeypatch):
+    install_doubles(monkeypatch)
+    config = tiny_config(seed=0, epochs=1)
+    plan = plans.Plan("t", "test", (config,), runtime={}, evaluations=("ece", "fgsm"),
+                      run_evaluations={config.key(): ("ece",)})
+    store = ResultsStore(tmp_path)
+    assert sweep.evaluations_to_run(plan, store, config) == ("ece",)
+    sweep.run_worker(plan, results_root=tmp_path)
+    record = store.load(config)
+    assert set(record.evaluations["online"]) == {"ece"}  # fgsm: no page reads it for this run
+    assert sweep.run_state(plan, store, config) == "done"
+
+
+def test_a_pages_plan_file_without_per_run_evaluations_is_refused_with_the_command_that_rewrites_it(tmp_path):
+    path = tmp_path / "pages-cpu.json"
+    path.write_text(json.dumps({"configs": [], "evaluations": ["ece"]}))
+    with pytest.raises(MixreproError, match="--plan-pages"):
+        plans.pages_plan(path)
 
 
 def test_the_pages_plan_puts_the_page_that_finishes_soonest_first(monkeypatch):
@@ -365,7 +435,7 @@ def test_the_pages_plan_puts_the_page_that_finishes_soonest_first(monkeypatch):
     configs = {name: RunConfig(method="mixup", dataset=plans.DATASET, method_params={"alpha": 0.1 * (i + 1)})
                for i, name in enumerate(hours)}
     by_key = {c.key(): hours[name] for name, c in configs.items()}
-    monkeypatch.setattr(plans, "run_hours", lambda c: by_key[c.key()])
+    monkeypatch.setattr(plans, "run_cost_hours", lambda c, evaluations=(): by_key[c.key()])
 
     def line(page, name):
         return json.dumps({"config": configs[name].to_dict(), "evaluations": ["ece"], "page": page})
@@ -406,9 +476,9 @@ def test_a_worker_given_several_plans_goes_on_to_the_next_when_one_is_done(tmp_p
 
 def test_overtime_trains_the_runs_that_miss_the_deadline_after_those_that_meet_it(tmp_path, cache, monkeypatch, capsys):
     install_doubles(monkeypatch)
-    monkeypatch.setattr(plans, "load_bench_report", lambda: fake_bench(tiny=0.36))
-    long_run = tiny_config(seed=0, epochs=1, train_subset=160)  # 10 steps: about 5 s with the margin
-    short_run = tiny_config(seed=1, epochs=1, train_subset=16)  # 1 step: about 0.5 s
+    monkeypatch.setattr(plans, "load_bench_report", lambda: fake_bench(tiny=0.36, vanilla=0.2))
+    long_run = tiny_config(seed=0, epochs=1, train_subset=160, test_subset=16)  # 10 steps: about 5 s with the margin
+    short_run = tiny_config(seed=1, epochs=1, train_subset=16, test_subset=16)  # 1 step: about 0.5 s
     monkeypatch.setattr(sweep, "get_plan", lambda name: plans.Plan(name, "test", (long_run, short_run), runtime={}))
     hours = str(3 / 3600)
 

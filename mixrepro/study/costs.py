@@ -50,15 +50,16 @@ def rerun_seeds(config, budget: str = "cpu") -> tuple[int, ...]:
 def cpu_hours(configs, budget: str = "cpu") -> float | None:
     """Hours of one core that ``configs`` (any budget) cost when rerun at ``budget`` with its seeds.
 
-    Each distinct setting (seed ignored) is priced as one run at the budget (``plans.run_hours``:
-    the bench report's seconds per step of its loss variant or mixer) times the seeds it runs with
+    Each distinct setting (seed ignored) is priced as one run at the budget (``plans.run_cost_hours``:
+    the bench report's seconds per step of its loss variant or mixer, and the scoring of its networks in
+    the scored epochs; the pages' evaluations are not priced) times the seeds it runs with
     (:func:`rerun_seeds`: at cpu, an ablation arm one); None when the bench report is missing or
     cannot price a method."""
-    from ..plans import run_hours
+    from ..plans import run_cost_hours
 
     total = 0.0
     for config in settings(configs).values():
-        hours = run_hours(rerun_config(config, budget))
+        hours = run_cost_hours(rerun_config(config, budget))
         if hours is None:
             return None
         total += len(rerun_seeds(config, budget)) * hours

@@ -56,7 +56,8 @@ def plan_arms(plan, results_root) -> list[Arm]:
         arm = arms.setdefault(label, Arm(label, config.method, 0, []))
         arm.planned += 1
         record = store.load(config)
-        if record is not None and all(name in record.evaluations.get(net, {}) for name in plan.evaluations
+        needed = plan.evaluations_for(config)
+        if record is not None and all(name in record.evaluations.get(net, {}) for name in needed
                                       for net in ("online", "ema")):
             arm.records.append(record)
     return list(arms.values())
