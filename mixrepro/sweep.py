@@ -238,23 +238,27 @@ def cli_sweep(args) -> int:
             (list_plan if args.list else park_plan)(plan, args.out)
         return 0
     deadline = None if args.hours is None else time.time() + args.hours * 3600
-    for limit in work_passes(deadline, args.overtime):
+    for plan, limit in work_passes(plans, deadline, args.overtime):
         if limit is not deadline:
-            print("sweep: past the runs that end before the deadline, going on with the rest (overtime: their "
-                  "checkpoints carry on where this machine persists)", flush=True)
-        for plan in plans:
-            done = run_worker(plan, results_root=args.out, progress=args.progress, deadline=limit,
-                              margin=args.margin)
-            print(f"sweep {plan.name}: this worker trained or evaluated {done} run(s)", file=sys.stderr)
+            print(f"sweep {plan.name}: past its runs that end before the deadline, going on with the rest "
+                  "(overtime: their checkpoints carry on where this machine persists)", flush=True)
+        done = run_worker(plan, results_root=args.out, progress=args.progress, deadline=limit, margin=args.margin)
+        print(f"sweep {plan.name}: this worker trained or evaluated {done} run(s)", file=sys.stderr)
     return 0
 
 
-def work_passes(deadline: float | None, overtime: bool) -> list[float | None]:
-    """The deadlines of a worker's passes over its plans: the runs that end before ``deadline`` in
-    every plan first; with ``overtime``, then the rest. A core left idle at a session's end earns
-    nothing, while a run started anyway is checkpointed each epoch and resumes on a machine that
-    persists (it is lost only with a new machine, which would have lost the idle time too)."""
-    return [deadline, None] if overtime and deadline is not None else [deadline]
+def work_passes(plans: list, deadline: float | None, overtime: bool) -> list[tuple]:
+    """(plan, deadline) of a worker's passes. Without ``overtime``: the runs that end before ``deadline``,
+    in every plan in turn. With it, plan by plan: a plan's runs that end before the deadline, then the
+    rest of that plan, then the next plan. A core left idle at a session's end earns nothing, while a
+    run started anyway is checkpointed each epoch and resumes on a machine that persists (it is lost
+    only with a new machine, which would have lost the idle time too); and a later plan's short runs
+    must not keep an earlier plan's long ones waiting session after session (seen: the pages plan's
+    hundred runs of one to two hours would have gone before the study's AdAutoMix seed and its
+    equal-compute arm, none of which fits a session)."""
+    if not overtime or deadline is None:
+        return [(plan, deadline) for plan in plans]
+    return [(plan, limit) for plan in plans for limit in (deadline, None)]
 
 
 def list_plan(plan: Plan, results_root=None) -> None:
@@ -303,9 +307,9 @@ def add_sweep_arguments(parser: argparse.ArgumentParser) -> None:
                         help="only start runs estimated to finish within this many hours (bench report x "
                              "--margin): a session's last hours go to runs that end")
     parser.add_argument("--overtime", action="store_true",
-                        help="with --hours: once no run of any plan ends before the deadline, go on with the rest "
-                             "in plan order, half-trained first (checkpointed each epoch; they resume next "
-                             "session where the machine persists)")
+                        help="with --hours: plan by plan, once none of a plan's runs ends before the deadline, "
+                             "go on with its other runs, half-trained first, before the next plan (checkpointed "
+                             "each epoch; they resume next session where the machine persists)")
     parser.add_argument("--margin", type=_positive, default=1.25,
                         help="safety factor on the run-time estimate under --hours (default 1.25)")
 

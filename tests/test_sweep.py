@@ -492,3 +492,25 @@ def test_overtime_trains_the_runs_that_miss_the_deadline_after_those_that_meet_i
     assert ResultsStore(store_dir).load(long_run) is not None
     with pytest.raises(InvalidParameterError, match="--hours"):  # overtime of what deadline?
         sweep.cli_sweep(sweep_args("t", "--out", str(store_dir), "--overtime"))
+
+
+def test_overtime_finishes_a_plan_before_the_next_plans_runs_that_fit(tmp_path, cache, monkeypatch, capsys):
+    """Plan a's long run misses the deadline, plan b's short run meets it: without overtime only b's runs;
+    with it, a's long run first (a later plan's short runs must not starve an earlier plan's long ones)."""
+    install_doubles(monkeypatch)
+    monkeypatch.setattr(plans, "load_bench_report", lambda: fake_bench(tiny=0.36, vanilla=0.2))
+    long_run = tiny_config(seed=0, epochs=1, train_subset=160, test_subset=16)  # about 5 s with the margin
+    short_run = tiny_config(seed=1, epochs=1, train_subset=16, test_subset=16)  # about 0.5 s
+    named = {"a": plans.Plan("a", "test", (long_run,), runtime={}), "b": plans.Plan("b", "test", (short_run,),
+                                                                                    runtime={})}
+    monkeypatch.setattr(sweep, "get_plan", lambda name: named[name])
+    hours = str(3 / 3600)
+    assert sweep.cli_sweep(sweep_args("a", "b", "--out", str(tmp_path / "fits"), "--hours", hours)) == 0
+    store = ResultsStore(tmp_path / "fits")
+    assert store.load(short_run) is not None and store.load(long_run) is None
+    capsys.readouterr()
+    assert sweep.cli_sweep(sweep_args("a", "b", "--out", str(tmp_path / "over"), "--hours", hours, "--overtime")) == 0
+    finished = [line for line in capsys.readouterr().out.splitlines() if "finished" in line]
+    assert [long_run.key() in line for line in finished] == [True, False]
+    assert sweep.work_passes(["a", "b"], 1.0, False) == [("a", 1.0), ("b", 1.0)]
+    assert sweep.work_passes(["a", "b"], 1.0, True) == [("a", 1.0), ("a", None), ("b", 1.0), ("b", None)]
