@@ -48,16 +48,19 @@ def provisional_text(verdicts: list[dict]) -> str:
 
 def chance_text(verdicts: list[dict]) -> str:
     """How many of the tested verdicts' method-against-method tests came out decisive, beside how many
-    would by chance alone if no method differed from any other (each two-sided test at the 5 % level:
-    5 % of them). Empty when no verdict rests on such a test."""
+    would by chance alone if no method differed from any other (each two-sided test at the checks' level
+    ``study.paired.ALPHA``: that share of them). Empty when no verdict rests on such a test."""
+    from .study.paired import ALPHA
+
     tests = [c for v in verdicts if v["verdict"] != "not tested here" for c in v.get("checks", []) if c.get("test")]
     if not tests:
         return ""
     decisive = sum(c["outcome"] != "inconclusive" for c in tests)
     return (f"**Chance.** The tested verdicts rest on {len(tests)} tests of one method against another (paired "
-            f"or pooled t over seeds, McNemar or a bootstrap over test images, each two-sided at the 5 % level); "
-            f"{decisive} came out decisive (supports or contradicts). If no method differed from any other, "
-            f"about {0.05 * len(tests):.0f} would still have, by chance alone. The tests share runs, so this is a "
+            "or pooled t over seeds, McNemar or a bootstrap over test images, each two-sided at the "
+            f"{100 * ALPHA:g} % level); {decisive} came out decisive (supports or contradicts). If no method "
+            "differed from any other, "
+            f"about {ALPHA * len(tests):.0f} would still have, by chance alone. The tests share runs, so this is a "
             "scale for the whole table rather than a correction: a verdict that rests on a single decisive "
             "test whose interval only just excludes zero is the likeliest to be chance.")
 

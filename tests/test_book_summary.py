@@ -98,7 +98,21 @@ def test_chance_counts_the_decisive_method_tests_of_tested_verdicts_against_five
                 verdict("B", "not tested here", checks=[check("supports", "paired t")] * 5)]  # untested: not counted
     text = book_summary.chance_text(verdicts)
     assert "rest on 40 tests" in text and "31 came out decisive" in text and "about 2 would" in text
+    assert "each two-sided at the 5 % level" in text
     assert book_summary.chance_text([verdict("C", "reproduced", checks=[check("supports")])]) == ""
     # the tests name themselves where they are made: two seeds each, a paired t interval
     assert check_ranking("a", "b", [81.0, 80.0], [79.0, 78.5]).test == "paired t"
     assert Check("identity", "supports", "").test == ""
+
+
+def test_the_chance_scale_reads_the_level_the_checks_use(monkeypatch):
+    from mixrepro.study import paired
+
+    assert paired.CONFIDENCE == 1 - paired.ALPHA
+    import inspect
+
+    assert inspect.signature(paired.check_ranking).parameters["confidence"].default == paired.CONFIDENCE
+    monkeypatch.setattr(paired, "ALPHA", 0.01)
+    tests = [{"statement": "s", "outcome": "inconclusive", "detail": "", "detectable": None, "test": "paired t"}] * 300
+    text = book_summary.chance_text([verdict("A", "inconclusive at this budget", checks=tests)])
+    assert "at the 1 % level" in text and "about 3 would" in text

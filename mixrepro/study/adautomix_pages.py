@@ -32,7 +32,7 @@ from .costs import compute_text
 from .dm_pages import figure
 from .facts import method_color, method_label, scored_network
 from .figures import label_axes
-from .paired import Check
+from .paired import ALPHA, Check
 from .paper_tables import PAPER_NUMBERS_DIR, PaperTable, load_paper_table
 from .parameters import NotebookParameters, arm_parameters, validate_parameters
 from .scores import SeedStats, evaluation_stats, scored_stats
@@ -720,7 +720,7 @@ def slower_check(name_a: str, a: Sequence[float], name_b: str, b: Sequence[float
 
     p = mannwhitneyu(a, b, alternative="greater").pvalue
     p_less = mannwhitneyu(a, b, alternative="less").pvalue
-    outcome = "supports" if p < 0.05 else "contradicts" if p_less < 0.05 else "inconclusive"
+    outcome = "supports" if p < ALPHA else "contradicts" if p_less < ALPHA else "inconclusive"
     return Check(f"{name_a} slower per step than {name_b}", outcome,
                  f"median {statistics.median(a):.3f} vs {statistics.median(b):.3f} s/step "
                  f"({len(a)} and {len(b)} timed steps; Mann-Whitney p {p:.2g})")

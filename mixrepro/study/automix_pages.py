@@ -30,7 +30,7 @@ from ..errors import InvalidParameterError
 from .collect import collect_runs, needs
 from .display import fmt, markdown_table
 from .facts import method_color, method_label, scored_network
-from .paired import Check
+from .paired import CONFIDENCE, Check
 from .paper_tables import PAPER_NUMBERS_DIR, PaperTable, load_paper_table
 from .parameters import arm_parameters
 from .scores import SeedStats, evaluation_stats, run_seeds, scored_stats
@@ -342,7 +342,7 @@ def bench_settings_text(report: dict) -> str:
             f"{s['batch_size']} on {report['dataset_label']}; {s['warmup']} warm-up steps, {s['repeats']} timed")
 
 
-def step_time_check(report: dict, a: str, b: str, *, faster: bool, confidence: float = 0.95) -> Check:
+def step_time_check(report: dict, a: str, b: str, *, faster: bool, confidence: float = CONFIDENCE) -> Check:
     """'a's step is faster (``faster``) / slower than b's': Welch's t interval on the timed steps.
 
     The interval of mean(a) - mean(b) wholly on the claimed side supports, wholly on the other

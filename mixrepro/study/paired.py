@@ -49,6 +49,9 @@ from ..errors import InvalidParameterError
 VERDICTS = ("reproduced", "partly", "not reproduced", "inconclusive at this budget", "not tested here")
 OUTCOMES = ("supports", "contradicts", "inconclusive")
 CLAIMS = ("a>b", "b>a")
+# Every check's level: two-sided tests at ALPHA, intervals at CONFIDENCE (the book's chance scale reads it).
+ALPHA = 0.05
+CONFIDENCE = 1 - ALPHA
 
 
 # --------------------------------------------------------------------------- validation
@@ -145,7 +148,7 @@ def mcnemar_bound(correct_count_a: int, correct_count_b: int, n_images: int) -> 
 
 
 def bootstrap_difference(
-    correct_a, correct_b, *, n_resamples: int = 2000, seed: int = 0, confidence: float = 0.95
+    correct_a, correct_b, *, n_resamples: int = 2000, seed: int = 0, confidence: float = CONFIDENCE
 ) -> tuple[float, float]:
     """Percentile bootstrap interval of accuracy(a) - accuracy(b) in points, resampling images jointly.
 
@@ -296,7 +299,7 @@ class BootstrapDifference:
     sd: float  # of the resampled differences: the difference's standard error over test images
 
 
-def bootstrap_statistic_difference(a, b, *, n_resamples: int = 2000, seed: int = 0, confidence: float = 0.95,
+def bootstrap_statistic_difference(a, b, *, n_resamples: int = 2000, seed: int = 0, confidence: float = CONFIDENCE,
                                    chunk: int = 250) -> BootstrapDifference:
     """Paired percentile bootstrap of ``a`` minus ``b`` (ImageMean, BinnedCalibration: anything with
     ``weighted`` and ``n_images``) over the test images both were measured on.
@@ -314,7 +317,7 @@ def bootstrap_statistic_difference(a, b, *, n_resamples: int = 2000, seed: int =
 
 
 def worst_case_bootstrap_difference(a, b, *, n_resamples: int = 2000, seed: int = 0,
-                                    confidence: float = 0.95) -> BootstrapDifference:
+                                    confidence: float = CONFIDENCE) -> BootstrapDifference:
     """Percentile bootstrap of ``a`` minus ``b`` when the two cannot be resampled together (anything with
     ``resampled``, ``value`` and ``n_images``; e.g. a DiagramCalibration, which has no per-image results).
 
@@ -360,7 +363,7 @@ class PairedDifference:
     ci_high: float | None
 
 
-def paired_seed_difference(a: Sequence[float], b: Sequence[float], confidence: float = 0.95) -> PairedDifference:
+def paired_seed_difference(a: Sequence[float], b: Sequence[float], confidence: float = CONFIDENCE) -> PairedDifference:
     """Paired t interval of mean(a - b) over seeds given in the same seed order.
 
     Same seed = same data order and initialisation, so the per-seed difference
@@ -403,7 +406,7 @@ def _paired_t_power(noncentrality: float, dof: int, t_crit: float) -> float:
 
 
 def minimal_detectable_difference(
-    sd_difference: float | None, n: int, *, alpha: float = 0.05, power: float = 0.8, exact: bool = True
+    sd_difference: float | None, n: int, *, alpha: float = ALPHA, power: float = 0.8, exact: bool = True
 ) -> float | None:
     """Smallest true mean difference a two-sided paired t test with n pairs detects with this power.
 
@@ -426,7 +429,7 @@ def minimal_detectable_difference(
     return detectable_noncentrality(int(n) - 1, alpha=alpha, power=power, exact=exact) * sd_difference / math.sqrt(n)
 
 
-def detectable_noncentrality(dof: int, *, alpha: float = 0.05, power: float = 0.8, exact: bool = True) -> float:
+def detectable_noncentrality(dof: int, *, alpha: float = ALPHA, power: float = 0.8, exact: bool = True) -> float:
     """The true difference, in standard errors, that a two-sided t test on ``dof`` degrees of freedom detects
     with this power (see :func:`minimal_detectable_difference` for ``exact``)."""
     t_crit = float(stats.t.ppf(1.0 - alpha / 2.0, dof))
@@ -440,7 +443,7 @@ def detectable_noncentrality(dof: int, *, alpha: float = 0.05, power: float = 0.
 
 
 def minimal_detectable_difference_images(
-    p_discordant: float, n_images: int, *, alpha: float = 0.05, power: float = 0.8
+    p_discordant: float, n_images: int, *, alpha: float = ALPHA, power: float = 0.8
 ) -> float:
     """Smallest accuracy difference (points) McNemar detects on n_images with this power (normal approximation).
 
@@ -518,7 +521,7 @@ def check_ranking(
     correct_a=None,
     correct_b=None,
     claimed: str = "a>b",
-    confidence: float = 0.95,
+    confidence: float = CONFIDENCE,
     n_images: int | None = None,
     images_a=None,
     images_b=None,

@@ -43,7 +43,7 @@ import numpy as np
 from scipy import stats
 
 from ..errors import InvalidParameterError, MixreproError
-from .paired import Check, _two_significant, detectable_noncentrality
+from .paired import CONFIDENCE, Check, _two_significant, detectable_noncentrality
 
 SPREAD_TEST_LEVEL = 0.05  # family-wise level of the F tests that leave an arm with a larger spread out
 MIN_POOLED_DOF = 4  # below this the pool is no better than a pair's own seeds: per-pair rule
@@ -185,7 +185,7 @@ def _larger_spread_p(arm: str, arms: dict[str, dict[int, float]]) -> float | Non
 
 
 def check_pooled(name_a: str, arm_a: str, name_b: str, arm_b: str, pool: SeedPool, *, claimed: str = "a>b",
-                 confidence: float = 0.95) -> Check:
+                 confidence: float = CONFIDENCE) -> Check:
     """'a beats b' (or b beats a) from the two arms' seed-adjusted means with the pool's spread: the t
     interval of the difference decides as in ``paired.check_ranking``; inconclusive prints the smallest
     difference the pool could have detected at 80 % power."""
