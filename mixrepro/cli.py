@@ -89,7 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None, help="results root (default: $MIXREPRO_RESULTS, else notebooks/results)")
     p.set_defaults(func=_runs)
 
-    p = sub.add_parser("sweep", help="train a study plan's runs (start one process per worker)")
+    p = sub.add_parser("sweep", help="train a study plan's runs (--workers N: one process per core)")
     from .sweep import add_sweep_arguments
 
     add_sweep_arguments(p)

@@ -234,9 +234,15 @@ def cli_sweep(args) -> int:
         raise InvalidParameterError("--overtime", "without --hours",
                                     "only together with --hours H (overtime goes past that deadline)")
     if args.list or args.park:
+        if args.workers > 1:
+            from .errors import InvalidParameterError
+
+            raise InvalidParameterError("--workers", args.workers, "1 with --list or --park (they start no worker)")
         for plan in plans:
             (list_plan if args.list else park_plan)(plan, args.out)
         return 0
+    if args.workers > 1:
+        return spawn_workers(args.workers, worker_argv(args))
     deadline = None if args.hours is None else time.time() + args.hours * 3600
     for plan, limit in work_passes(plans, deadline, args.overtime):
         if limit is not deadline:
@@ -245,6 +251,35 @@ def cli_sweep(args) -> int:
         done = run_worker(plan, results_root=args.out, progress=args.progress, deadline=limit, margin=args.margin)
         print(f"sweep {plan.name}: this worker trained or evaluated {done} run(s)", file=sys.stderr)
     return 0
+
+
+def worker_argv(args) -> list[str]:
+    """The command line of one worker of ``args`` (``python`` arguments): the same plans and options."""
+    argv = ["-m", "mixrepro.cli", "sweep", *args.plan, "--margin", repr(args.margin)]
+    if args.out is not None:
+        argv += ["--out", str(args.out)]
+    if args.hours is not None:
+        argv += ["--hours", repr(args.hours)]
+    return argv + (["--overtime"] if args.overtime else []) + (["--progress"] if args.progress else [])
+
+
+def spawn_workers(count: int, argv: list[str]) -> int:
+    """Run ``count`` worker processes of ``argv`` at once (each trains on one pinned thread and claims its
+    runs, so they never train the same one); wait for all and return the first failure's exit status, else 0.
+    Interrupting the parent stops the workers; their runs resume from their checkpoints."""
+    import subprocess
+
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    children = [subprocess.Popen([sys.executable, *argv], env=env) for _ in range(count)]
+    try:
+        codes = [child.wait() for child in children]
+    except KeyboardInterrupt:
+        for child in children:
+            child.terminate()
+        for child in children:
+            child.wait()
+        raise
+    return next((code for code in codes if code), 0)
 
 
 def work_passes(plans: list, deadline: float | None, overtime: bool) -> list[tuple]:
@@ -310,8 +345,21 @@ def add_sweep_arguments(parser: argparse.ArgumentParser) -> None:
                         help="with --hours: plan by plan, once none of a plan's runs ends before the deadline, "
                              "go on with its other runs, half-trained first, before the next plan (checkpointed "
                              "each epoch; they resume next session where the machine persists)")
+    parser.add_argument("--workers", type=_count, default=1,
+                        help="worker processes to start at once, one pinned thread each (default 1; use the "
+                             "machine's cores: two one-thread workers train about twice as fast as one two-thread one)")
     parser.add_argument("--margin", type=_positive, default=1.25,
                         help="safety factor on the run-time estimate under --hours (default 1.25)")
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of workers (1 or more)")
+    return value
 
 
 def _positive(text: str) -> float:

@@ -514,3 +514,35 @@ def test_overtime_finishes_a_plan_before_the_next_plans_runs_that_fit(tmp_path, 
     assert [long_run.key() in line for line in finished] == [True, False]
     assert sweep.work_passes(["a", "b"], 1.0, False) == [("a", 1.0), ("b", 1.0)]
     assert sweep.work_passes(["a", "b"], 1.0, True) == [("a", 1.0), ("a", None), ("b", 1.0), ("b", None)]
+
+
+def test_workers_start_that_many_one_thread_processes_of_the_same_sweep(tmp_path, cache, monkeypatch):
+    started = []
+
+    class FakeProcess:
+        def __init__(self, argv, env):
+            started.append((argv, env))
+            self.code = 3 if len(started) == 2 else 0  # the second worker fails
+
+        def wait(self):
+            return self.code
+
+    monkeypatch.setattr("subprocess.Popen", FakeProcess)
+    args = sweep_args("study", "pages", "--workers", "2", "--hours", "2.5", "--overtime", "--out", str(tmp_path))
+    assert sweep.cli_sweep(args) == 3  # a failed worker fails the sweep
+    assert len(started) == 2 and started[0] == started[1]
+    argv, env = started[0]
+    assert argv[1:] == ["-m", "mixrepro.cli", "sweep", "study", "pages", "--margin", "1.25", "--out", str(tmp_path),
+                        "--hours", "2.5", "--overtime"]
+    assert sweep_args(*argv[4:]).workers == 1 and env["OMP_NUM_THREADS"] == "1"  # each child is one worker
+    started.clear()
+    assert sweep.cli_sweep(sweep_args("study", "--workers", "1", "--out", str(tmp_path), "--hours", "0.0001")) == 0
+    assert started == []  # one worker: this process
+
+
+def test_workers_must_be_a_whole_positive_number_and_not_given_to_list_or_park():
+    for bad in ("0", "-2", "two", "1.5"):
+        with pytest.raises(SystemExit):
+            sweep_args("study", "--workers", bad)
+    with pytest.raises(InvalidParameterError, match="--workers"):
+        sweep.cli_sweep(sweep_args("study", "--list", "--workers", "2"))
