@@ -130,7 +130,8 @@ def run_hours(config: RunConfig) -> float | None:
 # scored epoch (``training.loop.scored_epoch``) took 60-66 Vanilla steps (the 120-epoch Vanilla runs'
 # epoch logs); each final evaluation of both networks (fp32, the study's options), timed alone on a
 # finished run between two timings of 40 Vanilla steps (0.133-0.161 s each), took the Vanilla steps
-# below over the test images it reads (corruption and occlusion: the 2,000-image subset).
+# below over the test images it reads (corruption and occlusion: the 2,000-image subset);
+# ``scripts/measure_overheads.py RUN_DIR`` repeats that measurement and prints them in this form.
 SCORING_VANILLA_STEPS_PER_IMAGE = 62 / 10000
 EVALUATION_VANILLA_STEPS = {"accuracy": (111, 10000), "confidence": (101, 10000), "ece": (92, 10000),
                             "fgsm": (405, 10000), "corruption": (1434, 2000), "occlusion": (203, 2000),

@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 from .config import RunConfig
+from .errors import InvalidParameterError
 from .plans import PLANS, Plan, get_plan
 
 
@@ -62,15 +63,12 @@ def try_claim(config: RunConfig) -> Path | None:
 
 def run_state(plan: Plan, store, config: RunConfig) -> str:
     """'done', 'evaluate' (stored, some of the plan's evaluations missing) or 'train' (absent or stale)."""
-    from .results import NETWORKS
-    from .runs import is_stale
+    from .runs import is_stale, missing_evaluations
 
     record = store.load(config)
     if record is None or is_stale(record):
         return "train"
-    missing = [name for name in plan.evaluations_for(config) for net in NETWORKS
-               if name not in record.evaluations.get(net, {})]
-    return "evaluate" if missing else "done"
+    return "evaluate" if missing_evaluations(record, plan.evaluations_for(config)) else "done"
 
 
 def pending(plan: Plan, store) -> list[RunConfig]:
@@ -98,15 +96,16 @@ def hours_left(store, config: RunConfig, evaluations=()) -> float | None:
     from .plans import overhead_hours, run_hours
     from .runs import missing_evaluations
 
-    training, overhead = run_hours(config), overhead_hours(config, ())
+    record = store.load(config)
+    missing = missing_evaluations(record, evaluations) if record is not None else list(evaluations)
+    training, overhead = run_hours(config), overhead_hours(config, missing)
     if training is None or overhead is None:
         return None
-    record = store.load(config)
+    scoring, evaluating = overhead
     done = (epochs_done(store.root, config) or 0) / config.epochs
     if record is not None and done < 1.0:  # stored, weights lost: a verified retrain first
         done = 0.0
-    missing = missing_evaluations(record, evaluations) if record is not None else list(evaluations)
-    return (1.0 - done) * (training + overhead[0]) + overhead_hours(config, missing)[1]
+    return (1.0 - done) * (training + scoring) + evaluating
 
 
 def fits(store, config: RunConfig, deadline: float | None, margin: float, evaluations=()) -> tuple[bool, str]:
@@ -229,14 +228,10 @@ def cli_sweep(args) -> int:
     """``mixrepro sweep PLAN [PLAN ...]``: each plan in turn (a worker that finishes one goes on to the next)."""
     plans = [get_plan(name) for name in args.plan]  # an unknown name fails before any work
     if args.overtime and args.hours is None:
-        from .errors import InvalidParameterError
-
         raise InvalidParameterError("--overtime", "without --hours",
                                     "only together with --hours H (overtime goes past that deadline)")
     if args.list or args.park:
         if args.workers > 1:
-            from .errors import InvalidParameterError
-
             raise InvalidParameterError("--workers", args.workers, "1 with --list or --park (they start no worker)")
         for plan in plans:
             (list_plan if args.list else park_plan)(plan, args.out)

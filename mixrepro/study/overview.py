@@ -11,6 +11,7 @@ from dataclasses import dataclass, replace
 
 from ..config import BUDGETS
 from ..results import ResultsStore
+from .collect import has_evaluations
 from .display import markdown_table
 from .facts import method_color, method_label, scored_network
 from .pooled import PoolMember, usable_pool_beside
@@ -56,9 +57,7 @@ def plan_arms(plan, results_root) -> list[Arm]:
         arm = arms.setdefault(label, Arm(label, config.method, 0, []))
         arm.planned += 1
         record = store.load(config)
-        needed = plan.evaluations_for(config)
-        if record is not None and all(name in record.evaluations.get(net, {}) for name in needed
-                                      for net in ("online", "ema")):
+        if has_evaluations(record, plan.evaluations_for(config)):
             arm.records.append(record)
     return list(arms.values())
 
