@@ -323,6 +323,36 @@ def test_committed_notebooks_record_verdicts():
         assert all(v["verdict"] in study.VERDICTS for v in verdicts)
 
 
+def _code_of(notebook: Path) -> str:
+    cells = json.loads(notebook.read_text())["cells"]
+    return "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "code")
+
+
+def test_no_page_drops_a_missing_runs_reason_with_or():
+    """``a_missing or b_missing`` keeps only the first reason: the claim is then judged (or left
+    untested) as if the other group of runs were complete. Pages join reasons with join_reasons."""
+    import re
+
+    dropping = re.compile(r"\b\w*(?:missing|reason)\b\s+or\s+\w*(?:missing|reason)\b")
+    offenders = {name: dropping.findall(_code_of(NOTEBOOKS / name)) for name in COMMITTED}
+    assert not {name: hits for name, hits in offenders.items() if hits}
+    assert dropping.search("untested_reason=needs(x, missing=missing or dm_missing)")  # the pattern finds the bug
+
+
+def test_join_reasons_keeps_the_runs_either_reason_waits_for():
+    """The FGSM page's DM(CE) claims wait for the DM runs as well as for the MCE runs: a method with
+    no DM run at all leaves the joined reason with that method, so the claim is not judged yet."""
+    pending = study.collect.PendingRuns
+    mce = pending("automix seed 2 not run yet", (), dataset="cifar10-jpeg", not_run=(("automix seed 2", "cmd"),))
+    dm = pending("manifoldmix seeds 0-2 not run yet", ("manifoldmix",), dataset="cifar10-jpeg")
+    joined = study.join_reasons([mce, dm])
+    assert isinstance(joined, pending) and joined.methods_without_runs == ("manifoldmix",)
+    assert "automix seed 2" in joined and "manifoldmix" in joined
+    check = study.check_order("A", study.SeedStats((81.0, 81.2)), "B", study.SeedStats((80.0, 80.1)))
+    assert study.judge("x", "claim", "src", "cpu", [check], untested_reason=joined).verdict == "not tested here"
+    assert study.judge("x", "claim", "src", "cpu", [check], untested_reason=mce).provisional
+
+
 # ----------------------------------------------------------------------------- nbval regression
 
 

@@ -17,7 +17,7 @@ Every notebook of the study follows one pattern (book page "How to rerun"):
 Notebooks import this package (``from mixrepro import study``) and call its names.
 """
 from .collect import DM_CE_PARAMS, SHARED_EVALUATIONS, collect_runs, dataset_available, dataset_label, \
-    evaluation_options, methods_with_loss_option, missing_among, needs
+    evaluation_options, methods_with_loss_option, join_reasons, missing_among, needs
 from .costs import compute_text, cpu_hours
 from .display import fmt, glue, glue_figure, glue_number, glue_text, markdown_table, show_markdown
 from .facts import method_color, method_label, scored_network
@@ -37,8 +37,8 @@ from ..losses.dm_propositions import lambda_sensitivity
 
 __all__ = [
     "DM_CE_PARAMS", "SHARED_EVALUATIONS", "collect_runs", "dataset_available", "dataset_label", "evaluation_options",
-    "methods_with_loss_option", "missing_among", "needs", "open_table_notebook", "compute_text", "cpu_hours",
-    "fmt", "glue", "glue_figure", "glue_number", "glue_text", "markdown_table",
+    "methods_with_loss_option", "join_reasons", "missing_among", "needs", "open_table_notebook",
+    "compute_text", "cpu_hours", "fmt", "glue", "glue_figure", "glue_number", "glue_text", "markdown_table",
     "show_markdown", "method_color", "method_label", "scored_network", "plot_accuracy_vs_fgsm", "plot_paper_table",
     "plot_paper_vs_ours",
     "plot_reliability",
