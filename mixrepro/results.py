@@ -11,6 +11,9 @@ Layout::
         evaluations.json   optional: {'online': {name: result}, 'ema': {...}}
         predictions.json   optional: the final networks' predicted class per test image
                            (mixrepro.evaluate.predictions), for paired comparisons
+        evaluation_times.json  optional: {name: {'seconds', 'device', 'threads'}} of each final
+                           evaluation (both networks), kept apart from evaluations.json because
+                           wall time is not reproducible
 
 A run directory is written in full under a hidden temporary name and then
 renamed into place, so a reader never sees a half-written run. Only small text
@@ -55,6 +58,7 @@ class RunRecord:
     evaluations: dict = field(default_factory=dict)
     run_dir: Path | None = None
     predictions: dict = field(default_factory=dict)
+    evaluation_times: dict = field(default_factory=dict)
 
     def curve(self, column: str) -> list[float]:
         """One epochs.csv column as a list, e.g. ``record.curve('ema_top1')`` (None where not measured)."""
@@ -109,6 +113,8 @@ def _write_run_files(folder: Path, record: RunRecord) -> None:
         atomic_write_json(folder / "evaluations.json", record.evaluations)
     if record.predictions:
         atomic_write_json(folder / "predictions.json", record.predictions)
+    if record.evaluation_times:
+        atomic_write_json(folder / "evaluation_times.json", record.evaluation_times)
 
 
 class ResultsStore:
@@ -129,7 +135,7 @@ class ResultsStore:
         final = self.run_dir(record.config)
         previous = self.load(record.config)
         if previous is not None and not record.evaluations and same_numbers(previous.epochs, record.epochs):
-            record.evaluations = previous.evaluations
+            record.evaluations, record.evaluation_times = previous.evaluations, previous.evaluation_times
         final.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.writing."))
         try:
@@ -166,6 +172,7 @@ class ResultsStore:
             evaluations=_read_json(folder / "evaluations.json", {}),
             run_dir=folder,
             predictions=_read_json(folder / "predictions.json", {}),
+            evaluation_times=_read_json(folder / "evaluation_times.json", {}),
         )
 
     def runs(self, **filters) -> list[RunRecord]:
@@ -185,8 +192,14 @@ class ResultsStore:
                 records.append(self.load_dir(config_file.parent))
         return records
 
-    def save_evaluations(self, record: RunRecord, evaluations: dict) -> None:
+    def save_evaluations(self, record: RunRecord, evaluations: dict, times: dict | None = None) -> None:
+        """Store the run's evaluations (and, when given, their ``times``: see evaluation_times.json)."""
         folder = record.run_dir or self.run_dir(record.config)
+        # Times first: a kill between the two writes leaves a time without its result (the evaluation
+        # is redone and retimed), never a stored result without its time.
+        if times is not None:
+            atomic_write_json(folder / "evaluation_times.json", times)
+            record.evaluation_times = times
         atomic_write_json(folder / "evaluations.json", evaluations)
         record.evaluations = evaluations
 

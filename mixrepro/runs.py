@@ -103,8 +103,10 @@ def run_lock(config: RunConfig):
 
 def add_evaluations(store: ResultsStore, record: RunRecord, names: list[str], *, device, data_root,
                     options: dict | None = None, threads: int | None = None) -> None:
-    def keep(done: dict) -> None:  # each evaluation is stored as it ends: a kill loses only the one running
-        store.save_evaluations(record, {net: {**record.evaluations.get(net, {}), **done[net]} for net in NETWORKS})
+    def keep(done: dict, timing: dict) -> None:  # each evaluation is stored as it ends: a kill loses only that one
+        (name,) = {name for results in done.values() for name in results}
+        store.save_evaluations(record, {net: {**record.evaluations.get(net, {}), **done[net]} for net in NETWORKS},
+                               times={**record.evaluation_times, name: timing})
 
     evaluate_final_weights(record.config, names, device=device, data_root=data_root,
                            command=train_command(record.config, store.root), options=options, threads=threads,

@@ -194,6 +194,10 @@ def test_evaluations_are_computed_once_for_both_networks(tmp_path, cache, monkey
     assert seen[2:] == [("TinyNet", ("fgsm",), 32)] * 2
     stored = json.loads((record.run_dir / "evaluations.json").read_text())
     assert set(stored["ema"]) == {"ece", "fgsm"} and stored == again.evaluations
+    times = json.loads((record.run_dir / "evaluation_times.json").read_text())
+    assert set(times) == {"ece", "fgsm"} and times == again.evaluation_times
+    assert all(t["seconds"] >= 0 and t["device"] == "cpu" and t["threads"] >= 1 for t in times.values())
+    assert ResultsStore(tmp_path).load(config).evaluation_times == times
 
     ckpt.checkpoint_path(config).unlink()
     with pytest.raises(MissingWeightsError, match="are not in .*last.pt.*mixrepro train --method tiny"):

@@ -1,6 +1,8 @@
 """Evaluations of a finished run from its final weights in the checkpoint cache."""
 from __future__ import annotations
 
+import time
+
 import torch
 
 from ..config import RunConfig
@@ -30,9 +32,10 @@ def evaluate_final_weights(config: RunConfig, names, *, device=None, data_root=N
     fp32 and the default memory layout whatever the device, so attacks and calibration
     are measured at full precision; each network gets the same seeded draws. ``threads`` pins
     torch's intra-op threads for the evaluations (None: torch's current count). One evaluation of
-    both networks at a time, each ending with ``on_evaluation({network: {name: result}})``, so a
-    caller can keep it before the next starts; every evaluation starts from the same seeded state,
-    so which ones run together does not change a number.
+    both networks at a time, each ending with ``on_evaluation({network: {name: result}}, timing)``
+    (``timing``: its wall seconds for both networks, the device and the thread count), so a caller
+    can keep it before the next starts; every evaluation starts from the same seeded state, so
+    which ones run together does not change a number.
     """
     from ..evaluate import run_evaluations
 
@@ -42,12 +45,13 @@ def evaluate_final_weights(config: RunConfig, names, *, device=None, data_root=N
         networks = method.eval_networks()
         results = {network_name: {} for network_name in networks}
         for name in names:
-            done = {}
+            done, start = {}, time.perf_counter()
             for network_name, network in networks.items():
                 generator = torch.Generator().manual_seed(components.derived_seed(config.seed, "evaluations"))
                 done[network_name] = run_evaluations(network, dataset.test_x, dataset.test_y, [name],
                                                      runtime.device, generator, options=options)
                 results[network_name].update(done[network_name])
             if on_evaluation is not None:
-                on_evaluation(done)
+                on_evaluation(done, {"seconds": round(time.perf_counter() - start, 3),
+                                     "device": str(runtime.device), "threads": torch.get_num_threads()})
     return results
