@@ -69,3 +69,22 @@ def test_seed_dots_give_the_same_figure_whatever_numpy_global_state_the_caller_l
     second = png_bytes(plot_paper_vs_ours(table, "c10_r18", stats))
     assert first == second  # stripplot's jitter no longer follows numpy's global generator
     assert np.array_equal(np.random.get_state()[1], after)  # and the caller's generator is left as it was
+
+
+def test_reliability_diagrams_wrap_at_four_per_row_and_title_the_signed_gap():
+    from mixrepro.study.figures import plot_reliability
+
+    def ece_run(confidence):  # all 100 images in the bin [0.5, 0.6), 80 of them right
+        diagram = {"bin_lower": [i / 10 for i in range(10)], "bin_upper": [(i + 1) / 10 for i in range(10)],
+                   "accuracy": [None] * 5 + [0.8] + [None] * 4, "confidence": [None] * 5 + [confidence] + [None] * 4,
+                   "count": [0] * 5 + [100] + [0] * 4}
+        ece = {"reliability_10bins": diagram, "ece_percent_10bins": 100 * abs(confidence - 0.8)}
+        return [SimpleNamespace(evaluations={"online": {"ece": ece}, "ema": {"ece": ece}})]
+
+    methods = ["vanilla", "mixup", "cutmix", "fmix", "puzzlemix", "adautomix"]
+    fig = plot_reliability({m: ece_run(0.55) for m in methods})
+    visible = [ax for ax in fig.axes if ax.get_visible()]
+    assert len(fig.axes) == 8 and len(visible) == 6
+    assert visible[-1].get_title() == "adautomix\nECE 25.0%, conf − acc -25.0"
+    share = visible[0].lines[1]  # the grey steps: every image in one bin
+    assert max(share.get_ydata()) == 1.0 and sum(share.get_ydata()) == 1.0

@@ -7,7 +7,7 @@ import statistics
 
 from .facts import method_color, scored_network
 from .paper_tables import PaperTable
-from .scores import SeedStats
+from .scores import SeedStats, confidence_gap
 
 
 FIGURE_DPI = 150  # sharp at the book's page width (about 7 inches of figure at 150 dpi)
@@ -78,29 +78,48 @@ def plot_top1_curves(runs: dict, table: PaperTable | None = None):
     return fig
 
 
+RELIABILITY_COLUMNS = 4  # panels per row: wide enough to read a bin at the book's page width
+
+
 def plot_reliability(runs: dict, n_bins: int = 10, table: PaperTable | None = None):
-    """Reliability diagrams (seed 0, the scored network) with each method's ECE."""
+    """Reliability diagrams (seed 0, the scored network), up to four per row: bars the accuracy per
+    confidence bin, dots the mean confidence, dashed steps the share of test images in each bin (where the
+    predictions sit), each titled with its ECE and signed gap mean confidence - accuracy."""
     methods = list(runs)
-    fig, axes = new_figure(width=min(2.2 * len(methods), 11), height=2.6, ncols=len(methods))
+    ncols = min(len(methods), RELIABILITY_COLUMNS)
+    nrows = math.ceil(len(methods) / ncols)
+    fig, axes = new_figure(width=2.6 * ncols, height=2.5 * nrows, ncols=ncols, nrows=nrows)
     for ax, method in zip(axes, methods):
-        record = runs[method][0]
-        result = record.evaluations[scored_network(method)]["ece"]
-        diagram = result[f"reliability_{n_bins}bins"]
-        centres = [(lo + hi) / 2 for lo, hi in zip(diagram["bin_lower"], diagram["bin_upper"])]
-        accuracy = [a if a is not None else 0.0 for a in diagram["accuracy"]]
-        ax.bar(centres, accuracy, width=1 / n_bins, edgecolor="k", linewidth=0.5, label="accuracy")
-        confidence = [(c, v) for c, v in zip(centres, diagram["confidence"]) if v is not None]
-        ax.plot([c for c, _ in confidence], [v for _, v in confidence], "o", color="C1", ms=3, label="confidence")
-        ax.plot([0, 1], [0, 1], "r-", lw=1)
-        ax.set_title(f"{table.label(method) if table else method}\nECE {result[f'ece_percent_{n_bins}bins']:.1f}%",
-                     fontsize=8)
-        ax.set_xlim(0, 1)
-        ax.set_ylim(0, 1)
-        ax.tick_params(labelsize=7)
-    axes[0].set_ylabel("accuracy", fontsize=8)
+        result = runs[method][0].evaluations[scored_network(method)]["ece"]
+        _reliability_panel(ax, result, n_bins)
+        label = table.label(method) if table else method
+        ax.set_title(f"{label}\nECE {result[f'ece_percent_{n_bins}bins']:.1f}%, "
+                     f"conf − acc {confidence_gap(result, n_bins):+.1f}", fontsize=8)
+    for ax in axes[len(methods):]:
+        ax.set_visible(False)
+    for row in range(nrows):
+        axes[row * ncols].set_ylabel("accuracy", fontsize=8)
     axes[0].legend(fontsize=6, loc="upper left")
     fig.tight_layout()
     return fig
+
+
+def _reliability_panel(ax, result: dict, n_bins: int) -> None:
+    diagram = result[f"reliability_{n_bins}bins"]
+    centres = [(lo + hi) / 2 for lo, hi in zip(diagram["bin_lower"], diagram["bin_upper"])]
+    accuracy = [a if a is not None else 0.0 for a in diagram["accuracy"]]
+    ax.bar(centres, accuracy, width=1 / n_bins, color="C0", alpha=0.55, edgecolor="k", linewidth=0.5,
+           label="accuracy")
+    confidence = [(c, v) for c, v in zip(centres, diagram["confidence"]) if v is not None]
+    ax.plot([c for c, _ in confidence], [v for _, v in confidence], "o", color="C1", ms=3, label="confidence")
+    total = sum(diagram["count"])
+    ax.step(centres, [n / total for n in diagram["count"]], where="mid", color="k", lw=1.3, ls="--",
+            label="share of images")
+    ax.plot([0, 1], [0, 1], "r-", lw=1)
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("confidence", fontsize=7)
+    ax.tick_params(labelsize=7)
 
 
 def plot_accuracy_vs_fgsm(clean: dict[str, SeedStats], fgsm_error: dict[str, SeedStats],
