@@ -103,3 +103,24 @@ def test_a_claim_about_some_methods_waits_only_for_their_runs(tmp_path):
             study.missing_among(not_from_collect, ["mixup"])
 
 
+
+
+def test_a_missing_run_is_sent_to_the_sweep_plan_that_trains_it(tmp_path):
+    """Study runs to `sweep study`, the pages' ablation arms to `sweep pages`, a run no plan holds to its own
+    train command: a reader following the reason never waits on a sweep that skips the run."""
+    from mixrepro.plans import pages_plan
+
+    def cpu(method, **fields):
+        return study.validate_parameters(budget="cpu", dataset="cifar10-jpeg", model="resnet18", methods=[method],
+                                         seeds=[0], train=False, results_dir=str(tmp_path), **fields)
+
+    _, reason = study.collect_runs(cpu("mixup"))
+    assert "`mixrepro sweep study` trains them, e.g. `mixrepro train --method mixup" in reason
+    arm = next(c for c in pages_plan().configs if c.method == "samix" and c.seed == 0)
+    _, reason = study.collect_runs(cpu("samix"), method_params=arm.method_params)
+    assert "`mixrepro sweep pages` trains them" in reason and "sweep study" not in reason
+    _, reason = study.collect_runs(cpu("mixup"), method_params={"alpha": 0.123})  # no page asks for it
+    assert "no sweep plan holds mixup (seed 0): `mixrepro train --method mixup" in reason and "sweep" not in \
+        reason.split("no sweep plan")[0]
+    _, reason = study.collect_runs(params(tmp_path, methods=("cutmix",)))  # smoke: the sweeps train cpu runs only
+    assert "no sweep plan holds cutmix (seed 0)" in reason

@@ -165,7 +165,7 @@ def test_cpu_runs_outside_the_study_plan_are_named(tmp_path):
     assert dm_pages.outside_plan_note(p, ["automix"], method_params=DM_CE_PARAMS) == ""
     note = dm_pages.outside_plan_note(p, ["saliencymix"], method_params=DM_CE_PARAMS)
     assert "SaliencyMix" in note and "not in the study plan" in note
-    assert ("`mixrepro sweep pages` trains them" in note) == all(
+    assert ("in the `pages` plan, which runs after it" in note) == all(
         in_pages_plan(p.config("saliencymix", s, method_params=DM_CE_PARAMS)) for s in p.seeds)
     odd = dm_pages.outside_plan_note(p, ["mixup"], method_params={"alpha": 0.123})  # an arm no page asks for
     assert "not in the study plan" in odd and "sweep pages" not in odd
@@ -173,7 +173,7 @@ def test_cpu_runs_outside_the_study_plan_are_named(tmp_path):
     one_seed = dataclasses.replace(p, seeds=(0,))  # a page's ablation arm runs seed 0 only (plans.cpu_seeds)
     note = dm_pages.outside_plan_note(one_seed, ["automix"], method_params=queued.method_params,
                                       epochs=queued.epochs, train_subset=queued.train_subset)
-    assert "AutoMix" in note and "`mixrepro sweep pages` trains them" in note
+    assert "AutoMix" in note and "in the `pages` plan, which runs after it" in note
     assert dm_pages.outside_plan_note(params(tmp_path), ["saliencymix"]) == ""  # only the cpu sweep has a plan
 
 

@@ -343,7 +343,8 @@ def test_join_reasons_keeps_the_runs_either_reason_waits_for():
     """The FGSM page's DM(CE) claims wait for the DM runs as well as for the MCE runs: a method with
     no DM run at all leaves the joined reason with that method, so the claim is not judged yet."""
     pending = study.collect.PendingRuns
-    mce = pending("automix seed 2 not run yet", (), dataset="cifar10-jpeg", not_run=(("automix seed 2", "cmd"),))
+    mce = pending("automix seed 2 not run yet", (), dataset="cifar10-jpeg",
+                  not_run=(("automix seed 2", "cmd", "study"),))
     dm = pending("manifoldmix seeds 0-2 not run yet", ("manifoldmix",), dataset="cifar10-jpeg")
     joined = study.join_reasons([mce, dm])
     assert isinstance(joined, pending) and joined.methods_without_runs == ("manifoldmix",)

@@ -76,7 +76,8 @@ def collect_runs(params: NotebookParameters, *, methods: Sequence[str] | None = 
                 # Loading only: the reason must not depend on which machine executes the page
                 # (nbval re-executes pages without data), so it names the study's plan, not this disk.
                 if dataset == STUDY_DATASET:
-                    not_run.append((f"{method} seed {seed}", train_command(config, params.results_dir)))
+                    not_run.append((f"{method} seed {seed}", train_command(config, params.results_dir),
+                                    sweep_plan_of(config)))
                 else:
                     absent.append(f"{method} seed {seed}")
                 continue
@@ -108,19 +109,19 @@ class MissingRuns(str):
     page's one collect, without reading the store again.
 
     ``absent``: 'method seed s' names whose data is not here; ``not_run``: ('method seed s', train
-    command) pairs the study's sweep has not trained or evaluated yet; ``methods_without_runs``: the
-    asked-for methods with no run at all.
+    command, sweep plan) triples the sweep has not trained or evaluated yet; ``methods_without_runs``:
+    the asked-for methods with no run at all.
     """
 
     def __new__(cls, text: str, methods_without_runs: Sequence[str] = (), *, dataset: str | None = None,
-                absent: Sequence[str] = (), not_run: Sequence[tuple[str, str]] = ()):
+                absent: Sequence[str] = (), not_run: Sequence[tuple[str, str, str | None]] = ()):
         reason = super().__new__(cls, text)
         reason.methods_without_runs = tuple(methods_without_runs)
         reason.dataset, reason.absent, reason.not_run = dataset, tuple(absent), tuple(not_run)
         return reason
 
     @staticmethod
-    def build(dataset: str, absent: Sequence[str], not_run: Sequence[tuple[str, str]],
+    def build(dataset: str, absent: Sequence[str], not_run: Sequence[tuple[str, str, str | None]],
               methods_without_runs: Sequence[str]) -> "MissingRuns | None":
         """The reason for these missing runs (None when none are): pending when no data is absent."""
         text = missing_reason(dataset, list(absent), list(not_run))
@@ -136,7 +137,7 @@ class MissingRuns(str):
                                         "hand-made reason does not say which runs it names)")
         ours = set(methods)
         return MissingRuns.build(self.dataset, [n for n in self.absent if method_of(n) in ours],
-                                 [(n, c) for n, c in self.not_run if method_of(n) in ours],
+                                 [run for run in self.not_run if method_of(run[0]) in ours],
                                  [m for m in self.methods_without_runs if m in ours])
 
 
@@ -209,16 +210,43 @@ def has_evaluations(record, evaluations: Sequence[str]) -> bool:
                                       for net in NETWORKS)
 
 
-def missing_reason(dataset: str, absent: list[str], not_run: list[tuple[str, str]]) -> str | None:
-    """Why runs are missing: the dataset is not here, or the study has not run (or evaluated) them yet."""
+def missing_reason(dataset: str, absent: list[str], not_run: list[tuple[str, str, str | None]]) -> str | None:
+    """Why runs are missing: the dataset is not here, or the sweep has not run (or evaluated) them yet
+    (naming the plan or plans that train them)."""
     parts = []
     if absent:
         parts.append(f"no stored runs exist for {by_method(absent)} and dataset '{dataset}' is not available to "
                      "the study; see `mixrepro datasets` for how to obtain it")
     if not_run:
-        parts.append(f"not run (or not evaluated) yet at this budget: {by_method([n for n, _ in not_run])}; "
-                     f"`mixrepro sweep study` trains the study's runs, e.g. `{not_run[0][1]}`")
+        parts.append(f"not run (or not evaluated) yet at this budget: {by_method([n for n, _, _ in not_run])}; "
+                     + who_trains(not_run))
     return "; ".join(parts) or None
+
+
+def who_trains(not_run: list[tuple[str, str, str | None]]) -> str:
+    """'`mixrepro sweep study pages` trains them, e.g. `<train command>`': the plans holding the runs; a
+    run in neither is named with its own command."""
+    planned = [(command, plan) for _, command, plan in not_run if plan]
+    plans = sorted({plan for _, plan in planned}, key=SWEEP_PLAN_ORDER.index)
+    text = f"`mixrepro sweep {' '.join(plans)}` trains them, e.g. `{planned[0][0]}`" if planned else ""
+    unplanned = [(name, command) for name, command, plan in not_run if not plan]
+    if unplanned:
+        text += ("; " if text else "") + (f"no sweep plan holds {by_method([n for n, _ in unplanned])}: "
+                                          f"`{unplanned[0][1]}` trains it")
+    return text
+
+
+SWEEP_PLAN_ORDER = ("study", "pages")  # the order a sweep of both plans takes
+
+
+def sweep_plan_of(config) -> str | None:
+    """The sweep plan that trains ``config`` at budget cpu (the study's own runs, then the runs the pages
+    ask for beyond them), or None for a run neither plan holds."""
+    from ..plans import in_pages_plan, in_study_plan
+
+    if in_study_plan(config):
+        return "study"
+    return "pages" if in_pages_plan(config) else None
 
 
 def by_method(names: list[str]) -> str:

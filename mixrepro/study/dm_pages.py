@@ -273,8 +273,7 @@ def outside_plan_note(params, methods: Sequence[str], **fields) -> str:
         return ""
     labels = ", ".join(method_label(m) for m in outside)
     if all(in_study_plan(c) or in_pages_plan(c) for m in outside for c in configs[m]):
-        return (f" ({labels} with these settings are not in the study plan but in the `pages` plan, which runs "
-                "after it: `mixrepro sweep pages` trains them)")
+        return f" ({labels} with these settings are not in the study plan but in the `pages` plan, which runs after it)"
     return f" ({labels} with these settings are not in the study plan: `mixrepro sweep study` will not train them)"
 
 
