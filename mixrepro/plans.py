@@ -26,6 +26,7 @@ from __future__ import annotations
 import functools
 import json
 import math
+import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -159,6 +160,42 @@ def overhead_hours(config: RunConfig, evaluations=()) -> tuple[float, float] | N
     evaluating = sum(evaluation_images(name, test_images) * EVALUATION_VANILLA_STEPS_PER_IMAGE[name]
                      for name in evaluations)
     return scoring * vanilla_step / 3600, evaluating * vanilla_step / 3600
+
+
+def measured_evaluation_steps(records) -> dict[str, tuple[float, int]]:
+    """{evaluation: (Vanilla steps per 10,000 test images it read, runs)}: what the stored runs' final
+    evaluations took (``evaluation_times.json``), each in units of the run's own test scoring (priced by
+    SCORING_VANILLA_STEPS_PER_IMAGE), median over the runs trained and evaluated on one CPU thread. Set beside
+    EVALUATION_VANILLA_STEPS_PER_IMAGE, it shows when the estimates' constants no longer fit the machine."""
+    from .data import DATASETS
+
+    measured: dict[str, list[float]] = {}
+    for record in records:
+        step = scoring_step_seconds(record)
+        if step is None:
+            continue
+        test_images = record.config.test_subset or DATASETS.get(record.config.dataset).num_test
+        for name, timing in record.evaluation_times.items():
+            if name in EVALUATION_VANILLA_STEPS and (timing.get("device"), timing.get("threads")) == ("cpu", 1):
+                per_image = timing["seconds"] / step / evaluation_images(name, test_images)
+                measured.setdefault(name, []).append(per_image * 10000)
+    return {name: (statistics.median(values), len(values)) for name, values in measured.items()}
+
+
+def scoring_step_seconds(record) -> float | None:
+    """The Vanilla step time a run's test scoring implies: the median time of scoring its networks in a
+    scored epoch over the Vanilla steps that costs; None unless it trained on one CPU thread and scored."""
+    from .data import DATASETS
+
+    runtime = record.environment.get("runtime") or {}
+    if (runtime.get("device_type"), runtime.get("threads")) != ("cpu", 1):
+        return None
+    times = [row["eval_time_s"] for row in record.epochs
+             if row.get("online_top1") is not None and row.get("eval_time_s")]
+    if not times:
+        return None
+    test_images = record.config.test_subset or DATASETS.get(record.config.dataset).num_test
+    return statistics.median(times) / (test_images * SCORING_VANILLA_STEPS_PER_IMAGE)
 
 
 def evaluation_images(name: str, test_images: int) -> int:

@@ -307,6 +307,21 @@ def list_plan(plan: Plan, results_root=None) -> None:
     priced = [h for h in left if h is not None]
     print(f"{len(left)} runs to go: about {sum(priced):.1f} hours of one core by the bench report"
           f"{f' ({len(left) - len(priced)} unpriced)' if len(priced) < len(left) else ''}")
+    print(evaluation_drift_text(store.runs(dataset=plan.configs[0].dataset) if plan.configs else []))
+
+
+def evaluation_drift_text(records) -> str:
+    """'final evaluations measured on the stored runs, in Vanilla steps per 10,000 test images (the estimates'
+    constant in brackets): ece 85 [92] (6 runs), ...', or why there is nothing to show."""
+    from .plans import EVALUATION_VANILLA_STEPS_PER_IMAGE, measured_evaluation_steps
+
+    measured = measured_evaluation_steps(records)
+    if not measured:
+        return "final evaluations: no stored run of this plan's dataset recorded their times on one CPU thread yet"
+    parts = [f"{name} {steps:.0f} [{EVALUATION_VANILLA_STEPS_PER_IMAGE[name] * 10000:.0f}] ({runs} run"
+             f"{'s' if runs > 1 else ''})" for name, (steps, runs) in sorted(measured.items())]
+    return ("final evaluations measured on the stored runs, in Vanilla steps per 10,000 test images read (the "
+            "estimates' constant in brackets): " + ", ".join(parts))
 
 
 def park_plan(plan: Plan, results_root=None) -> None:

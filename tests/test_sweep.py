@@ -196,9 +196,34 @@ def test_list_names_each_runs_state(tmp_path, cache, monkeypatch, capsys):
     path.parent.mkdir(parents=True)
     path.write_bytes(b"")
     assert sweep.cli_sweep(sweep_args("t", "--list", "--out", str(tmp_path))) == 0
-    *rows, total = capsys.readouterr().out.splitlines()
+    *rows, total, evaluations = capsys.readouterr().out.splitlines()
     assert [line.split()[0] for line in rows] == ["train", "resume"]
     assert total == "2 runs to go: about 0.0 hours of one core by the bench report (2 unpriced)"  # no 'tiny' row
+    assert evaluations.startswith("final evaluations: no stored run")
+
+
+def timed_record(scoring_s: float, evaluation_s: dict, threads: int = 1):
+    """A cpu-budget study run whose scored epochs took ``scoring_s`` and whose evaluations ``evaluation_s``."""
+    from types import SimpleNamespace
+
+    config = config_for_budget("cpu", method="mixup", dataset="cifar10-jpeg", seed=0, test_subset=None)
+    epochs = [{"online_top1": None, "eval_time_s": None}] + [{"online_top1": 80.0, "eval_time_s": scoring_s}] * 3
+    times = {name: {"seconds": s, "device": "cpu", "threads": 1} for name, s in evaluation_s.items()}
+    return SimpleNamespace(config=config, epochs=epochs, evaluation_times=times,
+                           environment={"runtime": {"device_type": "cpu", "threads": threads}})
+
+
+def test_evaluation_costs_are_measured_in_units_of_each_runs_own_test_scoring():
+    # Scoring 10,000 images is 62 Vanilla steps: 6.2 s means 0.1 s a step; ECE on the 10,000 images in 9.2 s
+    # is then 92 steps, corruption on its 2,000-image subset in 143.4 s 1,434 steps = 7,170 per 10,000 images.
+    fast = timed_record(6.2, {"ece": 9.2, "corruption": 143.4})
+    slow = timed_record(12.4, {"ece": 20.0})  # a machine half as fast, ECE a little dearer there
+    two_threads = timed_record(3.1, {"ece": 1.0}, threads=2)  # another runtime: not comparable, left out
+    measured = plans.measured_evaluation_steps([fast, slow, two_threads])
+    assert measured["corruption"] == (pytest.approx(7170), 1)
+    assert measured["ece"] == (pytest.approx((92 + 100) / 2), 2)
+    text = sweep.evaluation_drift_text([fast, slow])
+    assert "ece 96 [92] (2 runs)" in text and "corruption 7170 [7170] (1 run)" in text
 
 
 def test_list_lines_name_every_override_of_an_arm():
