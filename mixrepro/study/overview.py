@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 
 from ..config import BUDGETS
 from ..results import ResultsStore
-from .collect import has_evaluations
+from .collect import PendingRuns, has_evaluations
 from .display import markdown_table
 from .facts import method_color, method_label, scored_network
 from .pooled import PoolMember, usable_pool_beside
@@ -152,9 +152,11 @@ def equal_compute_checks(arms: list[Arm]) -> tuple[list, str | None]:
             a = seed_stats([r for r in a_arm.records if r.config.seed in seeds], learned)
             b = seed_stats([r for r in b_arm.records if r.config.seed in seeds], baseline)
         checks.append(check_order(method_label(learned), a, baseline_label, b))
-    reason = (f"not run (or not evaluated) yet at this budget: {', '.join(missing)}; `mixrepro sweep study` "
-              "trains them") if missing and not checks else None
-    return checks, reason
+    if not missing:
+        return checks, None
+    # pending study runs: with some pairs landed the verdict is provisional and names the pairs to come
+    return checks, PendingRuns(f"not run (or not evaluated) yet at this budget: {', '.join(missing)}; "
+                               "`mixrepro sweep study` trains them")
 
 
 POOLED_METRICS = (("top-1 (scored network)", None, None), *METRICS, ("mixed-sample top-1", "mixed_accuracy", "top1"))
