@@ -92,3 +92,32 @@ def test_a_partly_landed_equal_compute_arm_gives_a_provisional_verdict_naming_th
     assert provisional(reason, checks, "cpu")
     verdict = judge("X", "claim", "src", "cpu", checks, untested_reason=reason, kind="audit")
     assert verdict.provisional and dropped_label in verdict.reason
+
+
+def test_spread_keeps_labels_a_gap_apart_around_where_they_were():
+    placed = overview.spread([1.0, 1.01, 1.02, 3.0], gap=0.1)
+    assert all(b - a >= 0.1 - 1e-12 for a, b in zip(placed, placed[1:]))
+    assert abs(sum(placed) - (1.0 + 1.01 + 1.02 + 3.0)) < 1e-9  # centred: the column's mean does not move
+    assert overview.spread([1.0, 2.0], gap=0.1) == [1.0, 2.0]  # far enough apart already
+
+
+def test_equal_compute_figure_puts_each_arm_at_its_bench_compute_and_joins_a_baselines_arms(tmp_path):
+    from landed_store import landed_store
+
+    from mixrepro.plans import run_hours
+
+    landed_store(STORE, tmp_path / "results", [plans.study_plan()])
+    arms = overview.plan_arms(plans.get_plan("study"), tmp_path / "results")
+    ax = overview.plot_equal_compute(arms).axes[0]
+    drawn = [a for a in arms if overview.is_method_arm(a)]
+    assert {a.label for a in drawn} >= {"Mixup", "Mixup, 326 epochs", "AutoMix", "CutMix + DM(CE)"}
+    assert not any("cosine floor" in a.label or "=" in a.label for a in drawn)  # the audit's arms are left out
+    means = [c for c in ax.collections  # the mean markers (size 36; the seeds' dots are size 8)
+             if hasattr(c, "get_sizes") and len(c.get_offsets()) == 1 and c.get_sizes()[0] == 36]
+    assert sorted(float(c.get_offsets()[0][0]) for c in means) == sorted(run_hours(a.records[0].config) for a in drawn)
+    dashed = [line for line in ax.lines if line.get_linestyle() == "--"]
+    assert len(dashed) == 2  # Mixup's and CutMix's 120-epoch arm joined to their longer runs
+    mixup_x = sorted(run_hours(a.records[0].config) for a in drawn if a.method == "mixup"
+                     and not a.records[0].config.method_params)
+    assert list(dashed[0].get_xdata()) == mixup_x and len(mixup_x) == 3  # 120, 326 and 506 epochs
+    assert {t.get_text() for t in ax.texts} >= {a.label for a in drawn} | {"AutoMix's compute", "AdAutoMix's compute"}

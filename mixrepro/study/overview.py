@@ -113,6 +113,72 @@ def plot_overview(arms: list[Arm]):
     return fig
 
 
+def is_method_arm(arm: Arm) -> bool:
+    """An arm of the methods' table or the equal-compute arm (not one of the protocol audit's options)."""
+    config = arm.records[0].config if arm.records else None
+    return config is not None and config.min_lr is None and set(config.method_params) <= {"loss"}
+
+
+def spread(values: list[float], gap: float) -> list[float]:
+    """``values`` (sorted) moved apart to at least ``gap`` from each other, centred on where they were, so
+    stacked labels of nearby points do not overlap."""
+    placed = [values[0]]
+    for value in values[1:]:
+        placed.append(max(value, placed[-1] + gap))
+    shift = (sum(values) - sum(placed)) / len(values)
+    return [y + shift for y in placed]
+
+
+def plot_equal_compute(arms: list[Arm]):
+    """Top-1 of the scored network against the training compute of one run (hours of one core by the
+    committed bench report's step times, the measure the equal-compute epochs were set by): each arm a
+    mean with its seeds, the baselines' longer runs joined to their 120-epoch arm, the learned methods'
+    compute marked, so whether a learned method beats a baseline given its compute is seen at a glance."""
+    from ..plans import EQUAL_COMPUTE, run_hours
+    from .figures import new_figure
+
+    fig, (ax,) = new_figure(width=7.0, height=4.4)
+    points = []  # (hours, mean, arm) of every arm with runs
+    for arm in filter(is_method_arm, arms):
+        hours, top1 = run_hours(arm.records[0].config), [scored_top1(r) for r in arm.records]
+        color = method_color(arm.method)
+        ax.vlines(hours, min(top1), max(top1), color=color, linewidth=1.2)
+        ax.scatter([hours] * len(top1), top1, s=8, color=color, alpha=0.5, linewidths=0)
+        ax.scatter([hours], [statistics.fmean(top1)], s=36, color=color, edgecolors="black", linewidths=0.5,
+                   zorder=3)
+        points.append((hours, statistics.fmean(top1), arm))
+    label_points(ax, points)
+    for baseline in EQUAL_COMPUTE["baselines"]:
+        line = sorted((h, m) for h, m, a in points if a.method == baseline and not a.records[0].config.method_params)
+        if len(line) > 1:
+            ax.plot(*zip(*line), color=method_color(baseline), linewidth=1, linestyle="--")
+    for hours, _, arm in points:
+        if arm.method in EQUAL_COMPUTE["learned"] and not arm.records[0].config.method_params:
+            ax.axvline(hours, color=method_color(arm.method), linewidth=0.8, linestyle=":")
+            ax.annotate(f"{arm.label}'s compute", (hours, 1), xycoords=("data", "axes fraction"), xytext=(-3, -3),
+                        textcoords="offset points", rotation=90, ha="right", va="top", fontsize=6.5)
+    ax.set_xlim(left=0)
+    ax.set(xlabel="training compute of one run (hours of one core, by the committed bench report)",
+           ylabel="test top-1 of the scored network (%)")
+    fig.tight_layout()
+    return fig
+
+
+def label_points(ax, points: list) -> None:
+    """Name each arm beside its mean: the crowd of 120-epoch static methods in a spread-out column to their
+    left with leader lines, the others to the right of their point."""
+    cheapest = min((h for h, _, _ in points), default=0.0)
+    crowd = sorted((p for p in points if p[0] < 1.3 * cheapest), key=lambda p: p[1])
+    low, high = ax.get_ylim()
+    if crowd:
+        for (hours, mean, arm), y in zip(crowd, spread([p[1] for p in crowd], gap=(high - low) / 28)):
+            ax.annotate(arm.label, (hours, mean), xytext=(0.55 * cheapest, y), textcoords="data", ha="right",
+                        va="center", fontsize=6.5, arrowprops={"arrowstyle": "-", "linewidth": 0.4, "color": "0.5"})
+    for hours, mean, arm in points:
+        if hours >= 1.3 * cheapest:
+            ax.annotate(arm.label, (hours, mean), xytext=(5, 2), textcoords="offset points", fontsize=6.5)
+
+
 def equal_compute_pairs(budget: str = "cpu") -> list[tuple[str, str, str]]:
     """(learned method, baseline method, baseline arm label) of the plan's equal-compute arm."""
     from ..plans import EQUAL_COMPUTE, equal_compute_epochs, load_bench_report
