@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import base64
 import json
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -246,3 +247,27 @@ def test_a_page_measures_the_bench_its_empty_store_lacks_only_when_it_may_train(
     settings = seen[0]
     assert (settings.precision, settings.channels_last, settings.threads, settings.repeats) == ("bf16", True, 1, 3)
     assert pages.bench_report_for(frozen)[0] == path  # stored: the next execution reads it
+
+
+def test_length_decay_compares_cutmixs_longest_run_with_its_best_shorter_one_once_every_length_landed(tmp_path):
+    from landed_store import landed_store
+
+    from mixrepro import plans
+    from mixrepro.study.overview import length_arms
+
+    store = Path(__file__).resolve().parent.parent / "notebooks" / "results"
+    arms = length_arms("cutmix", tmp_path / "empty")
+    longer = [plans.equal_compute_epochs(120, plans.load_bench_report(), learned, "cutmix")
+              for learned in ("automix", "adautomix")]
+    assert [a.config.epochs for a in arms] == [120, *sorted(longer)]
+    check, reason = pages.length_decay_check("cutmix", tmp_path / "empty")
+    assert check is None and "CutMix, 120 epochs" in reason and f"CutMix, {arms[-1].config.epochs} epochs" in reason
+
+    landed_store(store, tmp_path / "results", [plans.study_plan()])
+    check, reason = pages.length_decay_check("cutmix", tmp_path / "results")
+    assert reason is None and check.statement.startswith("CutMix, ")
+    # the claim: the longest run is the one below
+    assert check.statement.endswith(f"higher than CutMix, {arms[-1].config.epochs} epochs")
+    assert pages.length_decay_check("saliencymix", tmp_path / "results") == (
+        None, "the study plan trains SaliencyMix at one length only")
+    assert "120 ep " in pages.lengths_text("cutmix", tmp_path / "results")

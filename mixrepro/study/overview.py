@@ -30,6 +30,7 @@ class Arm:
     method: str
     planned: int  # seeds the plan asks for
     records: list  # finished runs (stored, with the plan's evaluations)
+    config: object = None  # the plan's config of the arm's first seed (what makes the arm, for any seed)
 
 
 def arm_label(config, budget_epochs: int) -> str:
@@ -54,7 +55,7 @@ def plan_arms(plan, results_root) -> list[Arm]:
     arms: dict[str, Arm] = {}
     for config in plan.configs:
         label = arm_label(config, budget_epochs)
-        arm = arms.setdefault(label, Arm(label, config.method, 0, []))
+        arm = arms.setdefault(label, Arm(label, config.method, 0, [], config))
         arm.planned += 1
         record = store.load(config)
         if has_evaluations(record, plan.evaluations_for(config)):
@@ -114,9 +115,19 @@ def plot_overview(arms: list[Arm]):
 
 
 def is_method_arm(arm: Arm) -> bool:
-    """An arm of the methods' table or the equal-compute arm (not one of the protocol audit's options)."""
-    config = arm.records[0].config if arm.records else None
-    return config is not None and config.min_lr is None and set(config.method_params) <= {"loss"}
+    """An arm with runs of the methods' table or the equal-compute arm (not one of the protocol audit's
+    options)."""
+    return bool(arm.records) and arm.config.min_lr is None and set(arm.config.method_params) <= {"loss"}
+
+
+def length_arms(method: str, results_root) -> list[Arm]:
+    """The study plan's arms of ``method`` alone (no option, no DM loss, no cosine floor), shortest first:
+    its 120-epoch arm and, for an equal-compute baseline, its longer runs; with or without finished runs."""
+    from ..plans import get_plan
+
+    arms = [a for a in plan_arms(get_plan("study"), results_root)
+            if a.method == method and a.config.min_lr is None and not a.config.method_params]
+    return sorted(arms, key=lambda a: a.config.epochs)
 
 
 def spread(values: list[float], gap: float) -> list[float]:
@@ -140,7 +151,7 @@ def plot_equal_compute(arms: list[Arm]):
     fig, (ax,) = new_figure(width=7.0, height=4.4)
     points = []  # (hours, mean, arm) of every arm with runs
     for arm in filter(is_method_arm, arms):
-        hours, top1 = run_hours(arm.records[0].config), [scored_top1(r) for r in arm.records]
+        hours, top1 = run_hours(arm.config), [scored_top1(r) for r in arm.records]
         color = method_color(arm.method)
         ax.vlines(hours, min(top1), max(top1), color=color, linewidth=1.2)
         ax.scatter([hours] * len(top1), top1, s=8, color=color, alpha=0.5, linewidths=0)
@@ -149,11 +160,11 @@ def plot_equal_compute(arms: list[Arm]):
         points.append((hours, statistics.fmean(top1), arm))
     label_points(ax, points)
     for baseline in EQUAL_COMPUTE["baselines"]:
-        line = sorted((h, m) for h, m, a in points if a.method == baseline and not a.records[0].config.method_params)
+        line = sorted((h, m) for h, m, a in points if a.method == baseline and not a.config.method_params)
         if len(line) > 1:
             ax.plot(*zip(*line), color=method_color(baseline), linewidth=1, linestyle="--")
     for hours, _, arm in points:
-        if arm.method in EQUAL_COMPUTE["learned"] and not arm.records[0].config.method_params:
+        if arm.method in EQUAL_COMPUTE["learned"] and not arm.config.method_params:
             ax.axvline(hours, color=method_color(arm.method), linewidth=0.8, linestyle=":")
             ax.annotate(f"{arm.label}'s compute", (hours, 1), xycoords=("data", "axes fraction"), xytext=(-3, -3),
                         textcoords="offset points", rotation=90, ha="right", va="top", fontsize=6.5)
