@@ -74,6 +74,8 @@ def test_equal_compute_checks_compare_every_seed_by_the_pool_once_the_arms_have_
             # an arm the pool leaves out (its seeds spread more) is compared on the seeds both arms have
             assert any(word in check.detail for word in ("paired", "every network", "on one seed pair"))
     assert any("means over 3 and 1 seeds" in check.detail for check in checks)
+    text = overview.equal_compute_text(arms)  # the ledger's 'ours': every pair, the learned method's seeds
+    assert text.count(" vs ") == 4 and "AutoMix " in text and "(n=3)" in text and "Mixup, " in text
 
 
 def test_a_partly_landed_equal_compute_arm_gives_a_provisional_verdict_naming_the_pairs_to_come(tmp_path):
