@@ -1,10 +1,12 @@
 """The study overview: arms of a plan with their finished runs, the table, and the equal-compute pairs."""
 from __future__ import annotations
 
+import statistics
 from pathlib import Path
 
 from mixrepro import plans
 from mixrepro.study import overview
+from mixrepro.study.scores import scored_top1
 
 STORE = Path(__file__).resolve().parent.parent / "notebooks" / "results"
 
@@ -123,3 +125,21 @@ def test_equal_compute_figure_puts_each_arm_at_its_bench_compute_and_joins_a_bas
                      and not a.records[0].config.method_params)
     assert list(dashed[0].get_xdata()) == mixup_x and len(mixup_x) == 3  # 120, 326 and 506 epochs
     assert {t.get_text() for t in ax.texts} >= {a.label for a in drawn} | {"AutoMix's compute", "AdAutoMix's compute"}
+
+
+def test_length_gain_rows_set_each_longer_baseline_run_against_its_own_120_epoch_arm(tmp_path):
+    from landed_store import landed_store
+
+    assert overview.length_gain_markdown([]) == "No longer run of a baseline has finished yet."
+    landed_store(STORE, tmp_path / "results", [plans.study_plan()])
+    arms = overview.plan_arms(plans.get_plan("study"), tmp_path / "results")
+    rows = overview.length_gain_markdown(arms).splitlines()[2:]
+    assert [row.split(" | ")[0].lstrip("| ") for row in rows] == [
+        label for baseline in ("mixup", "cutmix") for label in
+        sorted((label for _, b, label in overview.equal_compute_pairs() if b == baseline),
+               key=lambda label: int(label.split(", ")[1].split()[0]))]
+    by_label = {a.label: a for a in arms}
+    first = rows[0].split(" | ")
+    gain = (statistics.fmean(map(scored_top1, by_label[first[0].lstrip("| ")].records))
+            - statistics.fmean(map(scored_top1, by_label["Mixup"].records)))
+    assert first[3].rstrip(" |") == f"{gain:+.2f}"

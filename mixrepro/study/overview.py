@@ -125,9 +125,13 @@ def length_arms(method: str, results_root) -> list[Arm]:
     its 120-epoch arm and, for an equal-compute baseline, its longer runs; with or without finished runs."""
     from ..plans import get_plan
 
-    arms = [a for a in plan_arms(get_plan("study"), results_root)
-            if a.method == method and a.config.min_lr is None and not a.config.method_params]
-    return sorted(arms, key=lambda a: a.config.epochs)
+    return lengths_among(plan_arms(get_plan("study"), results_root), method)
+
+
+def lengths_among(arms: list[Arm], method: str) -> list[Arm]:
+    """The arms of ``method`` alone (no option, no DM loss, no cosine floor) among ``arms``, shortest first."""
+    alone = [a for a in arms if a.method == method and a.config.min_lr is None and not a.config.method_params]
+    return sorted(alone, key=lambda a: a.config.epochs)
 
 
 def spread(values: list[float], gap: float) -> list[float]:
@@ -234,6 +238,23 @@ def equal_compute_checks(arms: list[Arm]) -> tuple[list, str | None]:
     # pending study runs: with some pairs landed the verdict is provisional and names the pairs to come
     return checks, PendingRuns(f"not run (or not evaluated) yet at this budget: {', '.join(missing)}; "
                                "`mixrepro sweep study` trains them")
+
+
+def length_gain_markdown(arms: list[Arm]) -> str:
+    """One row per longer run of an equal-compute baseline: its top-1 beside the same method's 120-epoch arm
+    (mean over seeds), so what training longer buys a baseline reads next to what a method's choice buys."""
+    from ..plans import EQUAL_COMPUTE
+
+    rows = []
+    for baseline in EQUAL_COMPUTE["baselines"]:
+        base, *longer = lengths_among(arms, baseline) or [None]
+        for arm in longer:
+            if base.records and arm.records:
+                a, b = seed_stats(arm.records, baseline), seed_stats(base.records, baseline)
+                rows.append([arm.label, a.text(), b.text(), f"{a.mean - b.mean:+.2f}"])
+    if not rows:
+        return "No longer run of a baseline has finished yet."
+    return markdown_table(["longer run", "top-1", "same method, 120 epochs", "gain (points)"], rows)
 
 
 def equal_compute_text(arms: list[Arm]) -> str:
