@@ -25,6 +25,9 @@ UNTESTED_CAUSES = (
 KIND_TITLES = {"paper": "claims of the papers", "derivation": "our derivations", "audit": "audit findings"}
 # The study overview page's figure (every method's top-1, each seed a dot) heads the findings: the runs at a glance.
 OVERVIEW_PAGE, OVERVIEW_FIGURE = "notebooks/study_overview.ipynb", "overview_figure"
+# The study's own questions (claim ids of this prefix, no paper asks them) come right after it, with the
+# overview's figure for the equal-compute question.
+OWN_QUESTION_PREFIX, EQUAL_COMPUTE_FIGURE = "STUDY-", "equal_compute_figure"
 
 
 def collect_verdicts(notebook_paths: Iterable) -> list[dict]:
@@ -138,6 +141,19 @@ def overview_figure() -> list[str]:
             "Top-1 alone ranks the methods; each claim is judged on its own page.*", ""]
 
 
+def own_questions(verdicts: list[dict]) -> list[str]:
+    """The study's own questions (no paper asks them), each with its verdict and numbers, and the overview's
+    equal-compute figure: what a reader of a study of learned methods wants answered first."""
+    own = [v for v in verdicts if v["claim_id"].startswith(OWN_QUESTION_PREFIX)]
+    if not own:
+        return []
+    lines = [f"**The study's own question{'s' if len(own) > 1 else ''}.** " + " ".join(
+        f"{v['claim']}: {verdict_word(v)} ({link(v)}; ours: {v['ours'] or '–'})." for v in own), ""]
+    return lines + [f"```{{glue}} {EQUAL_COMPUTE_FIGURE}", f":doc: {OVERVIEW_PAGE}", "```", "",
+                    "*Top-1 against the training compute of one run; dashed: Mixup and CutMix trained longer, to the "
+                    "compute of one AutoMix or AdAutoMix run (dotted).*", ""]
+
+
 def summary_markdown(notebook_paths: Iterable, results_root) -> str:
     """The findings section the intro includes."""
     verdicts = collect_verdicts(notebook_paths)
@@ -155,6 +171,7 @@ def summary_markdown(notebook_paths: Iterable, results_root) -> str:
         counts_table(verdicts), "",
         *([chance, ""] if (chance := chance_text(verdicts)) else []),
         *overview_figure(),
+        *own_questions(verdicts),
         *outcome_section("What held", [v for v in tested if v["verdict"] == "reproduced"],
                          "No claim of the papers has been reproduced at our budgets yet."),
         *outcome_section("What held in part", [v for v in tested if v["verdict"] == "partly"],

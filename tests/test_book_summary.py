@@ -116,3 +116,21 @@ def test_the_chance_scale_reads_the_level_the_checks_use(monkeypatch):
     tests = [{"statement": "s", "outcome": "inconclusive", "detail": "", "detectable": None, "test": "paired t"}] * 300
     text = book_summary.chance_text([verdict("A", "inconclusive at this budget", checks=tests)])
     assert "at the 1 % level" in text and "about 3 would" in text
+
+
+def test_the_studys_own_question_follows_the_overview_figure_with_its_numbers_and_figure(tmp_path):
+    from pathlib import Path
+
+    nb = notebook_with(tmp_path / "study_overview.ipynb", [
+        verdict("STUDY-equal-compute", "not reproduced", kind="audit", ours="AutoMix 80.94 vs Mixup, 326 epochs 82.08"),
+        verdict("T1", "reproduced")])
+    text = book_summary.summary_markdown([nb], tmp_path / "results")
+    own = text.split("**The study's own question.**")[1].split("### What held")[0]
+    assert "claim STUDY-equal-compute: **not reproduced**" in own and "82.08" in own
+    assert f"```{{glue}} {book_summary.EQUAL_COMPUTE_FIGURE}\n:doc: {book_summary.OVERVIEW_PAGE}" in own
+    assert "question" not in book_summary.summary_markdown([notebook_with(tmp_path / "p.ipynb", [
+        verdict("T1", "reproduced")])], tmp_path / "results").split("### What held")[0]
+    page = Path(__file__).resolve().parent.parent / book_summary.OVERVIEW_PAGE
+    glued = [o["metadata"]["scrapbook"]["name"] for cell in json.loads(page.read_text())["cells"]
+             for o in cell.get("outputs", []) if "scrapbook" in o.get("metadata", {})]
+    assert book_summary.EQUAL_COMPUTE_FIGURE in glued  # the key the directive pastes exists on that page
