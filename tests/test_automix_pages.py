@@ -253,21 +253,23 @@ def test_length_decay_compares_cutmixs_longest_run_with_its_best_shorter_one_onc
     from landed_store import landed_store
 
     from mixrepro import plans
-    from mixrepro.study.overview import length_arms
+    from mixrepro.study.overview import BUDGET_EPOCHS, length_arms
 
     store = Path(__file__).resolve().parent.parent / "notebooks" / "results"
     arms = length_arms("cutmix", tmp_path / "empty")
-    longer = [plans.equal_compute_epochs(120, plans.load_bench_report(), learned, "cutmix")
-              for learned in ("automix", "adautomix")]
-    assert [a.config.epochs for a in arms] == [120, *sorted(longer)]
-    check, reason = pages.length_decay_check("cutmix", tmp_path / "empty")
-    assert check is None and "CutMix, 120 epochs" in reason and f"CutMix, {arms[-1].config.epochs} epochs" in reason
+    longer = [plans.equal_compute_epochs(BUDGET_EPOCHS, plans.load_bench_report(), learned, "cutmix")
+              for learned in plans.EQUAL_COMPUTE["learned"]]
+    assert [a.config.epochs for a in arms] == [BUDGET_EPOCHS, *sorted(longer)]
+    check, reason = pages.length_decay_check("cutmix", arms)
+    assert check is None and f"CutMix, {BUDGET_EPOCHS} epochs" in reason
+    assert f"CutMix, {arms[-1].config.epochs} epochs" in reason
 
     landed_store(store, tmp_path / "results", [plans.study_plan()])
-    check, reason = pages.length_decay_check("cutmix", tmp_path / "results")
+    landed = length_arms("cutmix", tmp_path / "results")
+    check, reason = pages.length_decay_check("cutmix", landed)
     assert reason is None and check.statement.startswith("CutMix, ")
     # the claim: the longest run is the one below
     assert check.statement.endswith(f"higher than CutMix, {arms[-1].config.epochs} epochs")
-    assert pages.length_decay_check("saliencymix", tmp_path / "results") == (
+    assert pages.length_decay_check("saliencymix", length_arms("saliencymix", tmp_path / "results")) == (
         None, "the study plan trains SaliencyMix at one length only")
-    assert "120 ep " in pages.lengths_text("cutmix", tmp_path / "results")
+    assert f"{BUDGET_EPOCHS} ep " in pages.lengths_text("cutmix", landed)

@@ -77,7 +77,8 @@ def test_equal_compute_checks_compare_every_seed_by_the_pool_once_the_arms_have_
             assert any(word in check.detail for word in ("paired", "every network", "on one seed pair"))
     assert any("means over 3 and 1 seeds" in check.detail for check in checks)
     text = overview.equal_compute_text(arms)  # the ledger's 'ours': every pair, the learned method's seeds
-    assert text.count(" vs ") == 4 and "AutoMix " in text and "(n=3)" in text and "Mixup, " in text
+    assert text.count(" vs ") == len(overview.equal_compute_pairs())
+    assert "AutoMix " in text and "(n=3)" in text and "Mixup, " in text
 
 
 def test_a_partly_landed_equal_compute_arm_gives_a_provisional_verdict_naming_the_pairs_to_come(tmp_path):
@@ -92,7 +93,7 @@ def test_a_partly_landed_equal_compute_arm_gives_a_provisional_verdict_naming_th
         if arm.label == dropped_label:
             arm.records.clear()  # this baseline has not landed yet
     checks, reason = overview.equal_compute_checks(arms)
-    assert len(checks) == 3 and dropped_label in reason
+    assert len(checks) == len(overview.equal_compute_pairs()) - 1 and dropped_label in reason
     assert provisional(reason, checks, "cpu")
     verdict = judge("X", "claim", "src", "cpu", checks, untested_reason=reason, kind="audit")
     assert verdict.provisional and dropped_label in verdict.reason
@@ -116,14 +117,16 @@ def test_equal_compute_figure_puts_each_arm_at_its_bench_compute_and_joins_a_bas
     drawn = [a for a in arms if overview.is_method_arm(a)]
     assert {a.label for a in drawn} >= {"Mixup", "Mixup, 326 epochs", "AutoMix", "CutMix + DM(CE)"}
     assert not any("cosine floor" in a.label or "=" in a.label for a in drawn)  # the audit's arms are left out
-    means = [c for c in ax.collections  # the mean markers (size 36; the seeds' dots are size 8)
-             if hasattr(c, "get_sizes") and len(c.get_offsets()) == 1 and c.get_sizes()[0] == 36]
+    means = [c for c in ax.collections  # the mean markers (the seeds' dots are smaller)
+             if hasattr(c, "get_sizes") and len(c.get_offsets()) == 1 and c.get_sizes()[0] == overview.MEAN_SIZE]
     assert sorted(float(c.get_offsets()[0][0]) for c in means) == sorted(run_hours(a.records[0].config) for a in drawn)
     dashed = [line for line in ax.lines if line.get_linestyle() == "--"]
-    assert len(dashed) == 2  # Mixup's and CutMix's 120-epoch arm joined to their longer runs
+    # Mixup's and CutMix's 120-epoch arm joined to their longer runs
+    assert len(dashed) == len(plans.EQUAL_COMPUTE["baselines"])
     mixup_x = sorted(run_hours(a.records[0].config) for a in drawn if a.method == "mixup"
                      and not a.records[0].config.method_params)
-    assert list(dashed[0].get_xdata()) == mixup_x and len(mixup_x) == 3  # 120, 326 and 506 epochs
+    assert list(dashed[0].get_xdata()) == mixup_x  # 120, 326 and 506 epochs
+    assert len(mixup_x) == 1 + sum(b == "mixup" for _, b, _ in overview.equal_compute_pairs())
     assert {t.get_text() for t in ax.texts} >= {a.label for a in drawn} | {"AutoMix's compute", "AdAutoMix's compute"}
 
 

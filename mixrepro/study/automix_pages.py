@@ -776,31 +776,31 @@ def training_cost(runs: int, epochs: int, images: int, batch: int, *, timed: boo
 # ----------------------------------------------------------------------------- Table 13: training length
 
 
-def length_decay_check(method: str, results_root) -> tuple[Check | None, str | None]:
+def length_decay_check(method: str, arms: list) -> tuple[Check | None, str | None]:
     """'``method`` at its longest training scores below its best shorter training' on the study's own runs
-    of several lengths (the 120-epoch arm and the equal-compute arm's longer runs, the same rule as the
-    paper-side :func:`length_trend_checks`), or why it cannot be checked yet: (check, None) or (None, reason).
-    Judged only once the longest planned length has landed; the shorter ones alone would test another claim."""
-    from .overview import length_arms, seed_stats
+    of several lengths (``arms``: ``overview.length_arms(method, ...)``, the 120-epoch arm and the
+    equal-compute arm's longer runs; the same rule as the paper-side :func:`length_trend_checks`), or why it
+    cannot be checked yet: (check, None) or (None, reason). Judged only once every planned length has landed;
+    the shorter ones alone would test another claim."""
+    from .overview import pending_arms_reason, seed_stats
 
-    arms = length_arms(method, results_root)
     if len(arms) < 2:
         return None, f"the study plan trains {method_label(method)} at one length only"
-    pending = [f"{method_label(method)}, {a.config.epochs} epochs" for a in arms if not a.records]
+    name = method_label(method)
+    pending = pending_arms_reason([f"{name}, {a.config.epochs} epochs" for a in arms if not a.records])
     if pending:
-        return None, (f"not run (or not evaluated) yet at this budget: {', '.join(pending)}; "
-                      "`mixrepro sweep study` trains them")
+        return None, pending
     stats = {a.config.epochs: seed_stats(a.records, method) for a in arms}
     longest = max(stats)
     best_shorter = max((e for e in stats if e != longest), key=lambda e: stats[e].mean)
-    name = method_label(method)
     return check_order(f"{name}, {best_shorter} epochs", stats[best_shorter], f"{name}, {longest} epochs",
                        stats[longest], quantity="top-1"), None
 
 
-def lengths_text(method: str, results_root) -> str:
-    """'120 ep 80.86 ± 0.34 (n=3); 356 ep 81.40 (1 seed)': the scored top-1 of each length run so far."""
-    from .overview import length_arms, seed_stats
+def lengths_text(method: str, arms: list) -> str:
+    """'120 ep 80.86 ± 0.34 (n=3); 356 ep 81.40 (1 seed)': the scored top-1 of each length of ``arms``
+    (``overview.length_arms``) run so far."""
+    from .overview import seed_stats
 
     return "; ".join(f"{a.config.epochs} ep {seed_stats(a.records, method).text()}"
-                     for a in length_arms(method, results_root) if a.records) or "no runs yet"
+                     for a in arms if a.records) or "no runs yet"

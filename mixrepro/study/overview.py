@@ -9,7 +9,7 @@ from __future__ import annotations
 import statistics
 from dataclasses import dataclass, replace
 
-from ..config import BUDGETS
+from ..config import BUDGETS, RunConfig
 from ..results import ResultsStore
 from .collect import PendingRuns, has_evaluations
 from .display import markdown_table
@@ -17,6 +17,7 @@ from .facts import method_color, method_label, scored_network
 from .pooled import PoolMember, usable_pool_beside
 from .scores import SCORED_TOP1, run_evaluation, run_top1, scored_top1
 
+BUDGET_EPOCHS = BUDGETS.get("cpu").overrides["epochs"]  # the study's length: its plans train at budget cpu
 METRICS = (  # (column, evaluation, key); all on the scored network (short headers: the page explains them)
     ("ECE", "ece", "ece_percent_15bins"),
     ("FGSM error", "fgsm", "fgsm_error"),
@@ -30,7 +31,7 @@ class Arm:
     method: str
     planned: int  # seeds the plan asks for
     records: list  # finished runs (stored, with the plan's evaluations)
-    config: object = None  # the plan's config of the arm's first seed (what makes the arm, for any seed)
+    config: RunConfig | None = None  # the plan's config of the arm's first seed (what makes the arm, any seed)
 
 
 def arm_label(config, budget_epochs: int) -> str:
@@ -51,10 +52,9 @@ def arm_label(config, budget_epochs: int) -> str:
 def plan_arms(plan, results_root) -> list[Arm]:
     """The plan's arms in plan order, each with its finished runs."""
     store = ResultsStore(results_root)
-    budget_epochs = BUDGETS.get("cpu").overrides["epochs"]
     arms: dict[str, Arm] = {}
     for config in plan.configs:
-        label = arm_label(config, budget_epochs)
+        label = arm_label(config, BUDGET_EPOCHS)
         arm = arms.setdefault(label, Arm(label, config.method, 0, [], config))
         arm.planned += 1
         record = store.load(config)
@@ -114,10 +114,14 @@ def plot_overview(arms: list[Arm]):
     return fig
 
 
+def is_audit_arm(arm: Arm) -> bool:
+    """One of the protocol audit's arms: a cosine floor or a method option other than the loss."""
+    return arm.config.min_lr is not None or bool(set(arm.config.method_params) - {"loss"})
+
+
 def is_method_arm(arm: Arm) -> bool:
-    """An arm with runs of the methods' table or the equal-compute arm (not one of the protocol audit's
-    options)."""
-    return bool(arm.records) and arm.config.min_lr is None and set(arm.config.method_params) <= {"loss"}
+    """An arm with runs of the methods' table or the equal-compute arm (not one of the protocol audit's)."""
+    return bool(arm.records) and not is_audit_arm(arm)
 
 
 def length_arms(method: str, results_root) -> list[Arm]:
@@ -130,7 +134,7 @@ def length_arms(method: str, results_root) -> list[Arm]:
 
 def lengths_among(arms: list[Arm], method: str) -> list[Arm]:
     """The arms of ``method`` alone (no option, no DM loss, no cosine floor) among ``arms``, shortest first."""
-    alone = [a for a in arms if a.method == method and a.config.min_lr is None and not a.config.method_params]
+    alone = [a for a in arms if a.method == method and not is_audit_arm(a) and "loss" not in a.config.method_params]
     return sorted(alone, key=lambda a: a.config.epochs)
 
 
@@ -144,6 +148,13 @@ def spread(values: list[float], gap: float) -> list[float]:
     return [y + shift for y in placed]
 
 
+# Label layout of the equal-compute figure: arms costing under CROWD_RATIO x the cheapest one form the crowd
+# of 120-epoch static methods, labelled in a column at LABEL_COLUMN x the cheapest cost, LABEL_LINES apart
+# (as a share of the y range: 28 lines fit the axis at 6.5 pt).
+CROWD_RATIO, LABEL_COLUMN, LABEL_LINES = 1.3, 0.55, 28
+MEAN_SIZE, SEED_SIZE = 36, 8  # marker areas (pt^2) of an arm's mean and of each of its seeds
+
+
 def plot_equal_compute(arms: list[Arm]):
     """Top-1 of the scored network against the training compute of one run (hours of one core by the
     committed bench report's step times, the measure the equal-compute epochs were set by): each arm a
@@ -153,25 +164,25 @@ def plot_equal_compute(arms: list[Arm]):
     from .figures import new_figure
 
     fig, (ax,) = new_figure(width=7.0, height=4.4)
-    points = []  # (hours, mean, arm) of every arm with runs
-    for arm in filter(is_method_arm, arms):
+    drawn = list(filter(is_method_arm, arms))
+    position = {}  # arm label: (hours, mean top-1)
+    for arm in drawn:
         hours, top1 = run_hours(arm.config), [scored_top1(r) for r in arm.records]
-        color = method_color(arm.method)
+        color, mean = method_color(arm.method), statistics.fmean(top1)
         ax.vlines(hours, min(top1), max(top1), color=color, linewidth=1.2)
-        ax.scatter([hours] * len(top1), top1, s=8, color=color, alpha=0.5, linewidths=0)
-        ax.scatter([hours], [statistics.fmean(top1)], s=36, color=color, edgecolors="black", linewidths=0.5,
-                   zorder=3)
-        points.append((hours, statistics.fmean(top1), arm))
-    label_points(ax, points)
+        ax.scatter([hours] * len(top1), top1, s=SEED_SIZE, color=color, alpha=0.5, linewidths=0)
+        ax.scatter([hours], [mean], s=MEAN_SIZE, color=color, edgecolors="black", linewidths=0.5, zorder=3)
+        position[arm.label] = (hours, mean)
+    label_points(ax, [(*position[a.label], a) for a in drawn])
     for baseline in EQUAL_COMPUTE["baselines"]:
-        line = sorted((h, m) for h, m, a in points if a.method == baseline and not a.config.method_params)
+        line = [position[a.label] for a in lengths_among(drawn, baseline)]
         if len(line) > 1:
             ax.plot(*zip(*line), color=method_color(baseline), linewidth=1, linestyle="--")
-    for hours, _, arm in points:
-        if arm.method in EQUAL_COMPUTE["learned"] and not arm.config.method_params:
-            ax.axvline(hours, color=method_color(arm.method), linewidth=0.8, linestyle=":")
-            ax.annotate(f"{arm.label}'s compute", (hours, 1), xycoords=("data", "axes fraction"), xytext=(-3, -3),
-                        textcoords="offset points", rotation=90, ha="right", va="top", fontsize=6.5)
+    for arm in (a for learned in EQUAL_COMPUTE["learned"] for a in lengths_among(drawn, learned)):
+        hours = position[arm.label][0]
+        ax.axvline(hours, color=method_color(arm.method), linewidth=0.8, linestyle=":")
+        ax.annotate(f"{arm.label}'s compute", (hours, 1), xycoords=("data", "axes fraction"), xytext=(-3, -3),
+                    textcoords="offset points", rotation=90, ha="right", va="top", fontsize=6.5)
     ax.set_xlim(left=0)
     ax.set(xlabel="training compute of one run (hours of one core, by the committed bench report)",
            ylabel="test top-1 of the scored network (%)")
@@ -183,14 +194,15 @@ def label_points(ax, points: list) -> None:
     """Name each arm beside its mean: the crowd of 120-epoch static methods in a spread-out column to their
     left with leader lines, the others to the right of their point."""
     cheapest = min((h for h, _, _ in points), default=0.0)
-    crowd = sorted((p for p in points if p[0] < 1.3 * cheapest), key=lambda p: p[1])
+    crowd = sorted((p for p in points if p[0] < CROWD_RATIO * cheapest), key=lambda p: p[1])
     low, high = ax.get_ylim()
     if crowd:
-        for (hours, mean, arm), y in zip(crowd, spread([p[1] for p in crowd], gap=(high - low) / 28)):
-            ax.annotate(arm.label, (hours, mean), xytext=(0.55 * cheapest, y), textcoords="data", ha="right",
-                        va="center", fontsize=6.5, arrowprops={"arrowstyle": "-", "linewidth": 0.4, "color": "0.5"})
+        for (hours, mean, arm), y in zip(crowd, spread([p[1] for p in crowd], gap=(high - low) / LABEL_LINES)):
+            ax.annotate(arm.label, (hours, mean), xytext=(LABEL_COLUMN * cheapest, y), textcoords="data",
+                        ha="right", va="center", fontsize=6.5,
+                        arrowprops={"arrowstyle": "-", "linewidth": 0.4, "color": "0.5"})
     for hours, mean, arm in points:
-        if hours >= 1.3 * cheapest:
+        if hours >= CROWD_RATIO * cheapest:
             ax.annotate(arm.label, (hours, mean), xytext=(5, 2), textcoords="offset points", fontsize=6.5)
 
 
@@ -233,11 +245,17 @@ def equal_compute_checks(arms: list[Arm]) -> tuple[list, str | None]:
             a = seed_stats([r for r in a_arm.records if r.config.seed in seeds], learned)
             b = seed_stats([r for r in b_arm.records if r.config.seed in seeds], baseline)
         checks.append(check_order(method_label(learned), a, baseline_label, b))
-    if not missing:
-        return checks, None
     # pending study runs: with some pairs landed the verdict is provisional and names the pairs to come
-    return checks, PendingRuns(f"not run (or not evaluated) yet at this budget: {', '.join(missing)}; "
-                               "`mixrepro sweep study` trains them")
+    return checks, pending_arms_reason(missing)
+
+
+def pending_arms_reason(names: list[str]) -> PendingRuns | None:
+    """Why arms (or pairs of arms) of the study plan have no evaluated runs yet (None when none is missing);
+    pending, so a claim judged on the arms that have landed is provisional."""
+    if not names:
+        return None
+    return PendingRuns(f"not run (or not evaluated) yet at this budget: {', '.join(names)}; "
+                       "`mixrepro sweep study` trains them")
 
 
 def length_gain_markdown(arms: list[Arm]) -> str:
@@ -247,26 +265,25 @@ def length_gain_markdown(arms: list[Arm]) -> str:
 
     rows = []
     for baseline in EQUAL_COMPUTE["baselines"]:
-        base, *longer = lengths_among(arms, baseline) or [None]
-        for arm in longer:
-            if base.records and arm.records:
-                a, b = seed_stats(arm.records, baseline), seed_stats(base.records, baseline)
-                rows.append([arm.label, a.text(), b.text(), f"{a.mean - b.mean:+.2f}"])
+        lengths = [a for a in lengths_among(arms, baseline) if a.records]
+        if len(lengths) < 2 or lengths[0].config.epochs != BUDGET_EPOCHS:
+            continue  # no longer run yet, or no run at the budget's length to set it against
+        base = seed_stats(lengths[0].records, baseline)
+        for arm in lengths[1:]:
+            longer = seed_stats(arm.records, baseline)
+            rows.append([arm.label, longer.text(), base.text(), f"{longer.mean - base.mean:+.2f}"])
     if not rows:
         return "No longer run of a baseline has finished yet."
-    return markdown_table(["longer run", "top-1", "same method, 120 epochs", "gain (points)"], rows)
+    return markdown_table(["longer run", "top-1", f"same method, {BUDGET_EPOCHS} epochs", "gain (points)"], rows)
 
 
 def equal_compute_text(arms: list[Arm]) -> str:
     """'AutoMix 80.94 ± 0.32 (n=3) vs Mixup, 326 epochs 82.08 (1 seed)' for each pair with runs on both sides."""
-    by_label = {a.label: a for a in arms}
-    parts = []
-    for learned, baseline, baseline_label in equal_compute_pairs():
-        a_arm, b_arm = by_label.get(method_label(learned)), by_label.get(baseline_label)
-        if a_arm and b_arm and a_arm.records and b_arm.records:
-            parts.append(f"{a_arm.label} {seed_stats(a_arm.records, learned).text()} vs {baseline_label} "
-                         f"{seed_stats(b_arm.records, baseline).text()}")
-    return "; ".join(parts)
+    pairs = equal_compute_pairs()
+    wanted = {method_label(learned) for learned, _, _ in pairs} | {label for _, _, label in pairs}
+    text = {a.label: seed_stats(a.records, a.method).text() for a in arms if a.label in wanted and a.records}
+    return "; ".join(f"{method_label(learned)} {text[method_label(learned)]} vs {label} {text[label]}"
+                     for learned, _, label in pairs if method_label(learned) in text and label in text)
 
 
 POOLED_METRICS = (("top-1 (scored network)", None, None), *METRICS, ("mixed-sample top-1", "mixed_accuracy", "top1"))
@@ -313,11 +330,11 @@ def verifications_table(results_root) -> str:
     per-epoch number came back bit for bit, the machine that trained it and the one that retrained it."""
     from ..verify import load_verifications
 
-    store, budget_epochs = ResultsStore(results_root), BUDGETS.get("cpu").overrides["epochs"]
+    store = ResultsStore(results_root)
     rows = []
     for entry in load_verifications(results_root):
         record = store.load_dir(store.root / entry["run_dir"])
-        rows.append([f"{arm_label(record.config, budget_epochs)}, seed {entry['seed']} (`{entry['key']}`)",
+        rows.append([f"{arm_label(record.config, BUDGET_EPOCHS)}, seed {entry['seed']} (`{entry['key']}`)",
                      f"{entry['epochs_compared']} of {entry['epochs']}", verification_outcome(entry),
                      machine_text(entry["trained_on"]), machine_text(entry["verified_on"]), entry["verified_at"][:10]])
     if not rows:
