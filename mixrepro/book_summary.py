@@ -16,12 +16,35 @@ from typing import Iterable
 from .study.display import markdown_table
 from .study.verdicts import CLAIM_KINDS, VERDICTS, read_verdicts, verdict_word
 
-# Why a claim is untested, recognised from the reasons our code writes (study.collect, study.verdicts).
+# Why a claim is untested, recognised from the reasons our code writes (study.collect, study.verdicts and the
+# pages' own texts), with what would test it. The first cause whose phrase a reason contains wins: a claim
+# that needs a part the study does not build waits for it even where its data is missing too.
+IMAGES, RUNS, NOT_BUILT, DATA, PROTOCOL = ("figures of images, nothing to measure", "runs still to train",
+                                           "a part this study does not build", "a data set not on this machine",
+                                           "absolute numbers at the paper's protocol")
 UNTESTED_CAUSES = (
-    ("data not on this machine", ("is not available", "not on this machine", "not here")),
-    ("runs not finished yet", ("not run (or not evaluated) yet",)),
-    ("only the smoke budget was run", ("only shows that the pipeline runs",)),
+    (IMAGES, ("no measurable statement", "a judgement of images")),
+    (RUNS, ("not run (or not evaluated) yet", "only shows that the pipeline runs", "not run at budget",
+            "needs at least")),
+    (NOT_BUILT, ("not implemented in this study", "does not build", "has no implementation", "has no option",
+                 "no momentum pipeline", "instance-level", "keeps no", "stores no")),
+    (DATA, ("is not available", "not on this machine", "not among the datasets", "not here",
+            "trained on ImageNet", "`mixrepro datasets`")),
+    (PROTOCOL, ("absolute numbers need the paper's protocol",)),
 )
+OTHER_CAUSE = "other (see the ledger)"
+CAUSE_REMEDIES = {
+    IMAGES: "nothing here: each page shows what a measurable version would need",
+    RUNS: "the study's sweeps at the cpu budget (`mixrepro sweep study`, `mixrepro sweep pages`{plan})",
+    NOT_BUILT: "an implementation; the ledger row says what it would take",
+    DATA: "the data (`mixrepro datasets` says where to get it) and its runs; each ledger row estimates their cost "
+          "at the paper's protocol",
+    PROTOCOL: "the paper's whole protocol (full-width network, all training images, its epochs): a GPU",
+    OTHER_CAUSE: "see the claim's ledger row",
+}
+PAGES_PLAN_PATH = ("plans", "pages-cpu.json")  # under the results store: the pages plan's runs and hours
+
+
 KIND_TITLES = {"paper": "claims of the papers", "derivation": "our derivations", "audit": "audit findings"}
 # The study overview page's figure (every method's top-1, each seed a dot) heads the findings: the runs at a glance.
 OVERVIEW_PAGE, OVERVIEW_FIGURE = "notebooks/study_overview.ipynb", "overview_figure"
@@ -72,7 +95,17 @@ def untested_cause(reason: str) -> str:
     for cause, phrases in UNTESTED_CAUSES:
         if any(phrase in reason for phrase in phrases):
             return cause
-    return "other (see the ledger)"
+    return OTHER_CAUSE
+
+
+def pages_plan_text(results_root) -> str:
+    """'; the pages plan: 100 runs, about 218 hours of one core, ...' from the committed plan, '' without one."""
+    path = Path(results_root).joinpath(*PAGES_PLAN_PATH)
+    if not path.is_file():
+        return ""
+    plan = json.loads(path.read_text())
+    return (f"; the pages plan: {len(plan['configs'])} runs, about {plan['hours_of_one_core']:.0f} hours of one "
+            "core, of which `mixrepro sweep pages --list` shows what is left")
 
 
 def counts_table(verdicts: list[dict]) -> str:
@@ -111,13 +144,14 @@ def outcome_section(title: str, verdicts: list[dict], empty: str) -> list[str]:
     return [f"### {title}", "", headline_table(verdicts) if verdicts else empty, ""]
 
 
-def untested_section(verdicts: list[dict]) -> list[str]:
+def untested_section(verdicts: list[dict], results_root) -> list[str]:
     causes = Counter(untested_cause(v["reason"]) for v in verdicts)
-    rows = [[cause, str(n)] for cause, n in causes.most_common()]
+    plan = pages_plan_text(results_root)
+    rows = [[cause, str(n), CAUSE_REMEDIES[cause].format(plan=plan)] for cause, n in causes.most_common()]
     return ["### Not tested here", "",
             f"{len(verdicts)} claims have no evidence yet, by cause (each row of the "
             "[claims ledger](claims_ledger.md) says what testing it would need):", "",
-            markdown_table(["cause", "claims"], rows) if rows else "None.", ""]
+            markdown_table(["cause", "claims", "what would test them"], rows) if rows else "None.", ""]
 
 
 def run_compute(results_root) -> tuple[float, int, Counter]:
@@ -181,7 +215,7 @@ def summary_markdown(notebook_paths: Iterable, results_root) -> str:
         *outcome_section("What we cannot tell at our budget",
                          [v for v in tested if v["verdict"] == "inconclusive at this budget"],
                          "No tested claim is inconclusive."),
-        *untested_section([v for v in paper if v["verdict"] == "not tested here"]),
+        *untested_section([v for v in paper if v["verdict"] == "not tested here"], results_root),
         *outcome_section("Our own derivations and audit findings", own, "None recorded."),
         "### Compute", "",
         f"The committed runs took {hours:.1f} wall-clock hours of training and evaluation ({runs} runs: "

@@ -39,7 +39,8 @@ def test_summary_sorts_claims_by_outcome_and_counts_kinds_apart(tmp_path):
     assert "[B]" in text.split("### What did not hold")[1].split("###")[0]
     assert "[C]" in text.split("### What we cannot tell")[1].split("###")[0]
     untested = text.split("### Not tested here")[1].split("###")[0]
-    assert "| data not on this machine | 1 |" in untested and "| runs not finished yet | 1 |" in untested
+    assert f"| {book_summary.DATA} | 1 |" in untested and f"| {book_summary.RUNS} | 1 |" in untested
+    assert "what would test them" in untested and "pages plan" not in untested  # no plan file in this store
     assert "[F]" in text.split("### Our own derivations")[1].split("###")[0] and "[F]" not in held
     assert "5 claims of the four papers, 1 derivations and audit findings" in text
     assert "2.0 wall-clock hours" in text and "1 on AMD EPYC" in text
@@ -134,3 +135,27 @@ def test_the_studys_own_question_follows_the_overview_figure_with_its_numbers_an
     glued = [o["metadata"]["scrapbook"]["name"] for cell in json.loads(page.read_text())["cells"]
              for o in cell.get("outputs", []) if "scrapbook" in o.get("metadata", {})]
     assert book_summary.EQUAL_COMPUTE_FIGURE in glued  # the key the directive pastes exists on that page
+
+
+def test_untested_causes_read_the_reasons_the_pages_write():
+    from mixrepro.book_summary import DATA, IMAGES, NOT_BUILT, OTHER_CAUSE, PROTOCOL, RUNS, untested_cause
+
+    assert untested_cause("no runs on CIFAR-100 are stored and the dataset is not available to the study") == DATA
+    assert untested_cause("iNaturalist 2017 are not among the datasets this study can load") == DATA
+    assert untested_cause("budget 'smoke' only shows that the pipeline runs; its numbers are not evidence") == RUNS
+    assert untested_cause("not run (or not evaluated) yet at this budget: samix (seed 0)") == RUNS
+    assert untested_cause("a figure of images with no measurable statement") == IMAGES
+    assert untested_cause("absolute numbers need the paper's protocol; our runs differ in: width") == PROTOCOL
+    assert untested_cause("the study trains SaliencyMix and AutoMix at one length") == OTHER_CAUSE
+    # A part the study does not build outranks missing data: the data alone would not test the claim.
+    both = "Swin-Tiny: model 'swin_tiny' not implemented in this study; CIFAR-100 is not available to the study"
+    assert untested_cause(both) == NOT_BUILT
+
+
+def test_the_untested_runs_row_states_the_pages_plan_size(tmp_path):
+    plan = tmp_path / "results" / "plans" / "pages-cpu.json"
+    plan.parent.mkdir(parents=True)
+    plan.write_text(json.dumps({"configs": [{}, {}, {}], "hours_of_one_core": 7.6}))
+    rows = book_summary.untested_section([{"reason": "not run (or not evaluated) yet: x"}], tmp_path / "results")
+    assert f"| {book_summary.RUNS} | 1 |" in "\n".join(rows)
+    assert "the pages plan: 3 runs, about 8 hours of one core" in "\n".join(rows)
