@@ -45,6 +45,11 @@ CAUSE_REMEDIES = {
 PAGES_PLAN_PATH = ("plans", "pages-cpu.json")  # under the results store: the pages plan's runs and hours
 
 
+# The paper a claim comes from, by how its source begins (a source that names two papers counts for the
+# first). AdAutoMix before AutoMix: the one name begins the other.
+PAPERS = (("AdAutoMix", "AdAutoMix (ICLR 2024)"), ("AutoMix", "AutoMix (ECCV 2022)"),
+          ("AMix", "AMix / SAMix"), ("Decoupled Mixup", "Decoupled Mixup (NeurIPS 2023)"))
+OTHER_PAPER = "another source"
 KIND_TITLES = {"paper": "claims of the papers", "derivation": "our derivations", "audit": "audit findings"}
 # The study overview page's figure (every method's top-1, each seed a dot) heads the findings: the runs at a glance.
 OVERVIEW_PAGE, OVERVIEW_FIGURE = "notebooks/study_overview.ipynb", "overview_figure"
@@ -108,12 +113,25 @@ def pages_plan_text(results_root) -> str:
             "core, of which `mixrepro sweep pages --list` shows what is left")
 
 
+def paper_of(source: str) -> str:
+    return next((title for prefix, title in PAPERS if source.startswith(prefix)), OTHER_PAPER)
+
+
+def count_row(title: str, counts: Counter) -> list[str]:
+    return [title, str(sum(counts.values()))] + [str(counts.get(w, 0)) for w in VERDICTS]
+
+
 def counts_table(verdicts: list[dict]) -> str:
+    """Verdicts by kind, the papers' claims also by paper (which paper's claims held, at a glance)."""
     rows = []
     for kind in CLAIM_KINDS:
-        counts = Counter(v["verdict"] for v in verdicts if v["kind"] == kind)
-        if counts:
-            rows.append([KIND_TITLES[kind], str(sum(counts.values()))] + [str(counts.get(w, 0)) for w in VERDICTS])
+        of_kind = [v for v in verdicts if v["kind"] == kind]
+        if of_kind:
+            rows.append(count_row(KIND_TITLES[kind], Counter(v["verdict"] for v in of_kind)))
+        if kind == "paper":
+            for paper in [title for _, title in PAPERS] + [OTHER_PAPER]:
+                counts = Counter(v["verdict"] for v in of_kind if paper_of(v["source"]) == paper)
+                rows += [count_row(f"– {paper}", counts)] if counts else []
     return markdown_table(["", "claims"] + list(VERDICTS), rows)
 
 

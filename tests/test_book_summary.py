@@ -159,3 +159,18 @@ def test_the_untested_runs_row_states_the_pages_plan_size(tmp_path):
     rows = book_summary.untested_section([{"reason": "not run (or not evaluated) yet: x"}], tmp_path / "results")
     assert f"| {book_summary.RUNS} | 1 |" in "\n".join(rows)
     assert "the pages plan: 3 runs, about 8 hours of one core" in "\n".join(rows)
+
+
+def test_the_counts_split_the_papers_claims_by_paper():
+    from mixrepro.book_summary import counts_table
+
+    text = counts_table([verdict("A", "reproduced", source="AdAutoMix (ICLR 2024), Table 1", kind="paper"),
+                         verdict("B", "partly", source="AutoMix (ECCV 2022) Fig. 8; AdAutoMix Table 6", kind="paper"),
+                         verdict("C", "partly", source="AutoMix (Liu, Li et al., ECCV 2022), Table 1", kind="paper"),
+                         verdict("D", "reproduced", source="Decoupled Mixup (NeurIPS 2023), A.1", kind="paper"),
+                         verdict("E", "reproduced", source="our algebra", kind="derivation")])
+    assert "| claims of the papers | 4 | 2 | 2 |" in text
+    assert "| – AdAutoMix (ICLR 2024) | 1 | 1 | 0 |" in text  # not counted for AutoMix, whose name ends it
+    assert "| – AutoMix (ECCV 2022) | 2 | 0 | 2 |" in text  # a source naming two papers counts for the first
+    assert "| – Decoupled Mixup (NeurIPS 2023) | 1 | 1 |" in text and "SAMix" not in text  # no claims, no row
+    assert "| our derivations | 1 | 1 |" in text and text.index("Decoupled") < text.index("our derivations")
