@@ -9,7 +9,8 @@ Steps:
    hand-written pages of ``book/``, the executed ``notebooks/*.ipynb``, and two
    generated pages, the claims ledger (from the verdicts each notebook recorded)
    the environment page (from the committed runs' ``environment.json``), and the findings
-   summary the intro includes (``mixrepro.book_summary``, in ``_includes/``, outside the toc);
+   summary the intro includes (``mixrepro.book_summary``, in ``_includes/``, outside the toc), and the
+   budgets table the deviations and rerun pages include (``budgets_markdown``);
 2. ``jupyter-book build`` that folder with warnings as errors (``-W``); math is
    served by ``sphinx-mathjax-offline``, nothing is fetched from the network;
 3. HTML lands in ``book/_build/html/`` (open ``index.html``).
@@ -134,6 +135,34 @@ def environment_markdown(results_root) -> str:
     return "\n".join(lines)
 
 
+def count_text(n: int | None, everything: str) -> str:
+    return everything if n is None else f"{n:,}"
+
+
+def width_text(width: float) -> str:
+    """'0.25 (16-32-64-128 channels)': the ResNet's channel multiplier and the stage widths it gives."""
+    from .models.resnet_cifar import STAGE_CHANNELS, scaled
+
+    return f"{width:g} ({'-'.join(str(scaled(c, width)) for c in STAGE_CHANNELS)} channels)"
+
+
+def budgets_markdown() -> str:
+    """Every budget of ``mixrepro.config.BUDGETS`` as the book's table (the deviations and rerun pages include
+    it), read from the configs the budgets build, so the table cannot drift from the code."""
+    from .config import BUDGETS, config_for_budget
+
+    rows = []
+    configs = {name: config_for_budget(name, method="mixup", dataset="cifar10") for name in BUDGETS.names()}
+    for name in sorted(configs, key=lambda n: (configs[n].width, configs[n].epochs)):  # cheapest first
+        budget, config = BUDGETS.get(name), configs[name]
+        rows.append([f"`{budget.name}`", budget.description, width_text(config.width),
+                     count_text(config.train_subset, "all"), count_text(config.test_subset, "all"),
+                     str(config.epochs), config.ema_schedule,
+                     "bf16 + channels_last" if budget.fast_path else "fp32", str(len(budget.seeds))])
+    return markdown_table(["budget", "what it is for", "width", "train images", "test images", "epochs (CIFAR)",
+                           "EMA schedule", "precision (CPU)", "seeds"], rows)
+
+
 def stage_sources(book_dir=BOOK_DIR, notebooks_dir=NOTEBOOKS_DIR, results_dir=RESULTS_DIR) -> Path:
     """Copy pages and executed notebooks into ``<book>/_build/source`` and generate the derived pages."""
     book_dir, notebooks_dir = Path(book_dir), Path(notebooks_dir)
@@ -153,6 +182,7 @@ def stage_sources(book_dir=BOOK_DIR, notebooks_dir=NOTEBOOKS_DIR, results_dir=RE
     atomic_write_text(source / "claims_ledger.md", claims_ledger_markdown(notebooks, toc_order(book_dir)))
     (source / "_includes").mkdir()
     atomic_write_text(source / "_includes" / "findings.md", summary_markdown(notebooks, results_dir))
+    atomic_write_text(source / "_includes" / "budgets.md", budgets_markdown())
     atomic_write_text(source / "environment.md", environment_markdown(results_dir))
     return source
 

@@ -82,3 +82,21 @@ def test_glued_figures_get_alt_text_from_their_caption():
     out = with_alt_text(md)
     assert ":name: fig-curves\n:alt: Top-1 of the N-epoch Mixup run\n\nTop-1 of the" in out
     assert out.count(":alt:") == 2 and ":alt: kept" in out and with_alt_text(out) == out
+
+
+def test_the_budgets_table_is_read_from_the_config_and_included_by_both_pages():
+    from mixrepro.book_build import BOOK_DIR, budgets_markdown
+    from mixrepro.config import BUDGETS, config_for_budget
+
+    table = budgets_markdown()
+    rows = [line for line in table.splitlines()[2:]]
+    assert [row.split(" | ")[0].strip("| `") for row in rows] == ["smoke", "cpu-short", "cpu", "gpu", "paper"]
+    cpu = next(row for row in rows if row.startswith("| `cpu` |"))
+    cells = [c.strip() for c in cpu.strip("|").split("|")]
+    config = config_for_budget("cpu", method="mixup", dataset="cifar10")
+    assert cells[2] == "0.25 (16-32-64-128 channels)" and cells[3] == f"{config.train_subset:,}"
+    assert cells[4] == "all" and cells[5] == str(config.epochs) and cells[6] == config.ema_schedule
+    assert cells[8] == str(len(BUDGETS.get("cpu").seeds))
+    assert "| fp32 |" in next(row for row in rows if row.startswith("| `smoke` |"))
+    for page in ("deviations.md", "how_to_rerun.md"):
+        assert "```{include} _includes/budgets.md" in (BOOK_DIR / page).read_text()

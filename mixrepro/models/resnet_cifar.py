@@ -75,10 +75,13 @@ def residual_stage(block, cin: int, planes: int, depth: int, stride: int, **bloc
     return nn.Sequential(*layers), cin
 
 
+STAGE_CHANNELS = (64, 128, 256, 512)  # the four stages' channels at width 1
+
+
 def cifar_resnet(block, depths, num_classes: int, *, width: float = 1.0, mean=None, std=None,
                  in_channels: int = 3, generator: torch.Generator | None = None, **block_args) -> StagedNet:
     """A CIFAR ResNet of ``block`` with ``depths`` blocks per stage (stages 64/128/256/512 x width)."""
-    planes = [scaled(c, width) for c in (64, 128, 256, 512)]
+    planes = [scaled(c, width) for c in STAGE_CHANNELS]
     stem = nn.Sequential(conv3x3(in_channels, planes[0]), nn.BatchNorm2d(planes[0]), nn.ReLU(inplace=True))
     stages, channels, cin = [], [in_channels], planes[0]
     for p, depth, stride in zip(planes, depths, (1, 2, 2, 2)):
