@@ -146,3 +146,25 @@ def test_length_gain_rows_set_each_longer_baseline_run_against_its_own_120_epoch
     gain = (statistics.fmean(map(scored_top1, by_label[first[0].lstrip("| ")].records))
             - statistics.fmean(map(scored_top1, by_label["Mixup"].records)))
     assert first[3].rstrip(" |") == f"{gain:+.2f}"
+
+
+def test_length_curves_draw_each_finished_length_of_a_baseline_with_its_seed_mean(tmp_path):
+    from dataclasses import replace
+
+    from landed_store import landed_store
+
+    landed_store(STORE, tmp_path / "results", [plans.study_plan()])
+    arms = {m: overview.length_arms(m, tmp_path / "results") for m in plans.EQUAL_COMPUTE["baselines"]}
+    arms["cutmix"][-1] = replace(arms["cutmix"][-1], records=[])  # a length still training: left out
+    fig = overview.plot_length_curves(arms)
+    assert len(fig.axes) == len(arms)
+    for ax, (method, method_arms) in zip(fig.axes, arms.items()):
+        finished = [a for a in method_arms if a.records]
+        assert [line.get_label() for line in ax.lines] == [
+            f"{a.config.epochs} epochs ({len(a.records)} seed{'s' if len(a.records) > 1 else ''})" for a in finished]
+        assert [line.get_linestyle() for line in ax.lines] == ["-", "--", ":", "-."][:len(finished)]
+        column = f"{overview.scored_network(method)}_top1"
+        finals = [statistics.fmean(r.curve(column)[-1] for r in a.records) for a in finished]
+        assert [line.get_ydata()[-1] for line in ax.lines] == finals  # each line ends at its seed mean
+        assert ax.get_ylim()[0] == min(finals) - overview.LENGTH_Y_SPAN
+    assert len(fig.axes[1].lines) == len(arms["cutmix"]) - 1
