@@ -54,16 +54,21 @@ def label_axes(ax, xlabel: str, ylabel: str = "test top-1 (%)", legend_size: int
         ax.legend(fontsize=legend_size)
 
 
+def seed_mean_curve(records, column: str) -> list[tuple[int, float]]:
+    """(epoch, mean over seeds) of an epochs.csv column at the epochs every seed scored (runs score the test
+    set sparsely before their last epochs)."""
+    curves = [r.curve(column) for r in records]
+    return [(epoch, statistics.fmean(values)) for epoch, values in enumerate(zip(*curves), start=1)
+            if all(v is not None for v in values)]
+
+
 def plot_top1_curves(runs: dict, table: PaperTable | None = None):
     """Test top-1 per epoch of each method (seed mean): online solid, EMA dashed."""
     fig, (ax,) = new_figure()
     for method, records in runs.items():
         color = method_color(method)
         for network, style in (("online", "-"), ("ema", "--")):
-            curves = [r.curve(f"{network}_top1") for r in records]
-            # epochs every seed scored (runs score the test set sparsely before their last epochs)
-            points = [(epoch, statistics.fmean(values)) for epoch, values in enumerate(zip(*curves), start=1)
-                      if all(v is not None for v in values)]
+            points = seed_mean_curve(records, f"{network}_top1")
             label = (table.label(method) if table else method) if network == "online" else None
             if points:
                 ax.plot(*zip(*points), style, color=color, marker=".", label=label)

@@ -138,23 +138,16 @@ def lengths_among(arms: list[Arm], method: str) -> list[Arm]:
     return sorted(alone, key=lambda a: a.config.epochs)
 
 
-def seed_mean_curve(records, column: str) -> list[tuple[int, float]]:
-    """(epoch, mean over seeds) at the epochs every seed scored (runs score the test set sparsely before their
-    last epochs)."""
-    curves = [r.curve(column) for r in records]
-    return [(epoch, statistics.fmean(values)) for epoch, values in enumerate(zip(*curves), start=1)
-            if all(v is not None for v in values)]
-
-
 LENGTH_STYLES = ("-", "--", ":", "-.")  # shortest arm solid, longer ones dashed, dotted, dash-dotted
-LENGTH_Y_SPAN = 15.0  # points shown below the lowest final score: the late epochs, where decay would show
+# Points shown below the lowest final score and above the highest: the late epochs, where decay would show.
+LENGTH_Y_SPAN, LENGTH_Y_HEADROOM = 15.0, 1.0
 
 
 def plot_length_curves(length_arms_of: dict[str, list[Arm]]):
     """Test top-1 of the scored network per epoch for each length a method was trained for (one panel per
     method, seed mean, shortest first): whether a longer run ends below a shorter one (decay) is seen at a
     glance. ``length_arms_of``: method -> its :func:`length_arms`; arms without runs are left out."""
-    from .figures import new_figure
+    from .figures import new_figure, seed_mean_curve
 
     fig, axes = new_figure(width=3.6 * len(length_arms_of), height=3.2, ncols=len(length_arms_of))
     for ax, (method, arms) in zip(axes, length_arms_of.items()):
@@ -165,7 +158,7 @@ def plot_length_curves(length_arms_of: dict[str, list[Arm]]):
             label = f"{arm.config.epochs} epochs ({len(arm.records)} seed{'s' if len(arm.records) > 1 else ''})"
             ax.plot(*zip(*points), style, color=method_color(method), marker=".", label=label)
         if finals:
-            ax.set_ylim(min(finals) - LENGTH_Y_SPAN, max(finals) + 1.0)
+            ax.set_ylim(min(finals) - LENGTH_Y_SPAN, max(finals) + LENGTH_Y_HEADROOM)
         ax.set_title(f"{method_label(method)} ({scored_network(method)} network)", fontsize=9)
         ax.set_xlabel("epoch")
         ax.legend(fontsize=7, loc="lower right")
