@@ -203,7 +203,9 @@ def own_questions(verdicts: list[dict]) -> list[str]:
         f"{v['claim']}: {verdict_word(v)} ({link(v)}; ours: {v['ours'] or '–'})." for v in own), ""]
     return lines + [f"```{{glue}} {EQUAL_COMPUTE_FIGURE}", f":doc: {OVERVIEW_PAGE}", "```", "",
                     "*Top-1 against the training compute of one run; dashed: Mixup and CutMix trained longer, to the "
-                    "compute of one AutoMix or AdAutoMix run (dotted).*", ""]
+                    "compute of one AutoMix or AdAutoMix run (dotted). The "
+                    f"[study overview]({OVERVIEW_PAGE}) sets the same pairs' ECE, FGSM error and corruption "
+                    "accuracy side by side.*", ""]
 
 
 def summary_markdown(notebook_paths: Iterable, results_root) -> str:

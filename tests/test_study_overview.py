@@ -168,3 +168,24 @@ def test_length_curves_draw_each_finished_length_of_a_baseline_with_its_seed_mea
         assert [line.get_ydata()[-1] for line in ax.lines] == finals  # each line ends at its seed mean
         assert ax.get_ylim()[0] == min(finals) - overview.LENGTH_Y_SPAN
     assert len(fig.axes[1].lines) == len(arms["cutmix"]) - 1
+
+
+def test_equal_compute_metrics_set_each_pair_side_by_side_and_bold_the_learned_methods_wins(tmp_path):
+    from landed_store import landed_store
+
+    assert overview.equal_compute_metrics_markdown([]) == "No equal-compute pair has runs on both sides yet."
+    landed_store(STORE, tmp_path / "results", [plans.study_plan()])
+    arms = overview.plan_arms(plans.get_plan("study"), tmp_path / "results")
+    rows = overview.equal_compute_metrics_markdown(arms).splitlines()[2:]
+    assert len(rows) == len(overview.equal_compute_pairs())
+    by_label = {a.label: a for a in arms}
+    learned, _, baseline_label = overview.equal_compute_pairs()[0]
+    a, b = by_label[overview.method_label(learned)], by_label[baseline_label]
+    cells = [c.strip() for c in rows[0].strip("|").split("|")]
+    assert cells[0].startswith(f"{a.label} ({len(a.records)} seeds) vs {baseline_label}")
+    for cell, (_, name, key) in zip(cells[1:], (("top-1", None, None), *overview.METRICS)):
+        mean_a = statistics.fmean(overview.arm_values(a, name, key))
+        mean_b = statistics.fmean(overview.arm_values(b, name, key))
+        assert cell.strip("*") == f"{mean_a:.2f} vs {mean_b:.2f} ({mean_a - mean_b:+.2f})"
+        learned_better = mean_a < mean_b if name in ("ece", "fgsm") else mean_a > mean_b
+        assert cell.startswith("**") == learned_better  # lower ECE and FGSM error are the better side

@@ -72,14 +72,21 @@ def mean_sd(values: list[float]) -> str:
     return f"{statistics.fmean(values):.2f}\u00a0±\u00a0{statistics.stdev(values):.2f}"
 
 
+def arm_values(arm: Arm, name: str | None, key: str | None) -> list[float]:
+    """The arm's per-seed values of an evaluation of its scored network (``name`` None: its top-1)."""
+    scored = scored_network(arm.method)
+    if name is None:
+        return [run_top1(r, scored) for r in arm.records]
+    return [run_evaluation(r, name, key, scored) for r in arm.records if name in r.evaluations.get(scored, {})]
+
+
 def arm_row(arm: Arm) -> list:
     rs = arm.records
     scored = scored_network(arm.method)
     top1 = {net: mean_sd([run_top1(r, net) for r in rs]) for net in ("online", "ema")}
     row = [arm.label, f"{len(rs)}/{arm.planned}",
            *(f"**{text}**" if net == scored and rs else text for net, text in top1.items())]
-    row += [mean_sd([run_evaluation(r, name, key, scored) for r in rs if name in r.evaluations.get(scored, {})])
-            for _, name, key in METRICS]
+    row += [mean_sd(arm_values(arm, name, key)) for _, name, key in METRICS]
     hours = sum(float(r.summary.get("wall_time_s", 0.0)) for r in rs) / 3600
     return row + [f"{hours / len(rs):.2f}" if rs else "–"]
 
@@ -313,6 +320,32 @@ def equal_compute_text(arms: list[Arm]) -> str:
     text = {a.label: seed_stats(a.records, a.method).text() for a in arms if a.label in wanted and a.records}
     return "; ".join(f"{method_label(learned)} {text[method_label(learned)]} vs {label} {text[label]}"
                      for learned, _, label in pairs if method_label(learned) in text and label in text)
+
+
+LOWER_IS_BETTER = ("ece", "fgsm")  # evaluations where less is better (calibration error, attack success)
+
+
+def equal_compute_metrics_markdown(arms: list[Arm]) -> str:
+    """One row per equal-compute pair with runs on both sides: the learned method's and the baseline's mean
+    top-1, ECE, FGSM error and corruption top-1 (scored networks) and their difference, in bold where the
+    learned method is the better one: whether what it loses in accuracy at equal compute buys robustness."""
+    by_label = {a.label: a for a in arms if a.records}
+    metrics = (("top-1", None, None), *METRICS)
+    rows = []
+    for learned, _, baseline_label in equal_compute_pairs():
+        a, b = by_label.get(method_label(learned)), by_label.get(baseline_label)
+        if a is None or b is None:
+            continue
+        cells = []
+        for _, name, key in metrics:
+            mean_a, mean_b = statistics.fmean(arm_values(a, name, key)), statistics.fmean(arm_values(b, name, key))
+            better = (mean_a < mean_b) if name in LOWER_IS_BETTER else (mean_a > mean_b)
+            text = f"{mean_a:.2f} vs {mean_b:.2f} ({mean_a - mean_b:+.2f})"
+            cells.append(f"**{text}**" if better else text)
+        rows.append([f"{a.label} ({len(a.records)} seeds) vs {b.label} ({len(b.records)})", *cells])
+    if not rows:
+        return "No equal-compute pair has runs on both sides yet."
+    return markdown_table(["learned vs baseline, same compute", *[column for column, _, _ in metrics]], rows)
 
 
 POOLED_METRICS = (("top-1 (scored network)", None, None), *METRICS, ("mixed-sample top-1", "mixed_accuracy", "top1"))
