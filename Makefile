@@ -55,7 +55,8 @@ clean-book:
 # (PyMaxflow wheel, data archive, code revision); carry `.gpu-carry` and run `make gpu-study`
 # there (OUT set by the machine; PLAN names the sweep plan, WORKERS its processes).
 # `make gpu-study-dry` runs the same script on this CPU with tiny settings (20 s deadline).
-PLAN     ?= study
+# The study plan is trained on the CPU; a GPU's minutes go to the pages plan.
+PLAN     ?= pages
 WORKERS  ?=
 DRY_OUT  ?= runs/scratch/gpu-study-dry
 STUDY_ARGS = --plan $(PLAN) $(if $(WORKERS),--workers $(WORKERS))
