@@ -189,3 +189,23 @@ def test_equal_compute_metrics_set_each_pair_side_by_side_and_bold_the_learned_m
         assert cell.strip("*") == f"{mean_a:.2f} vs {mean_b:.2f} ({mean_a - mean_b:+.2f})"
         learned_better = mean_a < mean_b if name in ("ece", "fgsm") else mean_a > mean_b
         assert cell.startswith("**") == learned_better  # lower ECE and FGSM error are the better side
+
+
+def test_length_calibration_rows_give_each_finished_length_its_ece_and_signed_gap(tmp_path):
+    from landed_store import landed_store
+
+    from mixrepro.study.scores import confidence_gap
+
+    assert overview.length_calibration_markdown({}) == "No method of the study has runs of several lengths yet."
+    landed_store(STORE, tmp_path / "results", [plans.study_plan()])
+    lengths = overview.baseline_lengths(tmp_path / "results")
+    assert list(lengths) == list(plans.EQUAL_COMPUTE["baselines"])
+    assert all(a.config.epochs == overview.BUDGET_EPOCHS for a in (arms[0] for arms in lengths.values()))
+    rows = overview.length_calibration_markdown(lengths).splitlines()[2:]
+    assert len(rows) == sum(len(arms) for arms in lengths.values())
+    longest = lengths["cutmix"][-1]
+    (record,) = longest.records
+    row = next(r for r in rows if r.startswith(f"| CutMix, {longest.config.epochs} epochs |"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[1:] == ["1", f"{record.evaluations['online']['ece']['ece_percent_15bins']:.2f}",
+                         f"{confidence_gap(record.evaluations['online']['ece']):.2f}"]

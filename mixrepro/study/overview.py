@@ -15,7 +15,7 @@ from .collect import PendingRuns, has_evaluations
 from .display import markdown_table
 from .facts import method_color, method_label, scored_network
 from .pooled import PoolMember, usable_pool_beside
-from .scores import SCORED_TOP1, run_evaluation, run_top1, scored_top1
+from .scores import SCORED_TOP1, confidence_gap, run_evaluation, run_top1, scored_top1
 
 BUDGET_EPOCHS = BUDGETS.get("cpu").overrides["epochs"]  # the study's length: its plans train at budget cpu
 METRICS = (  # (column, evaluation, key); all on the scored network (short headers: the page explains them)
@@ -137,6 +137,14 @@ def length_arms(method: str, results_root) -> list[Arm]:
     from ..plans import get_plan
 
     return lengths_among(plan_arms(get_plan("study"), results_root), method)
+
+
+def baseline_lengths(results_root) -> dict[str, list[Arm]]:
+    """Each equal-compute baseline (``plans.EQUAL_COMPUTE``) -> its :func:`length_arms`, the study's store read once."""
+    from ..plans import EQUAL_COMPUTE, get_plan
+
+    arms = plan_arms(get_plan("study"), results_root)
+    return {method: lengths_among(arms, method) for method in EQUAL_COMPUTE["baselines"]}
 
 
 def lengths_among(arms: list[Arm], method: str) -> list[Arm]:
@@ -320,6 +328,22 @@ def equal_compute_text(arms: list[Arm]) -> str:
     text = {a.label: seed_stats(a.records, a.method).text() for a in arms if a.label in wanted and a.records}
     return "; ".join(f"{method_label(learned)} {text[method_label(learned)]} vs {label} {text[label]}"
                      for learned, _, label in pairs if method_label(learned) in text and label in text)
+
+
+def length_calibration_markdown(length_arms_of: dict[str, list[Arm]]) -> str:
+    """One row per finished length of each method (``method -> length_arms``): ECE (15 bins) and mean confidence
+    minus accuracy (points, 10 bins) of the scored network, mean ± sd over seeds: whether a calibration verdict
+    judged at the budget's length keeps its sign when the same method trains longer."""
+    rows = []
+    for method, arms in length_arms_of.items():
+        scored = scored_network(method)
+        for arm in (a for a in arms if a.records):
+            gaps = [confidence_gap(r.evaluations[scored]["ece"]) for r in arm.records]
+            rows.append([f"{method_label(method)}, {arm.config.epochs} epochs", str(len(arm.records)),
+                         mean_sd(arm_values(arm, "ece", "ece_percent_15bins")), mean_sd(gaps)])
+    if not rows:
+        return "No method of the study has runs of several lengths yet."
+    return markdown_table(["arm", "seeds", "ECE % (15 bins)", "confidence − accuracy (points)"], rows)
 
 
 LOWER_IS_BETTER = ("ece", "fgsm")  # evaluations where less is better (calibration error, attack success)
